@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+export const ErrorEnvelope = z
+  .object({
+    error: z.object({
+      message: z.string(),
+      type: z.string(),
+      param: z.string().nullable(),
+      code: z.string().nullable(),
+    }),
+  })
+  .meta({ id: 'ErrorEnvelope' });
+export type ErrorEnvelope = z.infer<typeof ErrorEnvelope>;
+
+/** Query strings arrive as text; `limit` is coerced but never silently clamped. */
+export const ListQuery = z
+  .object({
+    limit: z.coerce
+      .number({ error: 'limit must be an integer between 1 and 100' })
+      .int('limit must be an integer between 1 and 100')
+      .min(1, 'limit must be an integer between 1 and 100')
+      .max(100, 'limit must be an integer between 1 and 100')
+      .default(20),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    after: z.string().min(1).max(128).optional(),
+  })
+  .strict();
+export type ListQuery = z.infer<typeof ListQuery>;
+
+export const listOf = <T extends z.ZodType>(item: T, id: string) =>
+  z
+    .object({
+      object: z.literal('list'),
+      data: z.array(item),
+      first_id: z.string().nullable(),
+      last_id: z.string().nullable(),
+      has_more: z.boolean(),
+    })
+    .meta({ id });
+
+export const Deleted = <O extends string>(object: O, id: string) =>
+  z.object({ id: z.string(), object: z.literal(object), deleted: z.literal(true) }).meta({ id });

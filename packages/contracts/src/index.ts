@@ -1,0 +1,14 @@
+export { ErrorEnvelope, ListQuery, listOf, Deleted } from './common.js';
+export {
+  MEMORY_LIMITS,
+  MemoryLimit,
+  DomainSecret,
+  NetworkPolicyParam,
+  SkillParam,
+  createContainerBody,
+  ContainerResource,
+  ContainerList,
+  ContainerDeleted,
+  ListContainersQuery,
+} from './containers.js';
+export type { CreateContainerBody, CreateContainerLimits } from './containers.js';

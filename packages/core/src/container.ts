@@ -1,0 +1,56 @@
+import type { MemoryLimit } from '@berth/contracts';
+
+export type { MemoryLimit };
+
+/**
+ * `creating` and `deleting` are internal, never shown: a row is visible from the moment its
+ * sandbox runs until its delete begins. `failed` is a sandbox that vanished or died under a
+ * live row (removed by hand, host rebooted, OOM-killed init): the row says so instead of lying.
+ */
+export type ContainerStatus = 'creating' | 'running' | 'expired' | 'deleting' | 'failed';
+
+export type NetworkPolicy =
+  | { type: 'disabled' }
+  | {
+      type: 'allowlist';
+      allowedDomains: string[];
+      domainSecrets?: { domain: string; name: string; value: string }[];
+    };
+
+export interface ContainerRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  /** Unix seconds; equal to the time encoded in the id. */
+  createdAt: number;
+  status: ContainerStatus;
+  lastActiveAt: Date;
+  expiresAfterMinutes: number;
+  memoryLimit: MemoryLimit;
+  networkPolicy: NetworkPolicy;
+  /** Why the container is `failed`, for operators. */
+  statusReason: string | null;
+}
+
+const GIB = 1024 ** 3;
+export const memoryLimitBytes = (limit: MemoryLimit): number =>
+  Number.parseInt(limit, 10) * GIB;
+
+/** When a container stops being usable: `expires_after` anchored on `last_active_at`. */
+export const expiresAt = (c: Pick<ContainerRecord, 'lastActiveAt' | 'expiresAfterMinutes'>): Date =>
+  new Date(c.lastActiveAt.getTime() + c.expiresAfterMinutes * 60_000);
+
+export const isExpiredAt = (
+  c: Pick<ContainerRecord, 'lastActiveAt' | 'expiresAfterMinutes'>,
+  now: Date,
+): boolean => now.getTime() >= expiresAt(c).getTime();
+
+/**
+ * The status a client sees. A running container whose deadline has passed is expired at once,
+ * even before the reaper has removed its sandbox.
+ */
+export function visibleStatus(c: ContainerRecord, now: Date): 'running' | 'expired' | 'failed' {
+  if (c.status === 'expired') return 'expired';
+  if (c.status === 'failed') return 'failed';
+  return isExpiredAt(c, now) ? 'expired' : 'running';
+}

@@ -1,0 +1,34 @@
+export {
+  BerthError,
+  InvalidRequestError,
+  AuthenticationError,
+  NotFoundError,
+  ContainerExpiredError,
+  PayloadTooLargeError,
+  RateLimitError,
+  QuotaExceededError,
+  UnavailableError,
+  SandboxGoneError,
+  isBerthError,
+} from './errors.js';
+export type { ErrorType, BerthErrorOptions } from './errors.js';
+export { systemClock, ManualClock, unixSeconds } from './clock.js';
+export type { Clock } from './clock.js';
+export { newId, isId, idCreatedAt } from './ids.js';
+export type { IdKind } from './ids.js';
+export { memoryLimitBytes, expiresAt, isExpiredAt, visibleStatus } from './container.js';
+export type { ContainerRecord, ContainerStatus, NetworkPolicy, MemoryLimit } from './container.js';
+export type { Page, PageRequest } from './pagination.js';
+export type { ContainerStore, ContainerListFilter, InsertOutcome } from './ports/container-store.js';
+export type {
+  SandboxRuntime,
+  SandboxSpec,
+  SandboxState,
+  ManagedSandbox,
+} from './ports/sandbox-runtime.js';
+export type { ApiKeyStore, ApiKeyRecord } from './ports/api-key-store.js';
+export { generateApiKey, hashApiKey, Authenticator } from './api-keys.js';
+export { ContainersService } from './use-cases/containers-service.js';
+export type { CreateContainerInput, ContainersServiceOptions } from './use-cases/containers-service.js';
+export { Reconciler } from './use-cases/reconciler.js';
+export type { ReconcileReport, ReconcilerOptions } from './use-cases/reconciler.js';

@@ -1,0 +1,37 @@
+import express from 'express';
+import type { Logger } from 'pino';
+import type { Authenticator, Clock, ContainersService } from '@berth/core';
+import type { CreateContainerLimits } from '@berth/contracts';
+import { accessLog, authenticate, requestId } from './http/request-context.js';
+import { errorHandler, notFoundRoute } from './http/errors.js';
+import { containerRoutes } from './routes/containers.js';
+import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+
+export interface AppDependencies {
+  logger: Logger;
+  clock: Clock;
+  authenticator: Authenticator;
+  containers: ContainersService;
+  readiness: Record<string, ReadinessCheck>;
+  limits: CreateContainerLimits & { maxJsonBytes: number };
+}
+
+/** The HTTP app, with every dependency passed in; main.ts is the only place that builds them. */
+export function createApp(deps: AppDependencies): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(requestId, accessLog(deps.logger));
+  app.use(healthRoutes(deps.readiness));
+
+  const v1 = express.Router();
+  v1.use(authenticate(deps.authenticator));
+  v1.use(express.json({ limit: deps.limits.maxJsonBytes, type: ['application/json', 'application/*+json'] }));
+  v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
+  app.use('/v1', v1);
+
+  app.use(notFoundRoute);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

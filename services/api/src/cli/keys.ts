@@ -1,0 +1,66 @@
+/**
+ * API keys: `pnpm keys create <project> [--name NAME]`, `pnpm keys list`,
+ * `pnpm keys revoke <key id>`. Uses the same configuration as the service (DATABASE_URL, or
+ * the local development Postgres). A key is printed once, at creation; only its hash is stored.
+ */
+import { generateApiKey } from '@berth/core';
+import { createPool, migrate, PgApiKeyStore } from '@berth/db';
+import { ensureDevPostgres } from '@berth/sandbox-docker';
+import { loadConfig } from '../config.js';
+
+const usage = 'usage: pnpm keys create <project> [--name NAME] | list | revoke <key id>';
+
+async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || !['create', 'list', 'revoke'].includes(command)) {
+    console.error(usage);
+    return 2;
+  }
+  const config = loadConfig();
+  const url =
+    config.DATABASE_URL ??
+    (await ensureDevPostgres({ socketPath: config.BERTH_DOCKER_SOCKET, image: config.BERTH_POSTGRES_IMAGE, name: config.BERTH_DEV_POSTGRES_NAME }));
+  const pool = createPool(url, { max: 2, applicationName: 'berth-keys' });
+  try {
+    await migrate(pool);
+    const keys = new PgApiKeyStore(pool);
+    if (command === 'create') {
+      const project = rest[0];
+      if (!project || project.startsWith('--')) {
+        console.error(usage);
+        return 2;
+      }
+      const nameAt = rest.indexOf('--name');
+      const name = nameAt >= 0 ? (rest[nameAt + 1] ?? 'key') : 'key';
+      const projectId = await keys.ensureProject(project);
+      const { key, prefix, hash } = generateApiKey();
+      const record = await keys.create({ projectId, name, prefix, hash });
+      console.log(JSON.stringify({ id: record.id, project, project_id: projectId, name, key }, null, 2));
+      console.error('Store this key now: it is not shown again.');
+    } else if (command === 'list') {
+      for (const k of await keys.list()) {
+        console.log(`${k.id}\t${k.projectId}\t${k.prefix}…\t${k.name}\t${k.createdAt.toISOString()}\t${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active'}`);
+      }
+    } else {
+      const id = rest[0];
+      if (!id) {
+        console.error(usage);
+        return 2;
+      }
+      const revoked = await keys.revoke(id);
+      console.log(revoked ? `revoked ${id}` : `no active key ${id}`);
+      return revoked ? 0 : 1;
+    }
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error((error as Error).message);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,81 @@
+import { z } from 'zod';
+
+const int = (fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+/**
+ * Every setting of the service, parsed once at start. Adapters never read process.env; they get
+ * their slice of this object. The README's configuration table mirrors it.
+ */
+export const ConfigSchema = z
+  .object({
+    /** `production` refuses test-only switches. */
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    /** Address and port the HTTP server binds. 0 picks a free port. */
+    HOST: z.string().default('127.0.0.1'),
+    PORT: int(8080, 0, 65535),
+    /** Postgres. Unset: the start command runs a labelled local Postgres container and uses it. */
+    DATABASE_URL: z.string().url().optional(),
+    /** Pool size per process. */
+    DATABASE_POOL_MAX: int(20, 1, 500),
+    /** Image for the local Postgres started when DATABASE_URL is unset. */
+    BERTH_POSTGRES_IMAGE: z.string().default('postgres:15-bookworm'),
+    /** Name of that container; its data lives in the volume `<name>-data`. */
+    BERTH_DEV_POSTGRES_NAME: z.string().default('berth-dev-postgres'),
+    /** A key accepted without a database row, for the quick start (≥ 20 characters). */
+    BERTH_BOOTSTRAP_API_KEY: z.string().min(20, 'BERTH_BOOTSTRAP_API_KEY must be at least 20 characters').optional(),
+    /** The project the bootstrap key belongs to (created if missing). */
+    BERTH_BOOTSTRAP_PROJECT: z.string().min(1).default('default'),
+    /** Docker Engine socket. */
+    BERTH_DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
+    /** Label value that separates this deployment's sandboxes from any other on the daemon. */
+    BERTH_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/).default('default'),
+    /** The image every sandbox runs. */
+    BERTH_SANDBOX_IMAGE: z.string().default('berth/sandbox:latest'),
+    /** OCI runtime for sandboxes (e.g. `runsc` for gVisor); unset = the daemon's default. */
+    BERTH_SANDBOX_RUNTIME: z.string().optional(),
+    /** Processes per sandbox: a fork bomb stops here. */
+    BERTH_SANDBOX_PIDS_LIMIT: int(512, 16, 65536),
+    /** CPUs per sandbox (fractions allowed). */
+    BERTH_SANDBOX_CPUS: z.coerce.number().positive().max(256).default(1),
+    /** Open files per process in a sandbox. */
+    BERTH_SANDBOX_NOFILE: int(4096, 64, 1_048_576),
+    /** Size of /tmp (tmpfs, counts against the memory limit). */
+    BERTH_SANDBOX_TMP_MB: int(256, 16, 65536),
+    /** Size cap of /mnt/data (tmpfs, counts against the memory limit). */
+    BERTH_SANDBOX_DATA_MB: int(1024, 16, 1_048_576),
+    /** Largest `expires_after.minutes` accepted (upstream: 20). */
+    BERTH_MAX_EXPIRY_MINUTES: int(1440, 1, 525_600),
+    /** Live containers one project may hold; past it, create answers 429. */
+    BERTH_MAX_CONTAINERS_PER_PROJECT: int(50, 1, 100_000),
+    /** Largest JSON request body. */
+    BERTH_MAX_JSON_BYTES: int(1_048_576, 1024, 64 * 1_048_576),
+    /** How long a `creating` row may be in flight before reconcile treats it as abandoned. */
+    BERTH_CREATING_GRACE_SECONDS: int(300, 10, 86_400),
+    /** Cron expression (node-cron, seconds field allowed) for reconciliation. */
+    BERTH_RECONCILE_CRON: z.string().default('*/60 * * * * *'),
+    /** pino level. */
+    BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** How long SIGTERM waits for in-flight requests before closing anyway. */
+    BERTH_SHUTDOWN_TIMEOUT_MS: int(15_000, 0, 600_000),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production' && !c.DATABASE_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_URL'],
+        message: 'DATABASE_URL is required in production (the local Postgres is for development only)',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+  throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+}

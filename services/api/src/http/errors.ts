@@ -1,0 +1,58 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { BerthError, NotFoundError, InvalidRequestError, PayloadTooLargeError } from '@berth/core';
+import type { Logger } from 'pino';
+
+/** Body-parser and multer errors carry these; map them to the client's mistake they are. */
+function fromParserError(error: unknown): BerthError | null {
+  const e = error as { type?: string; status?: number; code?: string };
+  if (e?.type === 'entity.parse.failed') {
+    return new InvalidRequestError(
+      'We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json.',
+    );
+  }
+  if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE') {
+    return new PayloadTooLargeError('Request body too large.');
+  }
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
+    return new InvalidRequestError('Unsupported request body encoding.');
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.type) {
+    return new InvalidRequestError('Malformed request body.');
+  }
+  return null;
+}
+
+export const notFoundRoute: RequestHandler = (req, _res, next) => {
+  next(new NotFoundError(`Invalid URL (${req.method} ${req.path})`));
+};
+
+/** The one place errors become responses, always in OpenAI's envelope. */
+export const errorHandler =
+  (logger: Logger): ErrorRequestHandler =>
+  (error, req, res, next) => {
+    if (res.headersSent) {
+      logger.warn({ err: error, requestId: req.id }, 'error after response started');
+      res.destroy();
+      return;
+    }
+    const known = error instanceof BerthError ? error : fromParserError(error);
+    if (known) {
+      const log = known.status >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
+      log({ requestId: req.id, status: known.status, code: known.code, cause: known.cause ?? undefined, msg: known.message }, 'request failed');
+      if (known.retryAfter !== undefined) res.setHeader('Retry-After', String(known.retryAfter));
+      res.status(known.status).json({
+        error: { message: known.message, type: known.type, param: known.param, code: known.code },
+      });
+      return;
+    }
+    logger.error({ err: error, requestId: req.id }, 'unhandled error');
+    res.status(500).json({
+      error: {
+        message: 'The server had an error while processing your request. Sorry about that!',
+        type: 'server_error',
+        param: null,
+        code: null,
+      },
+    });
+    void next;
+  };

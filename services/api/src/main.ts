@@ -1,0 +1,154 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Server } from 'node:http';
+import cron from 'node-cron';
+import pino from 'pino';
+import { Authenticator, ContainersService, Reconciler, systemClock } from '@berth/core';
+import { createPool, migrate, PgApiKeyStore, PgContainerStore } from '@berth/db';
+import { DockerSandboxRuntime, ensureDevPostgres } from '@berth/sandbox-docker';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+
+/** Connects, retrying while a just-started Postgres comes up. */
+type Pool = ReturnType<typeof createPool>;
+
+async function connectDatabase(url: string, config: Config, log: pino.Logger): Promise<Pool> {
+  const pool = createPool(url, { max: config.DATABASE_POOL_MAX, applicationName: 'berth-api' });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await pool.query('select 1');
+      return pool;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      log.info({ err: (error as Error).message }, 'waiting for Postgres');
+      await sleep(500);
+    }
+  }
+}
+
+export async function main(config: Config): Promise<{ close: () => Promise<void>; url: string }> {
+  const logger = pino({ level: config.BERTH_LOG_LEVEL, base: { service: 'berth-api' } });
+  const clock = systemClock;
+
+  const databaseUrl =
+    config.DATABASE_URL ??
+    (await ensureDevPostgres({
+      socketPath: config.BERTH_DOCKER_SOCKET,
+      image: config.BERTH_POSTGRES_IMAGE,
+      name: config.BERTH_DEV_POSTGRES_NAME,
+      log: (msg) => logger.info(msg),
+    }));
+  const pool = await connectDatabase(databaseUrl, config, logger);
+  await migrate(pool, { log: (msg: string) => logger.info(msg) });
+
+  const runtime = new DockerSandboxRuntime({
+    socketPath: config.BERTH_DOCKER_SOCKET,
+    image: config.BERTH_SANDBOX_IMAGE,
+    instance: config.BERTH_INSTANCE,
+    pidsLimit: config.BERTH_SANDBOX_PIDS_LIMIT,
+    nanoCpus: Math.round(config.BERTH_SANDBOX_CPUS * 1e9),
+    nofile: config.BERTH_SANDBOX_NOFILE,
+    tmpSizeBytes: config.BERTH_SANDBOX_TMP_MB * 1024 * 1024,
+    dataSizeBytes: config.BERTH_SANDBOX_DATA_MB * 1024 * 1024,
+    user: '1000:1000',
+    ...(config.BERTH_SANDBOX_RUNTIME ? { runtime: config.BERTH_SANDBOX_RUNTIME } : {}),
+  });
+  const store = new PgContainerStore(pool);
+  const keys = new PgApiKeyStore(pool);
+
+  const bootstrap = config.BERTH_BOOTSTRAP_API_KEY
+    ? { key: config.BERTH_BOOTSTRAP_API_KEY, projectId: await keys.ensureProject(config.BERTH_BOOTSTRAP_PROJECT) }
+    : null;
+  const containers = new ContainersService({
+    store,
+    runtime,
+    clock,
+    maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+    onCleanupError: (err, id) => logger.warn({ err, containerId: id }, 'cleanup after a failed create failed; reconcile will finish it'),
+  });
+  const reconciler = new Reconciler({ store, runtime, clock, creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000 });
+
+  let reconciling: Promise<void> | null = null;
+  const reconcile = (): Promise<void> =>
+    (reconciling ??= reconciler
+      .run()
+      .then((report) => logger.info({ report }, 'reconciled'))
+      .catch((err: unknown) => logger.warn({ err }, 'reconcile failed; next run retries'))
+      .finally(() => {
+        reconciling = null;
+      }));
+  await reconcile();
+  const reconcileTask = cron.schedule(config.BERTH_RECONCILE_CRON, () => void reconcile(), { noOverlap: true });
+
+  const app = createApp({
+    logger,
+    clock,
+    authenticator: new Authenticator(keys, bootstrap),
+    containers,
+    readiness: {
+      postgres: async () => {
+        await pool.query('select 1');
+      },
+      docker: () => runtime.ping(),
+    },
+    limits: {
+      maxExpiryMinutes: config.BERTH_MAX_EXPIRY_MINUTES,
+      maxFileIds: 100,
+      maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
+    },
+  });
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(config.PORT, config.HOST, () => resolve(s)).once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  logger.info({ url, bootstrapKey: bootstrap !== null }, `berth listening on ${url}`);
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      logger.info('shutting down: no new requests; waiting for in-flight ones');
+      await reconcileTask.stop();
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), config.BERTH_SHUTDOWN_TIMEOUT_MS);
+      await drained;
+      clearTimeout(timer);
+      await reconciling;
+      await pool.end();
+      logger.info('shut down');
+    })());
+  return { close, url };
+}
+
+const isEntryPoint = import.meta.url === `file://${process.argv[1]}`;
+if (isEntryPoint) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  main(config).then(
+    ({ close }) => {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(signal, () => {
+          close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        });
+      }
+    },
+    (error: unknown) => {
+      process.stderr.write(`berth failed to start: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

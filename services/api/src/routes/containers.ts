@@ -1,0 +1,111 @@
+import { Router } from 'express';
+import {
+  createContainerBody,
+  ListContainersQuery,
+  type ContainerResource,
+  type CreateContainerLimits,
+  type NetworkPolicyParam,
+} from '@berth/contracts';
+import {
+  InvalidRequestError,
+  unixSeconds,
+  visibleStatus,
+  type Clock,
+  type ContainerRecord,
+  type ContainersService,
+  type NetworkPolicy,
+} from '@berth/core';
+import { parseOrThrow } from '../http/validate.js';
+
+export function toContainerResource(c: ContainerRecord, now: Date): ContainerResource {
+  return {
+    id: c.id,
+    object: 'container',
+    name: c.name,
+    created_at: c.createdAt,
+    status: visibleStatus(c, now),
+    last_active_at: unixSeconds(c.lastActiveAt),
+    expires_after: { anchor: 'last_active_at', minutes: c.expiresAfterMinutes },
+    memory_limit: c.memoryLimit,
+    // domain_secrets are never echoed.
+    network_policy:
+      c.networkPolicy.type === 'allowlist'
+        ? { type: 'allowlist', allowed_domains: c.networkPolicy.allowedDomains }
+        : { type: 'disabled' },
+  };
+}
+
+function toNetworkPolicy(p: NetworkPolicyParam): NetworkPolicy {
+  if (p.type === 'disabled') return { type: 'disabled' };
+  return {
+    type: 'allowlist',
+    allowedDomains: p.allowed_domains,
+    ...(p.domain_secrets ? { domainSecrets: p.domain_secrets } : {}),
+  };
+}
+
+export interface ContainerRoutesOptions {
+  containers: ContainersService;
+  clock: Clock;
+  limits: CreateContainerLimits;
+}
+
+export function containerRoutes({ containers, clock, limits }: ContainerRoutesOptions): Router {
+  const router = Router();
+  const CreateBody = createContainerBody(limits);
+
+  router.post('/containers', async (req, res) => {
+    const body = parseOrThrow(CreateBody, req.body ?? {});
+    if (body.network_policy.type === 'allowlist') {
+      throw new InvalidRequestError(
+        "network_policy 'allowlist' is not available on this server yet: its egress enforcement has not shipped. Use {\"type\": \"disabled\"}.",
+        { param: 'network_policy.type', code: 'unsupported_network_policy' },
+      );
+    }
+    if (body.file_ids?.length) {
+      throw new InvalidRequestError('file_ids are not supported on this server yet.', {
+        param: 'file_ids',
+        code: 'unsupported_parameter',
+      });
+    }
+    if (body.skills?.length) {
+      throw new InvalidRequestError('skills are not supported on this server yet.', {
+        param: 'skills',
+        code: 'unsupported_parameter',
+      });
+    }
+    const record = await containers.create(req.projectId, {
+      name: body.name,
+      expiresAfterMinutes: body.expires_after.minutes,
+      memoryLimit: body.memory_limit,
+      networkPolicy: toNetworkPolicy(body.network_policy),
+    });
+    res.json(toContainerResource(record, clock.now()));
+  });
+
+  router.get('/containers', async (req, res) => {
+    const query = parseOrThrow(ListContainersQuery, req.query);
+    const page = await containers.list(req.projectId, query);
+    const now = clock.now();
+    const data = page.items.map((c) => toContainerResource(c, now));
+    res.json({
+      object: 'list',
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: page.hasMore,
+    });
+  });
+
+  router.get('/containers/:id', async (req, res) => {
+    const record = await containers.get(req.projectId, req.params.id);
+    res.json(toContainerResource(record, clock.now()));
+  });
+
+  router.delete('/containers/:id', async (req, res) => {
+    await containers.delete(req.projectId, req.params.id);
+    res.json({ id: req.params.id, object: 'container.deleted', deleted: true });
+  });
+
+  return router;
+}
