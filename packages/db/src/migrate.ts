@@ -1,0 +1,79 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+// One lock for every runner, held per transaction: concurrent runners take turns.
+const LOCK_KEY = 0x6265_7274; // "bert"
+
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
+  return Promise.all(
+    files.map(async (file) => ({
+      id: Number(file.slice(0, 4)),
+      name: file.slice(5, -4),
+      sql: await readFile(`${dir}${file}`, 'utf8'),
+    })),
+  );
+}
+
+export class SchemaTooNewError extends Error {}
+
+/**
+ * Applies numbered, forward-only migrations, each in its own transaction. Each transaction first
+ * takes a transaction-level advisory lock and re-checks what is applied, so two runners at once
+ * apply every migration exactly once.
+ */
+export async function migrate(
+  pool: pg.Pool,
+  options: { log?: (message: string) => void; migrations?: Migration[] } = {},
+): Promise<number[]> {
+  const migrations = options.migrations ?? (await loadMigrations());
+  const known = new Set(migrations.map((m) => m.id));
+  const applied: number[] = [];
+  const client = await pool.connect();
+  try {
+    for (const migration of migrations) {
+      await client.query('begin');
+      try {
+        await client.query('select pg_advisory_xact_lock($1)', [LOCK_KEY]);
+        await client.query(`create table if not exists berth_migrations (
+          id integer primary key, name text not null, applied_at timestamptz not null default now())`);
+        const { rows } = await client.query<{ id: number }>('select id from berth_migrations');
+        const done = new Set(rows.map((r) => r.id));
+        const unknown = [...done].filter((id) => !known.has(id));
+        if (unknown.length > 0) {
+          throw new SchemaTooNewError(
+            `The database has migration(s) ${unknown.join(', ')} that this version does not know: it is newer than this code. Deploy the newer version.`,
+          );
+        }
+        if (done.has(migration.id)) {
+          await client.query('commit');
+          continue;
+        }
+        await client.query('insert into berth_migrations (id, name) values ($1, $2)', [
+          migration.id,
+          migration.name,
+        ]);
+        await client.query(migration.sql);
+        await client.query('commit');
+        applied.push(migration.id);
+        options.log?.(
+          `applied migration ${String(migration.id).padStart(4, '0')}_${migration.name}`,
+        );
+      } catch (error) {
+        await client.query('rollback').catch(() => {});
+        throw error;
+      }
+    }
+    return applied;
+  } finally {
+    client.release();
+  }
+}
