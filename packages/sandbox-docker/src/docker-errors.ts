@@ -1,0 +1,35 @@
+import { UnavailableError } from '@berth/core';
+
+interface DockerishError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  reason?: string;
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'EPIPE',
+  'ECONNRESET',
+  'EACCES',
+  'ETIMEDOUT',
+]);
+
+export const statusOf = (error: unknown): number | undefined =>
+  (error as DockerishError | null)?.statusCode;
+
+/** The engine can't be reached (socket missing, refused, reset): a 503 for clients, not a bug. */
+export function isUnreachable(error: unknown): boolean {
+  const e = error as DockerishError | null;
+  if (!e) return false;
+  if (e.code && CONNECTION_CODES.has(e.code)) return true;
+  return /socket hang up|connect ENOENT|Cannot connect to the Docker daemon/i.test(e.message ?? '');
+}
+
+/** Translates at the edge, keeping the cause; anything not about reachability is rethrown as is. */
+export function translateDockerError(error: unknown): unknown {
+  if (isUnreachable(error))
+    return new UnavailableError('Docker engine unavailable. Please retry.', { cause: error });
+  return error;
+}
