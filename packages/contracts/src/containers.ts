@@ -110,5 +110,7 @@ export type ContainerResource = z.infer<typeof ContainerResource>;
 export const ContainerList = listOf(ContainerResource, 'ContainerListResource');
 export const ContainerDeleted = Deleted('container.deleted', 'ContainerDeletedResource');
 
-export const ListContainersQuery = ListQuery.extend({ name: z.string().min(1).max(256).optional() });
+export const ListContainersQuery = ListQuery.extend({
+  name: z.string().min(1).max(256).optional(),
+});
 export type ListContainersQuery = z.infer<typeof ListContainersQuery>;

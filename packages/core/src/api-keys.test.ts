@@ -18,15 +18,27 @@ function storeWith(keys: Map<string, string>): ApiKeyStore {
 describe('Authenticator', () => {
   const stored = generateApiKey();
   const store = storeWith(new Map([[stored.hash.toString('hex'), 'proj_a']]));
-  const auth = new Authenticator(store, { key: 'bootstrap-key-long-enough-0001', projectId: 'proj_boot' });
+  const auth = new Authenticator(store, {
+    key: 'bootstrap-key-long-enough-0001',
+    projectId: 'proj_boot',
+  });
 
   it('resolves a stored key and the bootstrap key to their projects', async () => {
     await expect(auth.authenticate(`Bearer ${stored.key}`)).resolves.toBe('proj_a');
-    await expect(auth.authenticate('Bearer bootstrap-key-long-enough-0001')).resolves.toBe('proj_boot');
+    await expect(auth.authenticate('Bearer bootstrap-key-long-enough-0001')).resolves.toBe(
+      'proj_boot',
+    );
   });
 
   it('rejects missing, malformed and unknown keys with invalid_api_key', async () => {
-    for (const header of [undefined, '', 'Basic abc', 'Bearer', `Bearer ${stored.key}x`, 'bootstrap-key-long-enough-0001']) {
+    for (const header of [
+      undefined,
+      '',
+      'Basic abc',
+      'Bearer',
+      `Bearer ${stored.key}x`,
+      'bootstrap-key-long-enough-0001',
+    ]) {
       const error = await auth.authenticate(header).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(AuthenticationError);
       expect((error as AuthenticationError).code).toBe('invalid_api_key');

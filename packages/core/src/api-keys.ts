@@ -10,7 +10,8 @@ export function generateApiKey(): { key: string; prefix: string; hash: Buffer } 
   return { key, prefix: key.slice(0, KEY_PREFIX.length + 6), hash: hashApiKey(key) };
 }
 
-export const hashApiKey = (key: string): Buffer => createHash('sha256').update(key, 'utf8').digest();
+export const hashApiKey = (key: string): Buffer =>
+  createHash('sha256').update(key, 'utf8').digest();
 
 /**
  * Resolves a bearer token to its project. The lookup is by hash, so timing reveals nothing about

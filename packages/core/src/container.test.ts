@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.js';
-import { expiresAt, isExpiredAt, memoryLimitBytes, visibleStatus, type ContainerRecord } from './container.js';
+import {
+  expiresAt,
+  isExpiredAt,
+  memoryLimitBytes,
+  visibleStatus,
+  type ContainerRecord,
+} from './container.js';
 
 const base = (over: Partial<ContainerRecord> = {}): ContainerRecord => ({
   id: 'cntr_x',

@@ -33,8 +33,7 @@ export interface ContainerRecord {
 }
 
 const GIB = 1024 ** 3;
-export const memoryLimitBytes = (limit: MemoryLimit): number =>
-  Number.parseInt(limit, 10) * GIB;
+export const memoryLimitBytes = (limit: MemoryLimit): number => Number.parseInt(limit, 10) * GIB;
 
 /** When a container stops being usable: `expires_after` anchored on `last_active_at`. */
 export const expiresAt = (c: Pick<ContainerRecord, 'lastActiveAt' | 'expiresAfterMinutes'>): Date =>

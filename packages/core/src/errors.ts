@@ -4,10 +4,7 @@
  * answers a plain 500.
  */
 export type ErrorType =
-  | 'invalid_request_error'
-  | 'rate_limit_exceeded'
-  | 'insufficient_quota'
-  | 'server_error';
+  'invalid_request_error' | 'rate_limit_exceeded' | 'insufficient_quota' | 'server_error';
 
 export interface BerthErrorOptions {
   param?: string | null;
@@ -87,7 +84,10 @@ export class UnavailableError extends BerthError {
 
 /** The sandbox behind a live row no longer exists in Docker. */
 export class SandboxGoneError extends Error {
-  constructor(readonly sandboxRef: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly sandboxRef: string,
+    options?: { cause?: unknown },
+  ) {
     super(`sandbox ${sandboxRef} is gone`, options);
     this.name = 'SandboxGoneError';
   }

@@ -22,7 +22,14 @@ describe('ids', () => {
   it('reject anything not well-formed', () => {
     const good = newId('container', 100);
     expect(isId('container', good)).toBe(true);
-    for (const bad of [good.toUpperCase(), good.slice(0, -1), `${good}0`, good.replace('cntr_', 'cfile'), 'cntr_../../etc', '']) {
+    for (const bad of [
+      good.toUpperCase(),
+      good.slice(0, -1),
+      `${good}0`,
+      good.replace('cntr_', 'cfile'),
+      'cntr_../../etc',
+      '',
+    ]) {
       expect(isId('container', bad)).toBe(false);
     }
     expect(() => idCreatedAt('container', 'cntr_zz')).toThrow(TypeError);

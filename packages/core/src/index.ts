@@ -19,7 +19,11 @@ export type { IdKind } from './ids.js';
 export { memoryLimitBytes, expiresAt, isExpiredAt, visibleStatus } from './container.js';
 export type { ContainerRecord, ContainerStatus, NetworkPolicy, MemoryLimit } from './container.js';
 export type { Page, PageRequest } from './pagination.js';
-export type { ContainerStore, ContainerListFilter, InsertOutcome } from './ports/container-store.js';
+export type {
+  ContainerStore,
+  ContainerListFilter,
+  InsertOutcome,
+} from './ports/container-store.js';
 export type {
   SandboxRuntime,
   SandboxSpec,
@@ -29,6 +33,18 @@ export type {
 export type { ApiKeyStore, ApiKeyRecord } from './ports/api-key-store.js';
 export { generateApiKey, hashApiKey, Authenticator } from './api-keys.js';
 export { ContainersService } from './use-cases/containers-service.js';
-export type { CreateContainerInput, ContainersServiceOptions } from './use-cases/containers-service.js';
+export type {
+  CreateContainerInput,
+  ContainersServiceOptions,
+} from './use-cases/containers-service.js';
 export { Reconciler } from './use-cases/reconciler.js';
 export type { ReconcileReport, ReconcilerOptions } from './use-cases/reconciler.js';
+export type {
+  SandboxExecutor,
+  ExecRequest,
+  ExecResult,
+  OutputStream,
+} from './ports/sandbox-executor.js';
+export type { ExpiryStore } from './ports/expiry-store.js';
+export { Reaper } from './use-cases/reaper.js';
+export type { ReaperOptions, ReapReport } from './use-cases/reaper.js';

@@ -11,7 +11,12 @@ export interface ApiKeyRecord {
 export interface ApiKeyStore {
   /** The project id for a key's sha256 hash, if the key exists and is not revoked. */
   findProjectByHash(hash: Buffer): Promise<string | null>;
-  create(input: { projectId: string; name: string; prefix: string; hash: Buffer }): Promise<ApiKeyRecord>;
+  create(input: {
+    projectId: string;
+    name: string;
+    prefix: string;
+    hash: Buffer;
+  }): Promise<ApiKeyRecord>;
   list(projectId?: string): Promise<ApiKeyRecord[]>;
   revoke(id: string): Promise<boolean>;
   /** Creates the project if missing; returns its id. */

@@ -1,0 +1,36 @@
+/** Running a command inside a sandbox, in the domain's words. */
+export type OutputStream = 'stdout' | 'stderr';
+
+export interface ExecRequest {
+  containerId: string;
+  /** The program and its arguments (a string command arrives here as ['sh', '-c', command]). */
+  argv: string[];
+  env: Record<string, string>;
+  /** Absolute, already checked to be under /mnt/data. */
+  workdir: string;
+  stdin?: Buffer;
+  timeoutMs: number;
+  /** Per stream; bytes past it are read and dropped, never held. */
+  maxOutputBytes: number;
+  /** Aborting (e.g. the client went away) kills the command's whole process tree. */
+  signal?: AbortSignal;
+  /** Each chunk as it arrives, in order, before capping is applied to the result. */
+  onOutput?: (stream: OutputStream, chunk: Buffer) => void;
+}
+
+export interface ExecResult {
+  /** null when the command was killed before it could report one. */
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  timedOut: boolean;
+  /** The kernel killed a process of this command for exceeding the sandbox's memory limit. */
+  oomKilled: boolean;
+  durationMs: number;
+}
+
+export interface SandboxExecutor {
+  exec(request: ExecRequest): Promise<ExecResult>;
+}

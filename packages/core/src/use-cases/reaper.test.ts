@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../clock.js';
+import type { ContainerRecord } from '../container.js';
+import { isExpiredAt } from '../container.js';
+import type { ExpiryStore } from '../ports/expiry-store.js';
+import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import { Reaper } from './reaper.js';
+
+const record = (id: string, lastActiveAt: Date, minutes: number): ContainerRecord => ({
+  id,
+  projectId: 'p',
+  name: id,
+  createdAt: 0,
+  status: 'running',
+  lastActiveAt,
+  expiresAfterMinutes: minutes,
+  memoryLimit: '1g',
+  networkPolicy: { type: 'disabled' },
+  statusReason: null,
+});
+
+/** An in-memory ExpiryStore with the same contract as the Postgres one (one claim at a time per row). */
+function memoryStore(rows: ContainerRecord[]): ExpiryStore & { rows: ContainerRecord[] } {
+  const claimed = new Set<string>();
+  return {
+    rows,
+    async reapOne(now, exclude, work) {
+      const due = rows.find(
+        (r) =>
+          r.status === 'running' &&
+          !claimed.has(r.id) &&
+          !exclude.includes(r.id) &&
+          isExpiredAt(r, now),
+      );
+      if (!due) return null;
+      claimed.add(due.id);
+      try {
+        await work(due);
+        due.status = 'expired';
+        return due;
+      } finally {
+        claimed.delete(due.id);
+      }
+    },
+    async purge() {
+      return 0;
+    },
+  };
+}
+
+function runtime(failing = new Set<string>()): SandboxRuntime & { removed: string[] } {
+  const removed: string[] = [];
+  return {
+    removed,
+    create: async () => {},
+    remove: async (id) => {
+      if (failing.has(id)) throw new Error(`cannot remove ${id}`);
+      removed.push(id);
+    },
+    inspect: async () => null,
+    listManaged: async () => [],
+    ping: async () => {},
+  };
+}
+
+describe('Reaper', () => {
+  it('expires exactly the containers past their deadline, with no sleeping', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
+    const t = clock.now();
+    const store = memoryStore([
+      record('due-1m', new Date(t.getTime() - 60_000), 1),
+      record('not-yet', new Date(t.getTime() - 59_999), 1),
+      record('due-long', new Date(t.getTime() - 1440 * 60_000), 1440),
+      record('fresh', t, 20),
+    ]);
+    const rt = runtime();
+    const reaper = new Reaper({
+      store,
+      runtime: rt,
+      clock,
+      concurrency: 2,
+      maxPerTick: 100,
+      retentionMs: 0,
+    });
+    expect((await reaper.tick()).expired).toBe(2);
+    expect(rt.removed.sort()).toEqual(['due-1m', 'due-long']);
+    clock.advance(1);
+    expect((await reaper.tick()).expired).toBe(1);
+    expect(store.rows.find((r) => r.id === 'not-yet')?.status).toBe('expired');
+    expect(store.rows.find((r) => r.id === 'fresh')?.status).toBe('running');
+  });
+
+  it('keeps a container whose removal failed running, and retries it on the next tick', async () => {
+    const clock = new ManualClock();
+    const past = new Date(clock.now().getTime() - 120_000);
+    const store = memoryStore([record('stuck', past, 1), record('ok', past, 1)]);
+    const failing = new Set(['stuck']);
+    const errors: string[] = [];
+    const reaper = new Reaper({
+      store,
+      runtime: runtime(failing),
+      clock,
+      concurrency: 1,
+      maxPerTick: 10,
+      retentionMs: 0,
+      onError: (_e, id) => errors.push(id),
+    });
+    expect(await reaper.tick()).toMatchObject({ expired: 1, failed: 1 });
+    expect(errors).toEqual(['stuck']);
+    expect(store.rows.find((r) => r.id === 'stuck')?.status).toBe('running');
+    failing.clear();
+    expect(await reaper.tick()).toMatchObject({ expired: 1, failed: 0 });
+    expect(store.rows.every((r) => r.status === 'expired')).toBe(true);
+  });
+
+  it('stops claiming when aborted and bounds work per tick', async () => {
+    const clock = new ManualClock();
+    const past = new Date(clock.now().getTime() - 120_000);
+    const store = memoryStore(Array.from({ length: 10 }, (_, i) => record(`c${i}`, past, 1)));
+    const reaper = new Reaper({
+      store,
+      runtime: runtime(),
+      clock,
+      concurrency: 3,
+      maxPerTick: 4,
+      retentionMs: 0,
+    });
+    expect((await reaper.tick()).expired).toBe(4);
+    const controller = new AbortController();
+    controller.abort();
+    expect((await reaper.tick(controller.signal)).expired).toBe(0);
+  });
+});
