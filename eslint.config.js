@@ -14,7 +14,10 @@ export default tseslint.config(
   {
     languageOptions: { globals: { ...globals.node } },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'error',
     },
@@ -23,24 +26,60 @@ export default tseslint.config(
   {
     files: ['packages/contracts/**', 'packages/core/**'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [only('dockerode', 'packages/sandbox-docker'), only('pg', 'packages/db'), only('express', 'services/api'), only('multer', 'services/api')] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            only('dockerode', 'packages/sandbox-docker'),
+            only('pg', 'packages/db'),
+            only('express', 'services/api'),
+            only('multer', 'services/api'),
+          ],
+        },
+      ],
     },
   },
   {
     files: ['packages/db/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'packages/sandbox-docker'), only('express', 'services/api')] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [only('dockerode', 'packages/sandbox-docker'), only('express', 'services/api')] },
+      ],
+    },
   },
   {
     files: ['packages/sandbox-docker/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [only('pg', 'packages/db'), only('express', 'services/api')] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [only('pg', 'packages/db'), only('express', 'services/api')] },
+      ],
+    },
   },
   {
     files: ['services/api/src/**'],
-    ignores: ['services/api/src/main.ts', 'services/api/src/cli/**', 'services/api/src/**/*.test.ts', 'services/api/test/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'packages/sandbox-docker'), only('pg', 'packages/db')] }] },
+    ignores: [
+      'services/api/src/main.ts',
+      'services/api/src/cli/**',
+      'services/api/src/**/*.test.ts',
+      'services/api/test/**',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [only('dockerode', 'packages/sandbox-docker'), only('pg', 'packages/db')] },
+      ],
+    },
   },
   {
-    files: ['**/*.test.ts', 'packages/testkit/**', 'bench/**', 'infra/**', 'services/api/src/cli/**'],
+    files: [
+      '**/*.test.ts',
+      'packages/testkit/**',
+      'bench/**',
+      'infra/**',
+      'services/api/src/cli/**',
+    ],
     rules: { 'no-console': 'off' },
   },
 );

@@ -27,7 +27,12 @@ export function createApp(deps: AppDependencies): express.Express {
 
   const v1 = express.Router();
   v1.use(authenticate(deps.authenticator));
-  v1.use(express.json({ limit: deps.limits.maxJsonBytes, type: ['application/json', 'application/*+json'] }));
+  v1.use(
+    express.json({
+      limit: deps.limits.maxJsonBytes,
+      type: ['application/json', 'application/*+json'],
+    }),
+  );
   v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
   app.use('/v1', v1);
 

@@ -23,13 +23,19 @@ export const ConfigSchema = z
     /** Name of that container; its data lives in the volume `<name>-data`. */
     BERTH_DEV_POSTGRES_NAME: z.string().default('berth-dev-postgres'),
     /** A key accepted without a database row, for the quick start (≥ 20 characters). */
-    BERTH_BOOTSTRAP_API_KEY: z.string().min(20, 'BERTH_BOOTSTRAP_API_KEY must be at least 20 characters').optional(),
+    BERTH_BOOTSTRAP_API_KEY: z
+      .string()
+      .min(20, 'BERTH_BOOTSTRAP_API_KEY must be at least 20 characters')
+      .optional(),
     /** The project the bootstrap key belongs to (created if missing). */
     BERTH_BOOTSTRAP_PROJECT: z.string().min(1).default('default'),
     /** Docker Engine socket. */
     BERTH_DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
     /** Label value that separates this deployment's sandboxes from any other on the daemon. */
-    BERTH_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/).default('default'),
+    BERTH_INSTANCE: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/)
+      .default('default'),
     /** The image every sandbox runs. */
     BERTH_SANDBOX_IMAGE: z.string().default('berth/sandbox:latest'),
     /** OCI runtime for sandboxes (e.g. `runsc` for gVisor); unset = the daemon's default. */
@@ -52,10 +58,29 @@ export const ConfigSchema = z
     BERTH_MAX_JSON_BYTES: int(1_048_576, 1024, 64 * 1_048_576),
     /** How long a `creating` row may be in flight before reconcile treats it as abandoned. */
     BERTH_CREATING_GRACE_SECONDS: int(300, 10, 86_400),
+    /**
+     * What this process runs: `all` (HTTP API plus reaper and reconciler, the default), `api`
+     * (HTTP only; run a `reaper` process beside it), or `reaper` (reaper and reconciler only).
+     */
+    BERTH_ROLE: z.enum(['all', 'api', 'reaper']).default('all'),
+    /** Cron expression (node-cron, seconds field allowed) of the reaper's ticks. */
+    BERTH_REAPER_CRON: z.string().default('*/5 * * * * *'),
+    /** Sandbox removals the reaper runs at once. */
+    BERTH_REAPER_CONCURRENCY: int(4, 1, 64),
+    /** Most containers one reaper tick expires. */
+    BERTH_REAPER_MAX_PER_TICK: int(200, 1, 100_000),
+    /** How long expired and failed containers stay queryable before their rows are purged. */
+    BERTH_EXPIRED_RETENTION_HOURS: z.coerce
+      .number()
+      .min(0)
+      .max(24 * 365)
+      .default(24),
     /** Cron expression (node-cron, seconds field allowed) for reconciliation. */
     BERTH_RECONCILE_CRON: z.string().default('*/60 * * * * *'),
     /** pino level. */
-    BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    BERTH_LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     BERTH_SHUTDOWN_TIMEOUT_MS: int(15_000, 0, 600_000),
   })
@@ -64,7 +89,8 @@ export const ConfigSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['DATABASE_URL'],
-        message: 'DATABASE_URL is required in production (the local Postgres is for development only)',
+        message:
+          'DATABASE_URL is required in production (the local Postgres is for development only)',
       });
     }
   });

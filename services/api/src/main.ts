@@ -1,18 +1,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
-import cron from 'node-cron';
 import pino from 'pino';
-import { Authenticator, ContainersService, Reconciler, systemClock } from '@berth/core';
-import { createPool, migrate, PgApiKeyStore, PgContainerStore } from '@berth/db';
+import { Authenticator, ContainersService, Reaper, Reconciler, systemClock } from '@berth/core';
+import { createPool, migrate, PgApiKeyStore, PgContainerStore, PgExpiryStore } from '@berth/db';
 import { DockerSandboxRuntime, ensureDevPostgres } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
+import { startBackgroundJobs, type BackgroundJobs } from './background.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 
-/** Connects, retrying while a just-started Postgres comes up. */
 type Pool = ReturnType<typeof createPool>;
 
+/** Connects, retrying while a just-started Postgres comes up. */
 async function connectDatabase(url: string, config: Config, log: pino.Logger): Promise<Pool> {
-  const pool = createPool(url, { max: config.DATABASE_POOL_MAX, applicationName: 'berth-api' });
+  const pool = createPool(url, {
+    max: config.DATABASE_POOL_MAX,
+    applicationName: `berth-${config.BERTH_ROLE}`,
+  });
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
@@ -26,8 +29,19 @@ async function connectDatabase(url: string, config: Config, log: pino.Logger): P
   }
 }
 
-export async function main(config: Config): Promise<{ close: () => Promise<void>; url: string }> {
-  const logger = pino({ level: config.BERTH_LOG_LEVEL, base: { service: 'berth-api' } });
+export interface RunningService {
+  /** Where the HTTP API listens; null for the `reaper` role. */
+  url: string | null;
+  jobs: BackgroundJobs | null;
+  close(): Promise<void>;
+}
+
+/** The composition root: the only place adapters are built and wired together. */
+export async function main(config: Config): Promise<RunningService> {
+  const logger = pino({
+    level: config.BERTH_LOG_LEVEL,
+    base: { service: 'berth', role: config.BERTH_ROLE },
+  });
   const clock = systemClock;
 
   const databaseUrl =
@@ -54,73 +68,104 @@ export async function main(config: Config): Promise<{ close: () => Promise<void>
     ...(config.BERTH_SANDBOX_RUNTIME ? { runtime: config.BERTH_SANDBOX_RUNTIME } : {}),
   });
   const store = new PgContainerStore(pool);
-  const keys = new PgApiKeyStore(pool);
 
-  const bootstrap = config.BERTH_BOOTSTRAP_API_KEY
-    ? { key: config.BERTH_BOOTSTRAP_API_KEY, projectId: await keys.ensureProject(config.BERTH_BOOTSTRAP_PROJECT) }
-    : null;
-  const containers = new ContainersService({
-    store,
-    runtime,
-    clock,
-    maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
-    onCleanupError: (err, id) => logger.warn({ err, containerId: id }, 'cleanup after a failed create failed; reconcile will finish it'),
-  });
-  const reconciler = new Reconciler({ store, runtime, clock, creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000 });
+  let jobs: BackgroundJobs | null = null;
+  if (config.BERTH_ROLE !== 'api') {
+    const reconciler = new Reconciler({
+      store,
+      runtime,
+      clock,
+      creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000,
+    });
+    const reaper = new Reaper({
+      store: new PgExpiryStore(pool),
+      runtime,
+      clock,
+      concurrency: config.BERTH_REAPER_CONCURRENCY,
+      maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
+      retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
+      onReaped: (containerId, lagMs) => logger.info({ containerId, lagMs }, 'container expired'),
+      onError: (err, containerId) =>
+        logger.warn({ err, containerId }, 'removing an expired sandbox failed; retrying next tick'),
+    });
+    jobs = startBackgroundJobs({
+      reaper,
+      reconciler,
+      reaperCron: config.BERTH_REAPER_CRON,
+      reconcileCron: config.BERTH_RECONCILE_CRON,
+      logger,
+    });
+    await jobs.reconcile();
+  }
 
-  let reconciling: Promise<void> | null = null;
-  const reconcile = (): Promise<void> =>
-    (reconciling ??= reconciler
-      .run()
-      .then((report) => logger.info({ report }, 'reconciled'))
-      .catch((err: unknown) => logger.warn({ err }, 'reconcile failed; next run retries'))
-      .finally(() => {
-        reconciling = null;
-      }));
-  await reconcile();
-  const reconcileTask = cron.schedule(config.BERTH_RECONCILE_CRON, () => void reconcile(), { noOverlap: true });
-
-  const app = createApp({
-    logger,
-    clock,
-    authenticator: new Authenticator(keys, bootstrap),
-    containers,
-    readiness: {
-      postgres: async () => {
-        await pool.query('select 1');
+  let server: Server | null = null;
+  let url: string | null = null;
+  if (config.BERTH_ROLE !== 'reaper') {
+    const keys = new PgApiKeyStore(pool);
+    const bootstrap = config.BERTH_BOOTSTRAP_API_KEY
+      ? {
+          key: config.BERTH_BOOTSTRAP_API_KEY,
+          projectId: await keys.ensureProject(config.BERTH_BOOTSTRAP_PROJECT),
+        }
+      : null;
+    const containers = new ContainersService({
+      store,
+      runtime,
+      clock,
+      maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      onCleanupError: (err, id) =>
+        logger.warn(
+          { err, containerId: id },
+          'cleanup after a failed create failed; reconcile will finish it',
+        ),
+    });
+    const app = createApp({
+      logger,
+      clock,
+      authenticator: new Authenticator(keys, bootstrap),
+      containers,
+      readiness: {
+        postgres: async () => {
+          await pool.query('select 1');
+        },
+        docker: () => runtime.ping(),
       },
-      docker: () => runtime.ping(),
-    },
-    limits: {
-      maxExpiryMinutes: config.BERTH_MAX_EXPIRY_MINUTES,
-      maxFileIds: 100,
-      maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
-    },
-  });
-
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s)).once('error', reject);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.PORT;
-  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
-  logger.info({ url, bootstrapKey: bootstrap !== null }, `berth listening on ${url}`);
+      limits: {
+        maxExpiryMinutes: config.BERTH_MAX_EXPIRY_MINUTES,
+        maxFileIds: 100,
+        maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
+      },
+    });
+    const listening: Server = await new Promise((resolve, reject) => {
+      const s = app.listen(config.PORT, config.HOST, () => resolve(s)).once('error', reject);
+    });
+    server = listening;
+    const address = listening.address();
+    const port = typeof address === 'object' && address ? address.port : config.PORT;
+    url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+    logger.info({ url, bootstrapKey: bootstrap !== null }, `berth listening on ${url}`);
+  } else {
+    logger.info('berth reaper running');
+  }
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      logger.info('shutting down: no new requests; waiting for in-flight ones');
-      await reconcileTask.stop();
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), config.BERTH_SHUTDOWN_TIMEOUT_MS);
-      await drained;
+      logger.info('shutting down: no new requests or claims; finishing what is in flight');
+      const drained = server
+        ? new Promise<void>((resolve) => server.close(() => resolve()))
+        : Promise.resolve();
+      server?.closeIdleConnections();
+      const timer = setTimeout(
+        () => server?.closeAllConnections(),
+        config.BERTH_SHUTDOWN_TIMEOUT_MS,
+      );
+      await Promise.all([drained, jobs?.stop()]);
       clearTimeout(timer);
-      await reconciling;
       await pool.end();
       logger.info('shut down');
     })());
-  return { close, url };
+  return { url, jobs, close };
 }
 
 const isEntryPoint = import.meta.url === `file://${process.argv[1]}`;

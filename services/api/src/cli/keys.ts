@@ -19,7 +19,11 @@ async function run(argv: string[]): Promise<number> {
   const config = loadConfig();
   const url =
     config.DATABASE_URL ??
-    (await ensureDevPostgres({ socketPath: config.BERTH_DOCKER_SOCKET, image: config.BERTH_POSTGRES_IMAGE, name: config.BERTH_DEV_POSTGRES_NAME }));
+    (await ensureDevPostgres({
+      socketPath: config.BERTH_DOCKER_SOCKET,
+      image: config.BERTH_POSTGRES_IMAGE,
+      name: config.BERTH_DEV_POSTGRES_NAME,
+    }));
   const pool = createPool(url, { max: 2, applicationName: 'berth-keys' });
   try {
     await migrate(pool);
@@ -35,11 +39,15 @@ async function run(argv: string[]): Promise<number> {
       const projectId = await keys.ensureProject(project);
       const { key, prefix, hash } = generateApiKey();
       const record = await keys.create({ projectId, name, prefix, hash });
-      console.log(JSON.stringify({ id: record.id, project, project_id: projectId, name, key }, null, 2));
+      console.log(
+        JSON.stringify({ id: record.id, project, project_id: projectId, name, key }, null, 2),
+      );
       console.error('Store this key now: it is not shown again.');
     } else if (command === 'list') {
       for (const k of await keys.list()) {
-        console.log(`${k.id}\t${k.projectId}\t${k.prefix}…\t${k.name}\t${k.createdAt.toISOString()}\t${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active'}`);
+        console.log(
+          `${k.id}\t${k.projectId}\t${k.prefix}…\t${k.name}\t${k.createdAt.toISOString()}\t${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active'}`,
+        );
       }
     } else {
       const id = rest[0];

@@ -38,7 +38,16 @@ export const errorHandler =
     const known = error instanceof BerthError ? error : fromParserError(error);
     if (known) {
       const log = known.status >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
-      log({ requestId: req.id, status: known.status, code: known.code, cause: known.cause ?? undefined, msg: known.message }, 'request failed');
+      log(
+        {
+          requestId: req.id,
+          status: known.status,
+          code: known.code,
+          cause: known.cause ?? undefined,
+          msg: known.message,
+        },
+        'request failed',
+      );
       if (known.retryAfter !== undefined) res.setHeader('Retry-After', String(known.retryAfter));
       res.status(known.status).json({
         error: { message: known.message, type: known.type, param: known.param, code: known.code },

@@ -47,11 +47,8 @@ export const accessLog =
 export const authenticate =
   (authenticator: Authenticator): RequestHandler =>
   (req, _res, next) => {
-    authenticator.authenticate(req.header('authorization')).then(
-      (projectId) => {
-        req.projectId = projectId;
-        next();
-      },
-      next,
-    );
+    authenticator.authenticate(req.header('authorization')).then((projectId) => {
+      req.projectId = projectId;
+      next();
+    }, next);
   };

@@ -58,7 +58,7 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
     const body = parseOrThrow(CreateBody, req.body ?? {});
     if (body.network_policy.type === 'allowlist') {
       throw new InvalidRequestError(
-        "network_policy 'allowlist' is not available on this server yet: its egress enforcement has not shipped. Use {\"type\": \"disabled\"}.",
+        'network_policy \'allowlist\' is not available on this server yet: its egress enforcement has not shipped. Use {"type": "disabled"}.',
         { param: 'network_policy.type', code: 'unsupported_network_policy' },
       );
     }

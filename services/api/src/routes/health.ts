@@ -35,7 +35,9 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>): Router {
       }),
     );
     const ready = entries.every(([, r]) => r.status === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ok' : 'unavailable', checks: Object.fromEntries(entries) });
+    res
+      .status(ready ? 200 : 503)
+      .json({ status: ready ? 'ok' : 'unavailable', checks: Object.fromEntries(entries) });
   });
   return router;
 }

@@ -1,0 +1,81 @@
+import Dockerode from 'dockerode';
+import { newId } from '@berth/core';
+import { sandboxImage } from '@berth/testkit';
+import { percentile, time, type BenchBerth, type Row } from './harness.js';
+
+const docker = new Dockerode();
+
+/** Create latency over HTTP beside a bare dockerode create+start of the same image. */
+export async function benchCreate(berth: BenchBerth, runs = 20): Promise<Row[]> {
+  const http: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const [ms, res] = await time(() =>
+      berth.api('/v1/containers', { method: 'POST', body: JSON.stringify({ name: `bench-${i}` }) }),
+    );
+    const body = (await res.json()) as { id: string };
+    if (res.status !== 200) throw new Error(`create failed: ${JSON.stringify(body)}`);
+    http.push(ms);
+    await berth.api(`/v1/containers/${body.id}`, { method: 'DELETE' });
+
+    const [bareMs, container] = await time(async () => {
+      const c = await docker.createContainer({
+        Image: sandboxImage(),
+        Labels: { 'org.berth.bench': 'true' },
+        HostConfig: { NetworkMode: 'none', Memory: 1024 ** 3, MemorySwap: 1024 ** 3 },
+      });
+      await c.start();
+      return c;
+    });
+    bare.push(bareMs);
+    await container.remove({ force: true });
+  }
+  const rows: Row[] = [];
+  for (const p of [50, 95]) {
+    const h = percentile(http, p);
+    const b = percentile(bare, p);
+    rows.push({ name: `create p${p}: POST /v1/containers`, value: h, unit: 'ms' });
+    rows.push({ name: `create p${p}: bare dockerode create+start`, value: b, unit: 'ms' });
+    rows.push({ name: `create p${p}: ratio http/bare`, value: h / b, unit: 'x' });
+  }
+  return rows;
+}
+
+/** List latency for the first page and for a page 40,000 rows deep into 50,000. */
+export async function benchList(berth: BenchBerth, total = 50_000, runs = 50): Promise<Row[]> {
+  const {
+    rows: [project],
+  } = await berth.pool.query<{ id: string }>("select id from projects where name = 'default'");
+  if (!project) throw new Error('no default project');
+  const base = Math.floor(Date.now() / 1000) - total;
+  const ids = Array.from({ length: total }, (_, i) => newId('container', base + Math.floor(i / 3)));
+  await berth.pool.query(
+    `insert into containers (id, project_id, name, created_at, status, last_active_at, expires_after_minutes, memory_limit, network_policy)
+     select id, $2, 'bench', ('x' || substr(id, 6, 8))::bit(32)::bigint, 'expired', now(), 20, '1g', '{"type":"disabled"}'
+     from unnest($1::text[]) as id`,
+    [ids, project.id],
+  );
+  await berth.pool.query('analyze containers');
+  const sorted = [...ids].sort((a, b) =>
+    a.slice(5, 13) === b.slice(5, 13) ? (a < b ? -1 : 1) : a.slice(5, 13) < b.slice(5, 13) ? -1 : 1,
+  );
+  const deepAfter = sorted[total - 40_000]!; // desc order: 40,000 rows in
+  const measure = async (path: string) => {
+    const samples: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const [ms, res] = await time(() => berth.api(path));
+      if (res.status !== 200) throw new Error(`list failed: ${res.status}`);
+      await res.arrayBuffer();
+      samples.push(ms);
+    }
+    return samples;
+  };
+  const first = await measure('/v1/containers?limit=20');
+  const deep = await measure(`/v1/containers?limit=20&after=${deepAfter}`);
+  return [
+    { name: `list p50: first page of ${total}`, value: percentile(first, 50), unit: 'ms' },
+    { name: `list p95: first page of ${total}`, value: percentile(first, 95), unit: 'ms' },
+    { name: `list p50: page 40,000 rows deep`, value: percentile(deep, 50), unit: 'ms' },
+    { name: `list p95: page 40,000 rows deep`, value: percentile(deep, 95), unit: 'ms' },
+  ];
+}

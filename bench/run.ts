@@ -1,0 +1,32 @@
+/**
+ * `pnpm bench`: measures what the issues ask for and prints one table. Numbers go into the
+ * issue notes; no test asserts on time.
+ */
+import { benchCreate, benchList } from './containers.js';
+import { startBenchBerth, type Row } from './harness.js';
+
+process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+
+async function run(): Promise<void> {
+  const rows: Row[] = [];
+  const berth = await startBenchBerth();
+  try {
+    rows.push(...(await benchCreate(berth)));
+    rows.push(...(await benchList(berth)));
+  } finally {
+    await berth.close();
+  }
+  const width = Math.max(...rows.map((r) => r.name.length));
+  console.log(`${'measurement'.padEnd(width)}  ${'value'.padStart(10)}  unit`);
+  for (const r of rows) {
+    const value = r.unit === 'x' ? r.value.toFixed(2) : r.value.toFixed(1);
+    console.log(
+      `${r.name.padEnd(width)}  ${value.padStart(10)}  ${r.unit}${r.note ? `  (${r.note})` : ''}`,
+    );
+  }
+}
+
+run().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import OpenAI from 'openai';
+import type { Pool } from '@berth/db';
+import { createTestDatabase, sandboxImage } from '@berth/testkit';
+import { DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
+import { loadConfig } from '../src/config.js';
+import { main } from '../src/main.js';
+
+export interface RunningBerth {
+  url: string;
+  apiKey: string;
+  /** The official SDK, pointed at this instance. Retries off so errors surface as thrown. */
+  client: OpenAI;
+  /** The sandbox label instance this Berth uses; nothing else on the daemon carries it. */
+  instance: string;
+  databaseUrl: string;
+  /** The test database, for arranging rows (e.g. moving last_active_at into the past). */
+  pool: Pool;
+  /** Run the reaper or the reconciler now instead of waiting for cron. */
+  jobs: NonNullable<Awaited<ReturnType<typeof main>>['jobs']>;
+  /** Sees only this instance's sandboxes. */
+  runtime: DockerSandboxRuntime;
+  /** fetch against this instance with the bootstrap key. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  /** A second project with its own key, for isolation tests. */
+  newProjectClient(): Promise<{ client: OpenAI; apiKey: string }>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Boots the real service (main.ts, the composition root) on a free port, against its own
+ * database cloned from the migrated template and its own sandbox label instance. Disposal shuts
+ * it down, removes every sandbox of that instance, and fails if any remained.
+ */
+export async function startBerth(env: Record<string, string> = {}): Promise<RunningBerth> {
+  const db = await createTestDatabase();
+  const instance = `t${randomBytes(5).toString('hex')}`;
+  const apiKey = `sk-test-${randomBytes(16).toString('hex')}`;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    PORT: '0',
+    BERTH_INSTANCE: instance,
+    BERTH_BOOTSTRAP_API_KEY: apiKey,
+    BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
+    BERTH_SANDBOX_IMAGE: sandboxImage(),
+    ...env,
+  });
+  const app = await main(config);
+  const url = app.url ?? '';
+  const runtime = new DockerSandboxRuntime({
+    ...defaultSandboxLimits,
+    image: sandboxImage(),
+    instance,
+  });
+  const clientFor = (key: string) =>
+    new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 });
+
+  return {
+    url,
+    apiKey,
+    client: clientFor(apiKey),
+    instance,
+    databaseUrl: db.url,
+    pool: db.pool,
+    jobs: app.jobs!,
+    runtime,
+    api: (path, init = {}) =>
+      fetch(`${url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${apiKey}`, ...(init.headers ?? {}) },
+      }),
+    async newProjectClient() {
+      const { generateApiKey } = await import('@berth/core');
+      const { PgApiKeyStore } = await import('@berth/db');
+      const keys = new PgApiKeyStore(db.pool);
+      const projectId = await keys.ensureProject(`p-${randomBytes(4).toString('hex')}`);
+      const key = generateApiKey();
+      await keys.create({ projectId, name: 'test', prefix: key.prefix, hash: key.hash });
+      return { client: clientFor(key.key), apiKey: key.key };
+    },
+    async [Symbol.asyncDispose]() {
+      await app.close();
+      const left = await runtime.listManaged();
+      await Promise.all(left.map((s) => runtime.remove(s.containerId)));
+      await db[Symbol.asyncDispose]();
+      if ((await runtime.listManaged()).length > 0)
+        throw new Error(`sandboxes of ${instance} remain`);
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { NotFoundError } from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dockerExec, inspectSandbox, removeSandboxByHand } from '@berth/testkit';
+import { startBerth, type RunningBerth } from './fixtures.js';
+
+const disposers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (disposers.length) await disposers.pop()!();
+});
+async function berthWith(env: Record<string, string> = {}): Promise<RunningBerth> {
+  const berth = await startBerth(env);
+  disposers.push(() => berth[Symbol.asyncDispose]());
+  return berth;
+}
+
+/** Moves a container's last activity into the past, as if `minutes` had gone by. */
+async function age(berth: RunningBerth, ids: string[], minutes: number): Promise<void> {
+  await berth.pool.query(
+    `update containers set last_active_at = last_active_at - $2 * interval '1 minute' where id = any($1)`,
+    [ids, minutes],
+  );
+}
+
+describe('expiry', () => {
+  it('removes the sandbox of an expired container and keeps the row queryable as expired', async () => {
+    const berth = await berthWith();
+    const keep = await berth.client.containers.create({
+      name: 'keep',
+      expires_after: { anchor: 'last_active_at', minutes: 5 },
+    });
+    const doomed = await berth.client.containers.create({
+      name: 'doomed',
+      expires_after: { anchor: 'last_active_at', minutes: 1 },
+    });
+    await age(berth, [doomed.id, keep.id], 2);
+
+    // Past its deadline it reads as expired at once, before the reaper has run.
+    expect((await berth.client.containers.retrieve(doomed.id)).status).toBe('expired');
+    await berth.jobs.reap();
+
+    expect(await inspectSandbox(doomed.id)).toBeNull();
+    expect(await inspectSandbox(keep.id)).not.toBeNull();
+    const got = await berth.client.containers.retrieve(doomed.id);
+    expect(got.status).toBe('expired');
+    const listed = await berth.client.containers.list({ limit: 100 });
+    expect(listed.data.find((c) => c.id === doomed.id)?.status).toBe('expired');
+    expect(listed.data.find((c) => c.id === keep.id)?.status).toBe('running');
+    // Retrieve and list are not activity: it stays expired and its last_active_at did not move.
+    expect(got.last_active_at).toBe(doomed.last_active_at - 120);
+  });
+
+  it('purges expired rows after the retention period; their ids then answer 404', async () => {
+    const berth = await berthWith({ BERTH_EXPIRED_RETENTION_HOURS: '0' });
+    const c = await berth.client.containers.create({
+      name: 'short',
+      expires_after: { anchor: 'last_active_at', minutes: 1 },
+    });
+    await age(berth, [c.id], 2);
+    await berth.jobs.reap(); // expires it
+    await berth.pool.query(
+      `update containers set updated_at = now() - interval '1 second' where id = $1`,
+      [c.id],
+    );
+    await berth.jobs.reap(); // purges it
+    await expect(berth.client.containers.retrieve(c.id)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('reports a sandbox removed by hand as failed, and refuses to use it', async () => {
+    const berth = await berthWith();
+    const c = await berth.client.containers.create({ name: 'vanishing' });
+    await removeSandboxByHand(c.id);
+    await berth.jobs.reconcile();
+    expect((await berth.client.containers.retrieve(c.id)).status).toBe('failed');
+  });
+
+  it('reports a sandbox whose init was stopped (as after a daemon restart) as failed', async () => {
+    const berth = await berthWith();
+    const c = await berth.client.containers.create({ name: 'stopped' });
+    // Code in the sandbox can stop its own sandbox (init runs as the sandbox user): only itself is hurt.
+    await dockerExec(c.id, ['sh', '-c', 'kill -TERM 1']).catch(() => {});
+    for (let i = 0; i < 50 && (await inspectSandbox(c.id))?.State.Running; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await inspectSandbox(c.id))?.State.Running).toBe(false);
+    await berth.jobs.reconcile();
+    expect((await berth.client.containers.retrieve(c.id)).status).toBe('failed');
+    expect(await inspectSandbox(c.id)).toBeNull();
+    await berth.client.containers.delete(c.id);
+    await expect(berth.client.containers.retrieve(c.id)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('removes a labelled orphan the running service finds at reconcile', async () => {
+    const berth = await berthWith();
+    const orphanId = 'cntr_' + 'a'.repeat(48);
+    await berth.runtime.create({
+      containerId: orphanId,
+      projectId: 'nobody',
+      memoryLimitBytes: 1024 ** 3,
+      network: { type: 'disabled' },
+    });
+    await berth.jobs.reconcile();
+    expect(await inspectSandbox(orphanId)).toBeNull();
+  });
+});
+
+describe('two reaper processes on one database', () => {
+  it('remove each of 50 expired sandboxes exactly once, then shut down cleanly on SIGTERM', async () => {
+    const berth = await berthWith({ BERTH_ROLE: 'api' });
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i += 10) {
+      const batch = await Promise.all(
+        Array.from({ length: 10 }, (_, j) =>
+          berth.client.containers.create({
+            name: `r${i + j}`,
+            expires_after: { anchor: 'last_active_at', minutes: 1 },
+          }),
+        ),
+      );
+      ids.push(...batch.map((c) => c.id));
+    }
+    await age(berth, ids, 2);
+
+    const reaped = new Map<string, number>();
+    const start = (): ChildProcess => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'services/api/src/main.ts'], {
+        cwd: new URL('../../../', import.meta.url).pathname,
+        env: {
+          ...process.env,
+          NODE_ENV: 'test',
+          BERTH_ROLE: 'reaper',
+          DATABASE_URL: berth.databaseUrl,
+          BERTH_INSTANCE: berth.instance,
+          BERTH_REAPER_CRON: '* * * * * *',
+          BERTH_REAPER_CONCURRENCY: '4',
+          BERTH_LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        const entry = JSON.parse(line) as { msg?: string; containerId?: string };
+        if (entry.msg === 'container expired' && entry.containerId) {
+          reaped.set(entry.containerId, (reaped.get(entry.containerId) ?? 0) + 1);
+        }
+      });
+      return child;
+    };
+    const children = [start(), start()];
+    const exits = children.map(
+      (c) => new Promise<number | null>((resolve) => c.once('exit', resolve)),
+    );
+    disposers.push(async () => {
+      for (const c of children) c.kill('SIGKILL');
+    });
+
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      const { rows } = await berth.pool.query(
+        `select count(*)::int as n from containers where status = 'expired'`,
+      );
+      if (rows[0].n === 50) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    for (const c of children) c.kill('SIGTERM');
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+
+    expect(reaped.size).toBe(50);
+    expect([...reaped.values()].every((n) => n === 1)).toBe(true);
+    expect(new Set(reaped.keys())).toEqual(new Set(ids));
+    for (const id of ids) expect(await inspectSandbox(id)).toBeNull();
+  }, 180_000);
+});

@@ -1,0 +1,108 @@
+import { BadRequestError } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBerth, type RunningBerth } from './fixtures.js';
+
+let berth: RunningBerth;
+const created: { id: string; name: string; created_at: number }[] = [];
+
+beforeAll(async () => {
+  berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '60' });
+  // 45 real sandboxes, a few at a time; names alternate so the filter has something to do.
+  for (let i = 0; i < 45; i += 5) {
+    const batch = await Promise.all(
+      Array.from({ length: 5 }, (_, j) =>
+        berth.client.containers.create({ name: (i + j) % 3 === 0 ? 'fizz' : `box-${i + j}` }),
+      ),
+    );
+    created.push(...batch);
+  }
+}, 240_000);
+afterAll(async () => {
+  await berth?.[Symbol.asyncDispose]();
+});
+
+/** The order the API promises: created_at, then id. */
+const expected = (order: 'asc' | 'desc', items = created) => {
+  const sorted = [...items].sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
+  return (order === 'asc' ? sorted : sorted.reverse()).map((c) => c.id);
+};
+
+describe('GET /v1/containers', () => {
+  it.each(['asc', 'desc'] as const)(
+    'auto-paginates 45 containers with limit 10 in %s order',
+    async (order) => {
+      const seen: string[] = [];
+      let pages = 0;
+      const first = await berth.client.containers.list({ limit: 10, order });
+      for await (const page of first.iterPages()) {
+        pages += 1;
+        seen.push(...page.data.map((c) => c.id));
+      }
+      expect(seen).toEqual(expected(order));
+      expect(pages).toBe(5);
+    },
+  );
+
+  it('gives exact first_id, last_id and has_more on the wire', async () => {
+    const ids = expected('desc');
+    const first = await (await berth.api('/v1/containers?limit=10')).json();
+    expect(first).toMatchObject({
+      object: 'list',
+      first_id: ids[0],
+      last_id: ids[9],
+      has_more: true,
+    });
+    const last = await (await berth.api(`/v1/containers?limit=5&after=${ids[39]}`)).json();
+    expect(last).toMatchObject({ first_id: ids[40], last_id: ids[44], has_more: false });
+    expect(last.data).toHaveLength(5);
+    const empty = await (await berth.api(`/v1/containers?after=${ids[44]}`)).json();
+    expect(empty).toEqual({
+      object: 'list',
+      data: [],
+      first_id: null,
+      last_id: null,
+      has_more: false,
+    });
+  });
+
+  it('filters by exact name', async () => {
+    const fizz = created.filter((c) => c.name === 'fizz');
+    const got: string[] = [];
+    for await (const c of berth.client.containers.list({ name: 'fizz', limit: 4, order: 'asc' }))
+      got.push(c.id);
+    expect(got).toEqual(expected('asc', fizz));
+    expect((await berth.client.containers.list({ name: 'fiz' })).data).toEqual([]);
+  });
+
+  it('keeps paging correctly when the after-row is deleted between pages', async () => {
+    const ids = expected('asc');
+    const page1 = await berth.client.containers.list({ limit: 10, order: 'asc' });
+    const afterId = page1.data.at(-1)!.id;
+    await berth.client.containers.delete(afterId);
+    created.splice(
+      created.findIndex((c) => c.id === afterId),
+      1,
+    );
+    const page2 = await berth.client.containers.list({ limit: 10, order: 'asc', after: afterId });
+    expect(page2.data.map((c) => c.id)).toEqual(ids.slice(10, 20));
+  });
+
+  it.each([
+    ['limit=0', 'limit'],
+    ['limit=101', 'limit'],
+    ['limit=abc', 'limit'],
+    ['order=sideways', 'order'],
+    ['after=not-an-id', 'after'],
+    ['colour=blue', 'colour'],
+  ])('rejects %s with param %s', async (query, param) => {
+    const res = await berth.api(`/v1/containers?${query}`);
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', param });
+  });
+
+  it('surfaces query errors as BadRequestError through the SDK', async () => {
+    await expect(berth.client.containers.list({ limit: 1000 })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+  });
+});
