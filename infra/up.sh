@@ -27,4 +27,5 @@ if [[ -z "${BERTH_BOOTSTRAP_API_KEY:-}" ]]; then
   echo "up: bootstrap API key (kept in .berth/bootstrap-api-key): $BERTH_BOOTSTRAP_API_KEY"
 fi
 
-exec pnpm --silent start
+# node runs the service itself (not through pnpm), so SIGTERM reaches it and its exit code is ours.
+exec node --import tsx services/api/src/main.ts
