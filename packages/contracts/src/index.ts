@@ -12,3 +12,5 @@ export {
   ListContainersQuery,
 } from './containers.js';
 export type { CreateContainerBody, CreateContainerLimits } from './containers.js';
+export { execBody, ExecResource } from './exec.js';
+export type { ExecBody, ExecLimits } from './exec.js';

@@ -48,3 +48,8 @@ export type {
 export type { ExpiryStore } from './ports/expiry-store.js';
 export { Reaper } from './use-cases/reaper.js';
 export type { ReaperOptions, ReapReport } from './use-cases/reaper.js';
+export { resolveDataPath, DATA_ROOT } from './paths.js';
+export { encodeOutput, trimIncompleteUtf8 } from './output.js';
+export type { Encoded } from './output.js';
+export { ExecService } from './use-cases/exec-service.js';
+export type { ExecInput, ExecOutcome, ExecServiceOptions } from './use-cases/exec-service.js';

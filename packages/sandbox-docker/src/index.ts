@@ -3,3 +3,5 @@ export type { DockerSandboxRuntimeOptions, SandboxLimits } from './docker-sandbo
 export { LABELS, sandboxName } from './labels.js';
 export { ensureDevPostgres } from './dev-postgres.js';
 export type { DevPostgresOptions } from './dev-postgres.js';
+export { DockerSandboxExecutor, EXEC_MARKER } from './docker-executor.js';
+export type { DockerSandboxExecutorOptions } from './docker-executor.js';

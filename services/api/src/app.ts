@@ -1,10 +1,11 @@
 import express from 'express';
 import type { Logger } from 'pino';
-import type { Authenticator, Clock, ContainersService } from '@berth/core';
-import type { CreateContainerLimits } from '@berth/contracts';
+import type { Authenticator, Clock, ContainersService, ExecService } from '@berth/core';
+import type { CreateContainerLimits, ExecLimits } from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
 import { errorHandler, notFoundRoute } from './http/errors.js';
 import { containerRoutes } from './routes/containers.js';
+import { execRoutes } from './routes/exec.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 
 export interface AppDependencies {
@@ -12,6 +13,8 @@ export interface AppDependencies {
   clock: Clock;
   authenticator: Authenticator;
   containers: ContainersService;
+  exec: ExecService;
+  execLimits: ExecLimits & { defaultTimeoutMs: number };
   readiness: Record<string, ReadinessCheck>;
   limits: CreateContainerLimits & { maxJsonBytes: number };
 }
@@ -27,6 +30,8 @@ export function createApp(deps: AppDependencies): express.Express {
 
   const v1 = express.Router();
   v1.use(authenticate(deps.authenticator));
+  // Before the general JSON parser: exec bodies may carry stdin larger than its limit.
+  v1.use(execRoutes({ exec: deps.exec, limits: deps.execLimits }));
   v1.use(
     express.json({
       limit: deps.limits.maxJsonBytes,

@@ -77,6 +77,16 @@ export const ConfigSchema = z
       .default(24),
     /** Cron expression (node-cron, seconds field allowed) for reconciliation. */
     BERTH_RECONCILE_CRON: z.string().default('*/60 * * * * *'),
+    /** Default `timeout_ms` of an exec. */
+    BERTH_EXEC_TIMEOUT_MS: int(60_000, 1, 86_400_000),
+    /** Largest `timeout_ms` a client may ask for. */
+    BERTH_EXEC_MAX_TIMEOUT_MS: int(600_000, 1, 86_400_000),
+    /** Output kept per stream (stdout, stderr) of one exec; the rest is dropped. */
+    BERTH_EXEC_MAX_OUTPUT_BYTES: int(1_048_576, 1024, 64 * 1_048_576),
+    /** Execs running at once in one sandbox (per replica); past it, 429. */
+    BERTH_EXEC_MAX_CONCURRENT: int(8, 1, 256),
+    /** Largest `stdin` of one exec. */
+    BERTH_EXEC_MAX_STDIN_BYTES: int(10 * 1_048_576, 0, 256 * 1_048_576),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

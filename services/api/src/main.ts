@@ -1,9 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import pino from 'pino';
-import { Authenticator, ContainersService, Reaper, Reconciler, systemClock } from '@berth/core';
+import {
+  Authenticator,
+  ContainersService,
+  ExecService,
+  Reaper,
+  Reconciler,
+  systemClock,
+} from '@berth/core';
 import { createPool, migrate, PgApiKeyStore, PgContainerStore, PgExpiryStore } from '@berth/db';
-import { DockerSandboxRuntime, ensureDevPostgres } from '@berth/sandbox-docker';
+import {
+  DockerSandboxExecutor,
+  DockerSandboxRuntime,
+  ensureDevPostgres,
+} from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import { startBackgroundJobs, type BackgroundJobs } from './background.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -124,6 +135,22 @@ export async function main(config: Config): Promise<RunningService> {
       clock,
       authenticator: new Authenticator(keys, bootstrap),
       containers,
+      exec: new ExecService({
+        containers,
+        executor: new DockerSandboxExecutor({
+          socketPath: config.BERTH_DOCKER_SOCKET,
+          user: '1000:1000',
+        }),
+        runtime,
+        clock,
+        maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
+        maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+      }),
+      execLimits: {
+        defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
+        maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,
+        maxStdinBytes: config.BERTH_EXEC_MAX_STDIN_BYTES,
+      },
       readiness: {
         postgres: async () => {
           await pool.query('select 1');

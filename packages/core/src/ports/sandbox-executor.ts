@@ -2,6 +2,8 @@
 export type OutputStream = 'stdout' | 'stderr';
 
 export interface ExecRequest {
+  /** The exec's id; every process of the command carries it, so the whole tree can be killed. */
+  execId: string;
   containerId: string;
   /** The program and its arguments (a string command arrives here as ['sh', '-c', command]). */
   argv: string[];

@@ -114,6 +114,11 @@ export class ContainersService {
     await this.options.store.touch(record.id, this.options.clock.now());
   }
 
+  /** The sandbox behind a container died or vanished: say so instead of `running`. */
+  async markFailed(id: string, reason: string): Promise<void> {
+    await this.options.store.setStatus(id, 'failed', reason);
+  }
+
   async list(projectId: string, filter: ContainerListFilter): Promise<Page<ContainerRecord>> {
     if (filter.after !== undefined && !isId('container', filter.after)) {
       throw new InvalidRequestError(`Invalid 'after': '${filter.after}' is not a container id.`, {
