@@ -1,8 +1,5 @@
 import type pg from 'pg';
 import {
-  idCreatedAt,
-  InvalidRequestError,
-  isId,
   type ContainerListFilter,
   type ContainerRecord,
   type ContainerStatus,
@@ -11,6 +8,7 @@ import {
   type Page,
 } from '@berth/core';
 import { translated } from './errors.js';
+import { keyset, toPage } from './keyset.js';
 import { policyToJson, rowToContainer, type ContainerRow } from './container-rows.js';
 
 const VISIBLE = `status in ('running', 'expired', 'failed')`;
@@ -18,7 +16,15 @@ const VISIBLE = `status in ('running', 'expired', 'failed')`;
 export class PgContainerStore implements ContainerStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  insertCreating(record: ContainerRecord, maxLive: number): Promise<InsertOutcome> {
+  /**
+   * `now` decides which rows still count towards the cap (their deadline is after it); it is
+   * a parameter so an injected clock governs it, not the record's own timestamps.
+   */
+  insertCreating(
+    record: ContainerRecord,
+    maxLive: number,
+    now: Date = new Date(),
+  ): Promise<InsertOutcome> {
     return translated(async () => {
       const client = await this.pool.connect();
       try {
@@ -31,7 +37,7 @@ export class PgContainerStore implements ContainerStore {
           `select count(*)::int as n from containers
             where project_id = $1 and status in ('creating', 'running')
               and last_active_at + expires_after_minutes * interval '1 minute' > $2`,
-          [record.projectId, record.lastActiveAt],
+          [record.projectId, now],
         );
         if ((rows[0]?.n ?? 0) >= maxLive) {
           await client.query('rollback');
@@ -85,33 +91,21 @@ export class PgContainerStore implements ContainerStore {
   }
 
   list(projectId: string, filter: ContainerListFilter): Promise<Page<ContainerRecord>> {
-    if (filter.after !== undefined && !isId('container', filter.after)) {
-      throw new InvalidRequestError(`Invalid 'after': '${filter.after}' is not a container id.`, {
-        param: 'after',
-      });
-    }
-    const params: unknown[] = [projectId];
-    const where = [`project_id = $1`, VISIBLE];
-    if (filter.name !== undefined) {
-      params.push(filter.name);
-      where.push(`name = $${params.length}`);
-    }
-    if (filter.after !== undefined) {
-      // The cursor is decoded from the id itself: a deleted after-row still positions the page.
-      params.push(idCreatedAt('container', filter.after), filter.after);
-      const op = filter.order === 'asc' ? '>' : '<';
-      where.push(`(created_at, id) ${op} ($${params.length - 1}, $${params.length})`);
-    }
-    params.push(filter.limit + 1);
-    const dir = filter.order === 'asc' ? 'asc' : 'desc';
-    const sql = `select * from containers where ${where.join(' and ')}
-                 order by created_at ${dir}, id ${dir} limit $${params.length}`;
+    // Inside `translated`'s async function, so a malformed `after` rejects instead of throwing.
     return translated(async () => {
-      const { rows } = await this.pool.query<ContainerRow>(sql, params);
-      return {
-        items: rows.slice(0, filter.limit).map(rowToContainer),
-        hasMore: rows.length > filter.limit,
-      };
+      const params: unknown[] = [projectId];
+      const where = [`project_id = $1`, VISIBLE];
+      if (filter.name !== undefined) {
+        params.push(filter.name);
+        where.push(`name = $${params.length}`);
+      }
+      const { condition, tail } = keyset('container', filter, params);
+      if (condition) where.push(condition);
+      const { rows } = await this.pool.query<ContainerRow>(
+        `select * from containers where ${where.join(' and ')} ${tail}`,
+        params,
+      );
+      return toPage(rows, filter.limit, rowToContainer);
     });
   }
 
@@ -162,7 +156,7 @@ export class PgContainerStore implements ContainerStore {
       const { rows } = await this.pool.query<ContainerRow>(
         `select * from containers
           where (status = 'creating' and updated_at < $1)
-             or (status = 'deleting' and updated_at < $1)
+             or status = 'deleting'
           order by updated_at limit 1000`,
         [creatingBefore],
       );

@@ -23,7 +23,10 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
   );
 }
 
-export class SchemaTooNewError extends Error {}
+/** The database holds migrations this code doesn't know: a newer version has run against it. */
+export class SchemaTooNewError extends Error {
+  override readonly name = 'SchemaTooNewError';
+}
 
 /**
  * Applies numbered, forward-only migrations, each in its own transaction. Each transaction first

@@ -50,19 +50,33 @@ export default async function setup(project: TestProject): Promise<() => Promise
     .withTmpFs({ '/var/lib/postgresql/data': 'rw' })
     .withWaitStrategy(Wait.forListeningPorts())
     .start();
-  const base = `postgres://berth:berth@${container.getHost()}:${container.getMappedPort(5432)}`;
-  await waitForQuery(`${base}/berth`, 60_000);
-
-  const admin = new pg.Client({ connectionString: `${base}/berth` });
-  await admin.connect();
-  await admin.query('create database berth_template');
-  await admin.end();
-  const pool = createPool(`${base}/berth_template`, { max: 1 });
-  await migrate(pool);
-  await pool.end();
-
-  project.provide('pgAdminUrl', `${base}/berth`);
-  return async () => {
+  // Ryuk is off, so nothing else would remove the container: stop it if setup fails half-way.
+  const teardown = async () => {
     await container.stop({ remove: true, removeVolumes: true });
   };
+  try {
+    const base = `postgres://berth:berth@${container.getHost()}:${container.getMappedPort(5432)}`;
+    // The port opens before the server accepts queries (the entrypoint restarts it once).
+    await waitForQuery(`${base}/berth`, 60_000);
+
+    const admin = new pg.Client({ connectionString: `${base}/berth` });
+    await admin.connect();
+    try {
+      await admin.query('create database berth_template');
+    } finally {
+      await admin.end();
+    }
+    const pool = createPool(`${base}/berth_template`, { max: 1 });
+    try {
+      await migrate(pool);
+    } finally {
+      await pool.end();
+    }
+
+    project.provide('pgAdminUrl', `${base}/berth`);
+    return teardown;
+  } catch (error) {
+    await teardown().catch(() => {});
+    throw error;
+  }
 }

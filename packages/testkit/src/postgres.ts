@@ -9,14 +9,20 @@ export interface TestDatabase {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+export interface TestDatabaseOptions {
+  /** false: an empty database (no schema), for testing the migration runner itself. */
+  migrated?: boolean;
+}
+
 /** A database of its own, cloned from the migrated template; dropped on dispose. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
   const name = `test_${randomBytes(6).toString('hex')}`;
+  const template = options.migrated === false ? 'template0' : 'berth_template';
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${name} template berth_template`);
+    await admin.query(`create database ${name} template ${template}`);
   } finally {
     await admin.end();
   }

@@ -10,9 +10,10 @@ export type InsertOutcome = 'inserted' | 'over_cap';
 export interface ContainerStore {
   /**
    * Inserts a `creating` row, unless the project already holds `maxLive` containers that are
-   * not expired (checked and inserted atomically, so concurrent creates can't pass the cap).
+   * past their deadline at `now` (checked and inserted atomically, so concurrent creates can't
+   * pass the cap).
    */
-  insertCreating(record: ContainerRecord, maxLive: number): Promise<InsertOutcome>;
+  insertCreating(record: ContainerRecord, maxLive: number, now: Date): Promise<InsertOutcome>;
   /** creating → running. */
   markRunning(id: string): Promise<void>;
   /** A visible container (running, expired or failed) of this project, or null. */

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { createTestDatabase } from '@berth/testkit';
+import { createPool } from './pool.js';
+
+const until = async (condition: () => boolean, timeoutMs = 5_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('createPool', () => {
+  it('sets the application name and a statement timeout', async () => {
+    await using db = await createTestDatabase();
+    const pool = createPool(db.url, { applicationName: 'berth-pool-test' });
+    try {
+      const { rows } = await pool.query(
+        `select current_setting('application_name') as app, current_setting('statement_timeout') as timeout`,
+      );
+      expect(rows[0]).toEqual({ app: 'berth-pool-test', timeout: '15s' });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('cancels statements that run past the timeout', async () => {
+    await using db = await createTestDatabase();
+    const pool = createPool(db.url, { statementTimeoutMs: 100 });
+    try {
+      await expect(pool.query('select pg_sleep(2)')).rejects.toMatchObject({ code: '57014' });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('survives an idle connection being killed, and reconnects', async () => {
+    await using db = await createTestDatabase();
+    const pool = createPool(db.url, { max: 1, applicationName: 'berth-idle-victim' });
+    try {
+      await pool.query('select 1');
+      expect(pool.idleCount).toBe(1);
+
+      // Without the pool's error listener this would be an uncaught 'error' event: a crash.
+      await db.pool.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity
+          where application_name = 'berth-idle-victim'`,
+      );
+      await until(() => pool.idleCount === 0);
+
+      const { rows } = await pool.query('select 42 as answer');
+      expect(rows[0]).toEqual({ answer: 42 });
+    } finally {
+      await pool.end();
+    }
+  });
+});
