@@ -3,16 +3,21 @@
  * issue notes; no test asserts on time.
  */
 import { benchCreate, benchList } from './containers.js';
+import { benchExec } from './exec.js';
+import { benchReaper } from './reaper.js';
 import { startBenchBerth, type Row } from './harness.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
 
 async function run(): Promise<void> {
   const rows: Row[] = [];
-  const berth = await startBenchBerth();
+  // The API alone: the reaper bench runs its own reapers on the same database.
+  const berth = await startBenchBerth({ BERTH_ROLE: 'api' });
   try {
     rows.push(...(await benchCreate(berth)));
     rows.push(...(await benchList(berth)));
+    rows.push(...(await benchExec(berth)));
+    rows.push(...(await benchReaper(berth)));
   } finally {
     await berth.close();
   }

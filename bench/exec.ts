@@ -1,0 +1,84 @@
+import Dockerode from 'dockerode';
+import { percentile, time, type BenchBerth, type Row } from './harness.js';
+
+const docker = new Dockerode();
+
+async function bareExec(name: string, cmd: string[]): Promise<void> {
+  const exec = await docker
+    .getContainer(name)
+    .exec({ Cmd: cmd, User: '1000:1000', AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.demuxStream(stream, nullSink(), nullSink());
+    stream.once('end', resolve);
+    stream.once('error', reject);
+  });
+  await exec.inspect();
+}
+
+function nullSink(): NodeJS.WritableStream {
+  return { write: () => true } as unknown as NodeJS.WritableStream;
+}
+
+/** Exec round trips over HTTP beside a bare dockerode exec of the same command, same sandbox. */
+export async function benchExec(berth: BenchBerth, runs = 30): Promise<Row[]> {
+  const res = await berth.api('/v1/containers', {
+    method: 'POST',
+    body: JSON.stringify({ name: 'bench-exec' }),
+  });
+  const { id } = (await res.json()) as { id: string };
+  const rows: Row[] = [];
+  try {
+    for (const [label, argv] of [
+      ['true', ['true']],
+      ["python3 -c 'print(1)'", ['python3', '-c', 'print(1)']],
+    ] as const) {
+      const http: number[] = [];
+      const bare: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const [ms, r] = await time(() =>
+          berth.api(`/v1/containers/${id}/exec`, {
+            method: 'POST',
+            body: JSON.stringify({ command: argv }),
+          }),
+        );
+        if (r.status !== 200) throw new Error(`exec failed: ${await r.text()}`);
+        await r.arrayBuffer();
+        http.push(ms);
+        bare.push((await time(() => bareExec(`berth-${id}`, [...argv])))[0]);
+      }
+      for (const p of [50, 95]) {
+        const h = percentile(http, p);
+        const b = percentile(bare, p);
+        rows.push({ name: `exec p${p} ${label}: HTTP`, value: h, unit: 'ms' });
+        rows.push({ name: `exec p${p} ${label}: bare dockerode`, value: b, unit: 'ms' });
+        rows.push({ name: `exec p${p} ${label}: ratio`, value: h / b, unit: 'x' });
+      }
+    }
+
+    // 100 MB of output against a 1 MiB cap: the service's memory must stay flat.
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const [ms, r] = await time(() =>
+      berth.api(`/v1/containers/${id}/exec`, {
+        method: 'POST',
+        body: JSON.stringify({ command: 'head -c 100000000 /dev/zero | tr "\\0" a' }),
+      }),
+    );
+    const body = (await r.json()) as { stdout_truncated: boolean };
+    clearInterval(sampler);
+    if (!body.stdout_truncated) throw new Error('100 MB output was not truncated');
+    rows.push({ name: 'exec 100 MB stdout: duration', value: ms, unit: 'ms' });
+    rows.push({
+      name: 'exec 100 MB stdout: service RSS before',
+      value: before / 2 ** 20,
+      unit: 'MiB',
+    });
+    rows.push({ name: 'exec 100 MB stdout: service RSS peak', value: peak / 2 ** 20, unit: 'MiB' });
+  } finally {
+    await berth.api(`/v1/containers/${id}`, { method: 'DELETE' });
+  }
+  return rows;
+}
