@@ -14,3 +14,13 @@ export {
 export type { CreateContainerBody, CreateContainerLimits } from './containers.js';
 export { execBody, ExecResource } from './exec.js';
 export type { ExecBody, ExecLimits } from './exec.js';
+export {
+  FileObject,
+  FileList,
+  FileDeleted,
+  ListFilesQuery,
+  ContainerFileResource,
+  ContainerFileList,
+  ContainerFileDeleted,
+  CreateContainerFileJson,
+} from './files.js';

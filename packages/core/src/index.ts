@@ -53,3 +53,17 @@ export { encodeOutput, trimIncompleteUtf8 } from './output.js';
 export type { Encoded } from './output.js';
 export { ExecService } from './use-cases/exec-service.js';
 export type { ExecInput, ExecOutcome, ExecServiceOptions } from './use-cases/exec-service.js';
+export type { BlobStore } from './ports/blob-store.js';
+export type { SandboxFiles, SandboxFileEntry } from './ports/sandbox-files.js';
+export type {
+  FileStore,
+  FileRecord,
+  ContainerFileStore,
+  ContainerFileRecord,
+  ContainerFileSource,
+} from './ports/file-store.js';
+export { FilesService, FILE_PURPOSES } from './use-cases/files-service.js';
+export type { FilesServiceOptions } from './use-cases/files-service.js';
+export { ContainerFilesService } from './use-cases/container-files-service.js';
+export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
+export type { ContainerSeeder } from './use-cases/containers-service.js';

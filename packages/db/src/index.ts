@@ -6,3 +6,5 @@ export { translatePgError } from './errors.js';
 export { PgContainerStore } from './container-store.js';
 export { PgApiKeyStore } from './api-key-store.js';
 export { PgExpiryStore } from './expiry-store.js';
+export { PgFileStore } from './file-store.js';
+export { PgContainerFileStore } from './container-file-store.js';

@@ -5,3 +5,4 @@ export { ensureDevPostgres } from './dev-postgres.js';
 export type { DevPostgresOptions } from './dev-postgres.js';
 export { DockerSandboxExecutor, EXEC_MARKER } from './docker-executor.js';
 export type { DockerSandboxExecutorOptions } from './docker-executor.js';
+export { DockerSandboxFiles } from './docker-files.js';

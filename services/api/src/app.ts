@@ -1,11 +1,20 @@
 import express from 'express';
 import type { Logger } from 'pino';
-import type { Authenticator, Clock, ContainersService, ExecService } from '@berth/core';
+import type {
+  Authenticator,
+  Clock,
+  ContainerFilesService,
+  ContainersService,
+  ExecService,
+  FilesService,
+} from '@berth/core';
 import type { CreateContainerLimits, ExecLimits } from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
 import { errorHandler, notFoundRoute } from './http/errors.js';
 import { containerRoutes } from './routes/containers.js';
 import { execRoutes } from './routes/exec.js';
+import { fileRoutes } from './routes/files.js';
+import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 
 export interface AppDependencies {
@@ -14,6 +23,9 @@ export interface AppDependencies {
   authenticator: Authenticator;
   containers: ContainersService;
   exec: ExecService;
+  files: FilesService;
+  containerFiles: ContainerFilesService;
+  maxUploadBytes: number;
   execLimits: ExecLimits & { defaultTimeoutMs: number };
   readiness: Record<string, ReadinessCheck>;
   limits: CreateContainerLimits & { maxJsonBytes: number };
@@ -39,6 +51,13 @@ export function createApp(deps: AppDependencies): express.Express {
     }),
   );
   v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
+  v1.use(fileRoutes({ files: deps.files, maxUploadBytes: deps.maxUploadBytes }));
+  v1.use(
+    containerFileRoutes({
+      containerFiles: deps.containerFiles,
+      maxUploadBytes: deps.maxUploadBytes,
+    }),
+  );
   app.use('/v1', v1);
 
   app.use(notFoundRoute);

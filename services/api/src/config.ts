@@ -87,6 +87,10 @@ export const ConfigSchema = z
     BERTH_EXEC_MAX_CONCURRENT: int(8, 1, 256),
     /** Largest `stdin` of one exec. */
     BERTH_EXEC_MAX_STDIN_BYTES: int(10 * 1_048_576, 0, 256 * 1_048_576),
+    /** Where the service keeps its own data (Files API blobs under `files/`). */
+    BERTH_DATA_DIR: z.string().default('.berth/data'),
+    /** Largest file one upload may carry (Files API and container files); past it, 413. */
+    BERTH_MAX_UPLOAD_BYTES: int(512 * 1_048_576, 1, 1_099_511_627_776),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -1,17 +1,30 @@
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import pino from 'pino';
+import { FsBlobStore } from '@berth/blob-store-fs';
 import {
   Authenticator,
+  ContainerFilesService,
   ContainersService,
   ExecService,
+  FilesService,
   Reaper,
   Reconciler,
   systemClock,
 } from '@berth/core';
-import { createPool, migrate, PgApiKeyStore, PgContainerStore, PgExpiryStore } from '@berth/db';
+import {
+  createPool,
+  migrate,
+  PgApiKeyStore,
+  PgContainerFileStore,
+  PgContainerStore,
+  PgExpiryStore,
+  PgFileStore,
+} from '@berth/db';
 import {
   DockerSandboxExecutor,
+  DockerSandboxFiles,
   DockerSandboxRuntime,
   ensureDevPostgres,
 } from '@berth/sandbox-docker';
@@ -119,10 +132,24 @@ export async function main(config: Config): Promise<RunningService> {
           projectId: await keys.ensureProject(config.BERTH_BOOTSTRAP_PROJECT),
         }
       : null;
+    const files = new FilesService({
+      files: new PgFileStore(pool),
+      blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'files')),
+      clock,
+      maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
+    });
+    // Bound late: containers seed files through containerFiles, which uses containers.
+    let containerFiles: ContainerFilesService | null = null;
     const containers = new ContainersService({
       store,
       runtime,
       clock,
+      seeder: {
+        check: (projectId, fileIds) => containerFiles!.checkFileIds(projectId, fileIds),
+        copy: async (projectId, container, fileIds) => {
+          for (const id of fileIds) await containerFiles!.copyFile(projectId, container, id);
+        },
+      },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
       onCleanupError: (err, id) =>
         logger.warn(
@@ -130,7 +157,21 @@ export async function main(config: Config): Promise<RunningService> {
           'cleanup after a failed create failed; reconcile will finish it',
         ),
     });
+    containerFiles = new ContainerFilesService({
+      containers,
+      files,
+      store: new PgContainerFileStore(pool),
+      sandbox: new DockerSandboxFiles({
+        socketPath: config.BERTH_DOCKER_SOCKET,
+        user: '1000:1000',
+      }),
+      clock,
+      maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
+    });
     const app = createApp({
+      files,
+      containerFiles,
+      maxUploadBytes: config.BERTH_MAX_UPLOAD_BYTES,
       logger,
       clock,
       authenticator: new Authenticator(keys, bootstrap),

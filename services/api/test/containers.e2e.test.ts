@@ -141,14 +141,14 @@ describe('POST /v1/containers', () => {
     expect(e.message).toMatch(message);
   });
 
-  it('refuses allowlist, file_ids and skills until they ship, creating nothing', async () => {
+  it('refuses allowlist and skills until they ship, and unknown file_ids, creating nothing', async () => {
     const before = await berth.runtime.listManaged();
     for (const [body, param] of [
       [
         { name: 'x', network_policy: { type: 'allowlist', allowed_domains: ['example.com'] } },
         'network_policy.type',
       ],
-      [{ name: 'x', file_ids: ['file-abc'] }, 'file_ids'],
+      [{ name: 'x', file_ids: ['file-abc'] }, 'file_ids.0'],
       [
         { name: 'x', skills: [{ type: 'skill_reference', skill_id: 'openai-spreadsheets' }] },
         'skills',

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import type { Pool } from '@berth/db';
 import { createTestDatabase, sandboxImage } from '@berth/testkit';
@@ -36,7 +39,9 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Runn
   const db = await createTestDatabase();
   const instance = `t${randomBytes(5).toString('hex')}`;
   const apiKey = `sk-test-${randomBytes(16).toString('hex')}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-data-'));
   const config = loadConfig({
+    BERTH_DATA_DIR: dataDir,
     NODE_ENV: 'test',
     DATABASE_URL: db.url,
     PORT: '0',
@@ -84,6 +89,7 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Runn
       const left = await runtime.listManaged();
       await Promise.all(left.map((s) => runtime.remove(s.containerId)));
       await db[Symbol.asyncDispose]();
+      rmSync(dataDir, { recursive: true, force: true });
       if ((await runtime.listManaged()).length > 0)
         throw new Error(`sandboxes of ${instance} remain`);
     },

@@ -18,6 +18,16 @@ export interface CreateContainerInput {
   expiresAfterMinutes: number;
   memoryLimit: MemoryLimit;
   networkPolicy: NetworkPolicy;
+  /** Files API ids copied into /mnt/data before the create answers. */
+  fileIds?: string[];
+}
+
+/** Puts files into a new container; injected so the containers use-case does not own files. */
+export interface ContainerSeeder {
+  /** Refuses unknown ids (400 naming `file_ids.N`) before anything is created. */
+  check(projectId: string, fileIds: string[]): Promise<void>;
+  /** Copies them in; runs after the sandbox starts and before the container is shown as running. */
+  copy(projectId: string, container: ContainerRecord, fileIds: string[]): Promise<void>;
 }
 
 export interface ContainersServiceOptions {
@@ -26,6 +36,7 @@ export interface ContainersServiceOptions {
   clock: Clock;
   /** Live (not expired) containers one project may hold. */
   maxLivePerProject: number;
+  seeder?: ContainerSeeder;
   /** Called when cleanup after a failure itself fails; the reconciler will finish the job. */
   onCleanupError?: (error: unknown, containerId: string) => void;
 }
@@ -42,7 +53,15 @@ export class ContainersService {
   constructor(private readonly options: ContainersServiceOptions) {}
 
   async create(projectId: string, input: CreateContainerInput): Promise<ContainerRecord> {
-    const { store, runtime, clock } = this.options;
+    const { store, runtime, clock, seeder } = this.options;
+    const fileIds = input.fileIds ?? [];
+    if (fileIds.length > 0) {
+      if (!seeder)
+        throw new InvalidRequestError('file_ids are not supported on this server.', {
+          param: 'file_ids',
+        });
+      await seeder.check(projectId, fileIds);
+    }
     const now = clock.now();
     const createdAt = unixSeconds(now);
     const record: ContainerRecord = {
@@ -57,7 +76,7 @@ export class ContainersService {
       networkPolicy: input.networkPolicy,
       statusReason: null,
     };
-    const outcome = await store.insertCreating(record, this.options.maxLivePerProject);
+    const outcome = await store.insertCreating(record, this.options.maxLivePerProject, now);
     if (outcome === 'over_cap') {
       throw new QuotaExceededError(
         `This project already has ${this.options.maxLivePerProject} live containers, the most it may hold. Delete some, or let them expire, and try again.`,
@@ -70,6 +89,7 @@ export class ContainersService {
         memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
         network: input.networkPolicy,
       });
+      if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
       await store.markRunning(record.id);
     } catch (error) {
       await this.#undoCreate(record.id);

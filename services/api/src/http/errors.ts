@@ -4,7 +4,23 @@ import type { Logger } from 'pino';
 
 /** Body-parser and multer errors carry these; map them to the client's mistake they are. */
 function fromParserError(error: unknown): BerthError | null {
-  const e = error as { type?: string; status?: number; code?: string };
+  const e = error as {
+    type?: string;
+    status?: number;
+    code?: string;
+    name?: string;
+    field?: string;
+  };
+  if (e?.name === 'MulterError') {
+    if (e.code === 'LIMIT_FILE_SIZE') return new PayloadTooLargeError('File too large.');
+    if (e.code === 'LIMIT_UNEXPECTED_FILE') {
+      return new InvalidRequestError(
+        `Unexpected file part '${e.field ?? ''}': send the file as the part 'file'.`,
+        { param: e.field ?? null },
+      );
+    }
+    return new InvalidRequestError(`Malformed multipart body (${e.code ?? 'error'}).`);
+  }
   if (e?.type === 'entity.parse.failed') {
     return new InvalidRequestError(
       'We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json.',

@@ -62,12 +62,6 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
         { param: 'network_policy.type', code: 'unsupported_network_policy' },
       );
     }
-    if (body.file_ids?.length) {
-      throw new InvalidRequestError('file_ids are not supported on this server yet.', {
-        param: 'file_ids',
-        code: 'unsupported_parameter',
-      });
-    }
     if (body.skills?.length) {
       throw new InvalidRequestError('skills are not supported on this server yet.', {
         param: 'skills',
@@ -79,6 +73,7 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
       expiresAfterMinutes: body.expires_after.minutes,
       memoryLimit: body.memory_limit,
       networkPolicy: toNetworkPolicy(body.network_policy),
+      ...(body.file_ids ? { fileIds: body.file_ids } : {}),
     });
     res.json(toContainerResource(record, clock.now()));
   });

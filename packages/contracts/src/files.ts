@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { ListQuery, listOf, Deleted } from './common.js';
+
+export const FileObject = z
+  .object({
+    id: z.string(),
+    object: z.literal('file'),
+    bytes: z.number().int(),
+    created_at: z.number().int(),
+    filename: z.string(),
+    purpose: z.string(),
+    status: z.literal('processed'),
+  })
+  .meta({ id: 'OpenAIFile' });
+export type FileObject = z.infer<typeof FileObject>;
+
+export const FileList = listOf(FileObject, 'ListFilesResponse');
+export const FileDeleted = Deleted('file', 'DeleteFileResponse');
+
+/** Upstream: limit 1–10,000, default 10,000. */
+export const ListFilesQuery = ListQuery.extend({
+  limit: z.coerce
+    .number({ error: 'limit must be an integer between 1 and 10000' })
+    .int('limit must be an integer between 1 and 10000')
+    .min(1, 'limit must be an integer between 1 and 10000')
+    .max(10_000, 'limit must be an integer between 1 and 10000')
+    .default(10_000),
+  purpose: z.string().min(1).max(64).optional(),
+});
+
+export const ContainerFileResource = z
+  .object({
+    id: z.string(),
+    object: z.literal('container.file'),
+    container_id: z.string(),
+    created_at: z.number().int(),
+    bytes: z.number().int(),
+    path: z.string(),
+    source: z.enum(['user', 'assistant']),
+  })
+  .meta({ id: 'ContainerFileResource' });
+export type ContainerFileResource = z.infer<typeof ContainerFileResource>;
+
+export const ContainerFileList = listOf(ContainerFileResource, 'ContainerFileListResource');
+export const ContainerFileDeleted = Deleted(
+  'container.file.deleted',
+  'ContainerFileDeletedResource',
+);
+
+export const CreateContainerFileJson = z.object({ file_id: z.string().min(1).max(128) }).strict();

@@ -1,0 +1,110 @@
+import type { Readable } from 'node:stream';
+import type { Clock } from '../clock.js';
+import { unixSeconds } from '../clock.js';
+import { InvalidRequestError, NotFoundError } from '../errors.js';
+import { isId, newId } from '../ids.js';
+import type { Page, PageRequest } from '../pagination.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { FileRecord, FileStore } from '../ports/file-store.js';
+
+export const FILE_PURPOSES = [
+  'assistants',
+  'batch',
+  'fine-tune',
+  'vision',
+  'user_data',
+  'evals',
+] as const;
+
+export interface FilesServiceOptions {
+  files: FileStore;
+  blobs: BlobStore;
+  clock: Clock;
+  maxBytes: number;
+}
+
+const notFound = (id: string) => new NotFoundError(`No such File object: ${id}`);
+
+/** The part of the Files API that `file_ids` needs: bytes in the blob store, rows in Postgres. */
+export class FilesService {
+  constructor(private readonly options: FilesServiceOptions) {}
+
+  /** Stores the bytes first (the purpose may arrive after them in a multipart body), then the row. */
+  async upload(
+    projectId: string,
+    filename: string,
+    data: Readable,
+  ): Promise<{ id: string; bytes: number; createdAt: number }> {
+    const createdAt = unixSeconds(this.options.clock.now());
+    const id = newId('file', createdAt);
+    const { bytes } = await this.options.blobs.put(id, data, { maxBytes: this.options.maxBytes });
+    return { id, bytes, createdAt };
+  }
+
+  async commit(
+    projectId: string,
+    stored: { id: string; bytes: number; createdAt: number },
+    filename: string,
+    purpose: string | undefined,
+  ): Promise<FileRecord> {
+    if (!purpose || !(FILE_PURPOSES as readonly string[]).includes(purpose)) {
+      await this.options.blobs.delete(stored.id);
+      throw new InvalidRequestError(
+        purpose
+          ? `Invalid 'purpose': must be one of ${FILE_PURPOSES.join(', ')}.`
+          : "Missing required parameter: 'purpose'.",
+        { param: 'purpose' },
+      );
+    }
+    const record: FileRecord = {
+      id: stored.id,
+      projectId,
+      filename,
+      purpose,
+      bytes: stored.bytes,
+      createdAt: stored.createdAt,
+    };
+    try {
+      await this.options.files.insert(record);
+    } catch (error) {
+      await this.options.blobs.delete(stored.id);
+      throw error;
+    }
+    return record;
+  }
+
+  /** Drops bytes stored for an upload that was then refused. */
+  async discard(id: string): Promise<void> {
+    await this.options.blobs.delete(id);
+  }
+
+  async get(projectId: string, id: string): Promise<FileRecord> {
+    if (!isId('file', id)) throw notFound(id);
+    const record = await this.options.files.get(projectId, id);
+    if (!record) throw notFound(id);
+    return record;
+  }
+
+  list(
+    projectId: string,
+    filter: PageRequest & { purpose?: string | undefined },
+  ): Promise<Page<FileRecord>> {
+    return this.options.files.list(projectId, filter);
+  }
+
+  async content(
+    projectId: string,
+    id: string,
+  ): Promise<{ record: FileRecord; size: number; stream: Readable }> {
+    const record = await this.get(projectId, id);
+    const blob = await this.options.blobs.open(id);
+    if (!blob) throw notFound(id);
+    return { record, ...blob };
+  }
+
+  async delete(projectId: string, id: string): Promise<void> {
+    await this.get(projectId, id);
+    await this.options.files.delete(projectId, id);
+    await this.options.blobs.delete(id);
+  }
+}

@@ -1,0 +1,158 @@
+# Runs inside the sandbox as the sandbox user: `python3 -I -c <this> MODE [PATH]`.
+# Every path is opened one component at a time from /mnt/data with O_NOFOLLOW, so no symlink
+# anywhere in a path is ever followed. Exit codes: 2 missing, 3 not a regular file or a link,
+# 4 no space, 5 upload not completed, 64 bad arguments.
+import os, stat, struct, sys
+
+ROOT = '/mnt/data'
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+TEMP_PREFIX = '.berth-upload-'
+LIST_LIMIT = 10000
+
+
+def parent(rel, create):
+    parts = [p for p in rel.split('/') if p]
+    if not parts or any(p in ('.', '..') for p in parts):
+        sys.exit(64)
+    fd = os.open(ROOT, DIR_FLAGS)
+    for part in parts[:-1]:
+        try:
+            nfd = os.open(part, DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(part, 0o755, dir_fd=fd)
+            nfd = os.open(part, DIR_FLAGS, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    return fd, parts[-1]
+
+
+def read_exact(stream, n):
+    buf = b''
+    while len(buf) < n:
+        chunk = stream.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def write(rel):
+    fd, name = parent(rel, True)
+    tmp = TEMP_PREFIX + str(os.getpid())
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+    done = False
+    total = 0
+    try:
+        inp = sys.stdin.buffer
+        while True:
+            header = read_exact(inp, 4)
+            if header is None:
+                break
+            n = struct.unpack('>I', header)[0]
+            if n == 0:
+                done = True
+                break
+            while n:
+                chunk = inp.read(min(n, 1 << 20))
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+                n -= len(chunk)
+                total += len(chunk)
+            if n:
+                break
+        os.close(out)
+        if done:
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            sys.stdout.write('%d\n' % total)
+    finally:
+        if not done:
+            os.unlink(tmp, dir_fd=fd)
+    if not done:
+        sys.exit(5)
+
+
+def read(rel):
+    fd, name = parent(rel, False)
+    # O_NONBLOCK: a FIFO swapped in by the sandbox must not hang the open; fstat refuses it below.
+    f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    st = os.fstat(f)
+    if not stat.S_ISREG(st.st_mode):
+        sys.exit(3)
+    out = sys.stdout.buffer
+    out.write(b'%d\n' % st.st_size)
+    left = st.st_size
+    while left:
+        chunk = os.read(f, min(left, 1 << 20))
+        if not chunk:
+            break
+        out.write(chunk)
+        left -= len(chunk)
+    out.flush()
+
+
+def listing():
+    out = sys.stdout.buffer
+    count = 0
+
+    def walk(fd, prefix, depth):
+        nonlocal count
+        with os.scandir(fd) as entries:
+            for e in entries:
+                if count >= LIST_LIMIT:
+                    return
+                if e.name.startswith(TEMP_PREFIX) or e.is_symlink():
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    if depth < 32:
+                        sub = os.open(e.name, DIR_FLAGS, dir_fd=fd)
+                        try:
+                            walk(sub, prefix + e.name + '/', depth + 1)
+                        finally:
+                            os.close(sub)
+                elif e.is_file(follow_symlinks=False):
+                    size = e.stat(follow_symlinks=False).st_size
+                    out.write(os.fsencode(prefix + e.name) + b'\0' + str(size).encode() + b'\0')
+                    count += 1
+
+    walk(os.open(ROOT, DIR_FLAGS), '', 0)
+    out.flush()
+
+
+def remove(rel):
+    fd, name = parent(rel, False)
+    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        sys.exit(3)
+    os.unlink(name, dir_fd=fd)
+
+
+def main():
+    mode = sys.argv[1] if len(sys.argv) > 1 else ''
+    try:
+        if mode == 'write' and len(sys.argv) == 3:
+            write(sys.argv[2])
+        elif mode == 'read' and len(sys.argv) == 3:
+            read(sys.argv[2])
+        elif mode == 'list':
+            listing()
+        elif mode == 'remove' and len(sys.argv) == 3:
+            remove(sys.argv[2])
+        else:
+            sys.exit(64)
+    except FileNotFoundError:
+        sys.exit(2)
+    except (OSError, IsADirectoryError) as e:
+        import errno
+        if e.errno == errno.ENOSPC:
+            sys.exit(4)
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY):
+            sys.exit(3)
+        raise
+
+
+main()

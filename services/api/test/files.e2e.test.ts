@@ -1,0 +1,337 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { BadRequestError, NotFoundError, toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dockerExec, inspectSandbox } from '@berth/testkit';
+import { startBerth, type RunningBerth } from './fixtures.js';
+
+let berth: RunningBerth;
+let containerId: string;
+
+beforeAll(async () => {
+  berth = await startBerth({ BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 1024) });
+  containerId = (await berth.client.containers.create({ name: 'files' })).id;
+});
+afterAll(async () => {
+  await berth?.[Symbol.asyncDispose]();
+});
+
+const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function download(path: string): Promise<{ res: Response; body: Buffer }> {
+  const res = await berth.api(path);
+  return { res, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function execIn(id: string, command: string): Promise<{ exit_code: number; stdout: string }> {
+  const res = await berth.api(`/v1/containers/${id}/exec`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ command }),
+  });
+  return res.json();
+}
+
+/** A multipart body streamed from a generator, so 200 MB never sits in memory on either side. */
+function streamingMultipart(name: string, size: number, fields: Record<string, string> = {}) {
+  const boundary = `berth${randomBytes(8).toString('hex')}`;
+  const hash = createHash('sha256');
+  const chunk = randomBytes(1024 * 1024);
+  async function* parts() {
+    for (const [k, v] of Object.entries(fields)) {
+      yield Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`,
+      );
+    }
+    yield Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
+    for (let sent = 0; sent < size; sent += chunk.length) {
+      const piece = chunk.subarray(0, Math.min(chunk.length, size - sent));
+      hash.update(piece);
+      yield piece;
+    }
+    yield Buffer.from(`\r\n--${boundary}--\r\n`);
+  }
+  const iterator = parts();
+  const body = new ReadableStream({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+  });
+  return {
+    body,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    digest: () => hash.digest('hex'),
+  };
+}
+
+describe('Files API', () => {
+  it('uploads, retrieves, lists, downloads and deletes', async () => {
+    const data = randomBytes(5 * 1024 * 1024);
+    const file = await berth.client.files.create({
+      file: await toFile(data, 'blob.bin'),
+      purpose: 'user_data',
+    });
+    expect(file).toMatchObject({
+      object: 'file',
+      bytes: data.length,
+      filename: 'blob.bin',
+      purpose: 'user_data',
+    });
+    expect(file.id).toMatch(/^file-[0-9a-f]{32}$/);
+    expect(await berth.client.files.retrieve(file.id)).toMatchObject({
+      id: file.id,
+      bytes: data.length,
+    });
+    const content = await berth.client.files.content(file.id);
+    expect(sha(Buffer.from(await content.arrayBuffer()))).toBe(sha(data));
+
+    const other = await berth.client.files.create({
+      file: await toFile(Buffer.from('x'), 'x.txt'),
+      purpose: 'assistants',
+    });
+    const listed = await berth.client.files.list({ purpose: 'user_data' });
+    expect(listed.data.map((f) => f.id)).toEqual([file.id]);
+    // Ordered by (created_at, id): within one second the id decides.
+    const expected = [file, other]
+      .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
+      .map((f) => f.id);
+    expect((await berth.client.files.list({ order: 'asc' })).data.map((f) => f.id)).toEqual(
+      expected,
+    );
+
+    await berth.client.files.delete(file.id);
+    await expect(berth.client.files.retrieve(file.id)).rejects.toBeInstanceOf(NotFoundError);
+    const gone = await berth.api(`/v1/files/${file.id}/content`);
+    expect(gone.status).toBe(404);
+  });
+
+  it('refuses a missing or unknown purpose and keeps nothing', async () => {
+    const error = await berth.client.files
+      .create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'nonsense' as 'user_data' })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect((error as BadRequestError).param).toBe('purpose');
+    expect((await berth.client.files.list({ purpose: 'nonsense' })).data).toEqual([]);
+  });
+});
+
+describe('container files', () => {
+  it.each([
+    ['empty.bin', 0],
+    ['one.bin', 1],
+    ['five mb ü.bin', 5 * 1024 * 1024],
+  ])('uploads %s (%d bytes) with the SDK and downloads it back intact', async (name, size) => {
+    const data = randomBytes(size);
+    const f = await berth.client.containers.files.create(containerId, {
+      file: await toFile(data, name),
+    });
+    expect(f).toMatchObject({
+      object: 'container.file',
+      container_id: containerId,
+      bytes: size,
+      path: `/mnt/data/${name}`,
+      source: 'user',
+    });
+    expect(f.id).toMatch(/^cfile_[0-9a-f]{32}$/);
+    const res = await berth.client.containers.files.content.retrieve(f.id, {
+      container_id: containerId,
+    });
+    expect(sha(Buffer.from(await res.arrayBuffer()))).toBe(sha(data));
+    const inside = await dockerExec(containerId, ['sha256sum', `/mnt/data/${name}`]);
+    expect(inside.stdout.split(' ')[0]).toBe(sha(data));
+  });
+
+  it('streams 200 MB in and out, compared by sha256', async () => {
+    const size = 200 * 1024 * 1024;
+    const upload = streamingMultipart('big.bin', size);
+    const res = await berth.api(`/v1/containers/${containerId}/files`, {
+      method: 'POST',
+      headers: { 'content-type': upload.contentType },
+      body: upload.body,
+      duplex: 'half',
+    } as RequestInit);
+    const created = await res.json();
+    expect(res.status).toBe(200);
+    expect(created.bytes).toBe(size);
+    const down = await berth.api(`/v1/containers/${containerId}/files/${created.id}/content`);
+    expect(down.headers.get('content-length')).toBe(String(size));
+    const hash = createHash('sha256');
+    for await (const chunk of down.body as unknown as AsyncIterable<Uint8Array>) hash.update(chunk);
+    expect(hash.digest('hex')).toBe(upload.digest());
+    await berth.client.containers.files.delete(created.id, { container_id: containerId });
+  }, 180_000);
+
+  it('sends Content-Type by extension, Content-Length and Content-Disposition', async () => {
+    const f = await berth.client.containers.files.create(containerId, {
+      file: await toFile(Buffer.from('a,b\n1,2\n'), 'data ä.csv'),
+    });
+    const { res, body } = await download(`/v1/containers/${containerId}/files/${f.id}/content`);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-length')).toBe('8');
+    expect(res.headers.get('content-disposition')).toBe(
+      `attachment; filename="data _.csv"; filename*=UTF-8''data%20%C3%A4.csv`,
+    );
+    expect(body.toString()).toBe('a,b\n1,2\n');
+    const bin = await berth.client.containers.files.create(containerId, {
+      file: await toFile(Buffer.from([1]), 'noext'),
+    });
+    expect(
+      (await download(`/v1/containers/${containerId}/files/${bin.id}/content`)).res.headers.get(
+        'content-type',
+      ),
+    ).toBe('application/octet-stream');
+  });
+
+  it('replaces a file uploaded to an existing path', async () => {
+    const first = await berth.client.containers.files.create(containerId, {
+      file: await toFile(Buffer.from('old'), 'same.txt'),
+    });
+    const second = await berth.client.containers.files.create(containerId, {
+      file: await toFile(Buffer.from('new!'), 'same.txt'),
+    });
+    expect(second.path).toBe(first.path);
+    expect(
+      (await download(`/v1/containers/${containerId}/files/${second.id}/content`)).body.toString(),
+    ).toBe('new!');
+    const list = await berth.client.containers.files.list(containerId, { limit: 100 });
+    expect(list.data.filter((f) => f.path === '/mnt/data/same.txt')).toHaveLength(1);
+  });
+
+  it('puts an upload under the optional path', async () => {
+    const form = new FormData();
+    form.append('path', 'reports/q1/');
+    form.append('file', new Blob(['hello']), 'r.txt');
+    const res = await berth.api(`/v1/containers/${containerId}/files`, {
+      method: 'POST',
+      body: form,
+    });
+    expect(await res.json()).toMatchObject({ path: '/mnt/data/reports/q1/r.txt', bytes: 5 });
+    expect((await dockerExec(containerId, ['cat', '/mnt/data/reports/q1/r.txt'])).stdout).toBe(
+      'hello',
+    );
+  });
+
+  it('copies a Files API file in by file_id (JSON)', async () => {
+    const file = await berth.client.files.create({
+      file: await toFile(Buffer.from('from files api'), 'copied.txt'),
+      purpose: 'user_data',
+    });
+    const f = await berth.client.containers.files.create(containerId, { file_id: file.id });
+    expect(f).toMatchObject({ path: '/mnt/data/copied.txt', bytes: 14, source: 'user' });
+    const unknown = await berth.client.containers.files
+      .create(containerId, { file_id: 'file-' + '0'.repeat(32) })
+      .catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(NotFoundError);
+  });
+
+  it('lists files written by code as assistant files, and forgets ones deleted inside', async () => {
+    const r = await execIn(
+      containerId,
+      `python3 -c "open('/mnt/data/plot data.txt','w').write('x'*1234)"`,
+    );
+    expect(r.exit_code).toBe(0);
+    const list = await berth.client.containers.files.list(containerId, { limit: 100 });
+    const written = list.data.find((f) => f.path === '/mnt/data/plot data.txt');
+    expect(written).toMatchObject({ source: 'assistant', bytes: 1234 });
+    const { body } = await download(`/v1/containers/${containerId}/files/${written!.id}/content`);
+    expect(body.toString()).toBe('x'.repeat(1234));
+
+    await execIn(containerId, `rm '/mnt/data/plot data.txt'`);
+    const after = await berth.client.containers.files.list(containerId, { limit: 100 });
+    expect(after.data.find((f) => f.path === '/mnt/data/plot data.txt')).toBeUndefined();
+    await expect(
+      berth.client.containers.files.retrieve(written!.id, { container_id: containerId }),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('deletes a file from the sandbox too', async () => {
+    const f = await berth.client.containers.files.create(containerId, {
+      file: await toFile(Buffer.from('bye'), 'bye.txt'),
+    });
+    await berth.client.containers.files.delete(f.id, { container_id: containerId });
+    expect((await dockerExec(containerId, ['ls', '/mnt/data'])).stdout).not.toContain('bye.txt');
+    await expect(
+      berth.client.containers.files.retrieve(f.id, { container_id: containerId }),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('pages over 45 files with keyset cursors', async () => {
+    const c = await berth.client.containers.create({ name: 'many-files' });
+    await execIn(c.id, 'for i in $(seq 1 45); do echo $i > /mnt/data/f$i.txt; done');
+    const seen: string[] = [];
+    for await (const f of berth.client.containers.files.list(c.id, { limit: 10, order: 'asc' }))
+      seen.push(f.path);
+    expect(seen).toHaveLength(45);
+    expect(new Set(seen).size).toBe(45);
+    const desc: string[] = [];
+    for await (const f of berth.client.containers.files.list(c.id, { limit: 7, order: 'desc' }))
+      desc.push(f.path);
+    expect(desc).toEqual([...seen].reverse());
+  });
+
+  it('copies file_ids in at create; an unknown id is 400 file_ids.N and leaves no sandbox', async () => {
+    const a = await berth.client.files.create({
+      file: await toFile(Buffer.from('A'), 'a.txt'),
+      purpose: 'user_data',
+    });
+    const b = await berth.client.files.create({
+      file: await toFile(Buffer.from('BB'), 'b.txt'),
+      purpose: 'user_data',
+    });
+    const c = await berth.client.containers.create({ name: 'seeded', file_ids: [a.id, b.id] });
+    expect((await dockerExec(c.id, ['cat', '/mnt/data/a.txt', '/mnt/data/b.txt'])).stdout).toBe(
+      'ABB',
+    );
+    const list = await berth.client.containers.files.list(c.id);
+    expect(list.data.map((f) => f.path).sort()).toEqual(['/mnt/data/a.txt', '/mnt/data/b.txt']);
+
+    const before = (await berth.runtime.listManaged()).length;
+    const error = await berth.client.containers
+      .create({ name: 'bad', file_ids: [a.id, 'file-' + 'f'.repeat(32)] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect((error as BadRequestError).param).toBe('file_ids.1');
+    expect((await berth.runtime.listManaged()).length).toBe(before);
+  });
+
+  it('answers 413 past the upload limit and leaves nothing half-written', async () => {
+    const small = await startBerth({ BERTH_MAX_UPLOAD_BYTES: '1000' });
+    try {
+      const c = await small.client.containers.create({ name: 'limited' });
+      const error = await small.client.containers.files
+        .create(c.id, { file: await toFile(randomBytes(5000), 'big.bin') })
+        .catch((e: unknown) => e);
+      expect((error as { status?: number }).status).toBe(413);
+      expect((await dockerExec(c.id, ['ls', '-A', '/mnt/data'])).stdout).toBe('');
+      expect((await small.client.containers.files.list(c.id)).data).toEqual([]);
+      const fileError = await small.client.files
+        .create({ file: await toFile(randomBytes(5000), 'big.bin'), purpose: 'user_data' })
+        .catch((e: unknown) => e);
+      expect((fileError as { status?: number }).status).toBe(413);
+      expect((await small.client.files.list()).data).toEqual([]);
+    } finally {
+      await small[Symbol.asyncDispose]();
+    }
+  });
+
+  it('answers 400 "Container is expired." for file operations on an expired container', async () => {
+    const c = await berth.client.containers.create({
+      name: 'late',
+      expires_after: { anchor: 'last_active_at', minutes: 1 },
+    });
+    await berth.pool.query(
+      `update containers set last_active_at = now() - interval '2 minutes' where id = $1`,
+      [c.id],
+    );
+    const error = await berth.client.containers.files.list(c.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect((error as BadRequestError).error).toMatchObject({
+      message: 'Container is expired.',
+      code: 'container_expired',
+    });
+    expect(await inspectSandbox(c.id)).not.toBeNull();
+  });
+});
