@@ -4,6 +4,7 @@
  */
 import { benchCreate, benchList } from './containers.js';
 import { benchExec } from './exec.js';
+import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
 import { startBenchBerth, type Row } from './harness.js';
 
@@ -17,6 +18,7 @@ async function run(): Promise<void> {
     rows.push(...(await benchCreate(berth)));
     rows.push(...(await benchList(berth)));
     rows.push(...(await benchExec(berth)));
+    rows.push(...(await benchFiles(berth)));
     rows.push(...(await benchReaper(berth)));
   } finally {
     await berth.close();

@@ -158,7 +158,7 @@ describe('POST /v1/containers', () => {
       expect(error).toBeInstanceOf(BadRequestError);
       expect((error as BadRequestError).param).toBe(param);
       expect((error as BadRequestError).message).toMatch(
-        /not (available|supported) on this server yet/,
+        /not (available|supported) on this server yet|No such File object/,
       );
     }
     expect((await berth.runtime.listManaged()).length).toBe(before.length);
