@@ -47,15 +47,13 @@ async function peakRss<T>(fn: () => Promise<T>): Promise<[number, T]> {
 
 /** The same bytes through a bare `docker exec … cat` (docker cp can't write into a tmpfs mount). */
 async function bareUpload(name: string): Promise<void> {
-  const exec = await docker
-    .getContainer(name)
-    .exec({
-      Cmd: ['sh', '-c', 'cat > /mnt/data/bare.bin'],
-      User: '1000:1000',
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-    });
+  const exec = await docker.getContainer(name).exec({
+    Cmd: ['sh', '-c', 'cat > /mnt/data/bare.bin'],
+    User: '1000:1000',
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
   const stream = await exec.start({ hijack: true, stdin: true });
   for await (const chunk of bytes(SIZE))
     if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
@@ -64,14 +62,12 @@ async function bareUpload(name: string): Promise<void> {
 }
 
 async function bareDownload(name: string): Promise<number> {
-  const exec = await docker
-    .getContainer(name)
-    .exec({
-      Cmd: ['cat', '/mnt/data/bare.bin'],
-      User: '1000:1000',
-      AttachStdout: true,
-      AttachStderr: true,
-    });
+  const exec = await docker.getContainer(name).exec({
+    Cmd: ['cat', '/mnt/data/bare.bin'],
+    User: '1000:1000',
+    AttachStdout: true,
+    AttachStderr: true,
+  });
   const stream = await exec.start({ hijack: true, stdin: false });
   let total = 0;
   for await (const chunk of stream) total += (chunk as Buffer).length;

@@ -24,3 +24,5 @@ export {
   ContainerFileDeleted,
   CreateContainerFileJson,
 } from './files.js';
+export { openApiDocument } from './openapi.js';
+export type { OpenApiLimits } from './openapi.js';

@@ -8,7 +8,7 @@ import type {
   ExecService,
   FilesService,
 } from '@berth/core';
-import type { CreateContainerLimits, ExecLimits } from '@berth/contracts';
+import { openApiDocument, type CreateContainerLimits, type ExecLimits } from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
 import { errorHandler, notFoundRoute } from './http/errors.js';
 import { containerRoutes } from './routes/containers.js';
@@ -41,6 +41,11 @@ export function createApp(deps: AppDependencies): express.Express {
   app.use(healthRoutes(deps.readiness));
 
   const v1 = express.Router();
+  // The service's own contract, public like any API reference.
+  const openapi = openApiDocument({ ...deps.limits, ...deps.execLimits });
+  v1.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
   v1.use(authenticate(deps.authenticator));
   // Before the general JSON parser: exec bodies may carry stdin larger than its limit.
   v1.use(execRoutes({ exec: deps.exec, limits: deps.execLimits }));

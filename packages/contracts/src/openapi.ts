@@ -1,0 +1,208 @@
+import { z } from 'zod';
+import { ErrorEnvelope, ListQuery } from './common.js';
+import {
+  ContainerDeleted,
+  ContainerList,
+  ContainerResource,
+  ListContainersQuery,
+  createContainerBody,
+} from './containers.js';
+import { ExecResource, execBody } from './exec.js';
+import {
+  ContainerFileDeleted,
+  ContainerFileList,
+  ContainerFileResource,
+  CreateContainerFileJson,
+  FileDeleted,
+  FileList,
+  FileObject,
+  ListFilesQuery,
+} from './files.js';
+
+export interface OpenApiLimits {
+  maxExpiryMinutes: number;
+  maxFileIds: number;
+  maxTimeoutMs: number;
+  maxStdinBytes: number;
+}
+
+// Inlined (an empty metadata registry, so no `$defs` refs that would not resolve in OpenAPI).
+const schema = (s: z.ZodType) => {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, {
+    io: 'input',
+    unrepresentable: 'any',
+    metadata: z.registry(),
+  });
+  return rest;
+};
+const json = (s: z.ZodType) => ({ 'application/json': { schema: schema(s) } });
+const ok = (s: z.ZodType, description = 'OK') => ({ description, content: json(s) });
+const errors = {
+  '400': { description: 'Invalid request', content: json(ErrorEnvelope) },
+  '401': { description: 'Missing or unknown API key', content: json(ErrorEnvelope) },
+  '404': { description: 'Unknown id, or another project’s', content: json(ErrorEnvelope) },
+  '429': { description: 'Rate or quota limit (Retry-After)', content: json(ErrorEnvelope) },
+  '503': {
+    description: 'Docker or Postgres unreachable (Retry-After)',
+    content: json(ErrorEnvelope),
+  },
+};
+
+function queryParams(s: z.ZodObject) {
+  return Object.entries(s.shape).map(([name, field]) => ({
+    name,
+    in: 'query',
+    required: false,
+    schema: schema(field as z.ZodType),
+  }));
+}
+const pathParams = (...names: string[]) =>
+  names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+const multipart = (fields: Record<string, object>, required: string[]) => ({
+  'multipart/form-data': { schema: { type: 'object', properties: fields, required } },
+});
+
+/** The service's own OpenAPI 3.1 document, generated from the same zod schemas the routes use. */
+export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
+  const binary = {
+    description: 'The file bytes',
+    content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Berth',
+      version,
+      description:
+        'A self-hosted implementation of the OpenAI Containers API. Marked (ours): beyond upstream.',
+    },
+    servers: [{ url: '/v1' }],
+    security: [{ bearer: [] }],
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    paths: {
+      '/containers': {
+        get: {
+          operationId: 'ListContainers',
+          parameters: queryParams(ListContainersQuery),
+          responses: { '200': ok(ContainerList), ...errors },
+        },
+        post: {
+          operationId: 'CreateContainer',
+          requestBody: { required: true, content: json(createContainerBody(limits)) },
+          responses: { '200': ok(ContainerResource), ...errors },
+        },
+      },
+      '/containers/{container_id}': {
+        parameters: pathParams('container_id'),
+        get: {
+          operationId: 'RetrieveContainer',
+          responses: { '200': ok(ContainerResource), ...errors },
+        },
+        delete: {
+          operationId: 'DeleteContainer',
+          responses: { '200': ok(ContainerDeleted), ...errors },
+        },
+      },
+      '/containers/{container_id}/exec': {
+        parameters: pathParams('container_id'),
+        post: {
+          operationId: 'CreateContainerExec',
+          description:
+            '(ours) Runs a command in the container; `stream: true` answers text/event-stream.',
+          requestBody: { required: true, content: json(execBody(limits)) },
+          responses: {
+            '200': {
+              description: 'The result, or an event stream',
+              content: {
+                ...json(ExecResource),
+                'text/event-stream': { schema: { type: 'string' } },
+              },
+            },
+            ...errors,
+          },
+        },
+      },
+      '/containers/{container_id}/files': {
+        parameters: pathParams('container_id'),
+        get: {
+          operationId: 'ListContainerFiles',
+          parameters: queryParams(ListQuery),
+          responses: { '200': ok(ContainerFileList), ...errors },
+        },
+        post: {
+          operationId: 'CreateContainerFile',
+          requestBody: {
+            required: true,
+            content: {
+              ...multipart(
+                {
+                  path: {
+                    type: 'string',
+                    description: '(ours) where under /mnt/data; send before file',
+                  },
+                  file: { type: 'string', format: 'binary' },
+                },
+                ['file'],
+              ),
+              ...json(CreateContainerFileJson),
+            },
+          },
+          responses: {
+            '200': ok(ContainerFileResource),
+            '413': { description: 'Too large', content: json(ErrorEnvelope) },
+            ...errors,
+          },
+        },
+      },
+      '/containers/{container_id}/files/{file_id}': {
+        parameters: pathParams('container_id', 'file_id'),
+        get: {
+          operationId: 'RetrieveContainerFile',
+          responses: { '200': ok(ContainerFileResource), ...errors },
+        },
+        delete: {
+          operationId: 'DeleteContainerFile',
+          responses: { '200': ok(ContainerFileDeleted), ...errors },
+        },
+      },
+      '/containers/{container_id}/files/{file_id}/content': {
+        parameters: pathParams('container_id', 'file_id'),
+        get: {
+          operationId: 'RetrieveContainerFileContent',
+          responses: { '200': binary, ...errors },
+        },
+      },
+      '/files': {
+        get: {
+          operationId: 'ListFiles',
+          parameters: queryParams(ListFilesQuery),
+          responses: { '200': ok(FileList), ...errors },
+        },
+        post: {
+          operationId: 'CreateFile',
+          requestBody: {
+            required: true,
+            content: multipart(
+              { file: { type: 'string', format: 'binary' }, purpose: { type: 'string' } },
+              ['file', 'purpose'],
+            ),
+          },
+          responses: {
+            '200': ok(FileObject),
+            '413': { description: 'Too large', content: json(ErrorEnvelope) },
+            ...errors,
+          },
+        },
+      },
+      '/files/{file_id}': {
+        parameters: pathParams('file_id'),
+        get: { operationId: 'RetrieveFile', responses: { '200': ok(FileObject), ...errors } },
+        delete: { operationId: 'DeleteFile', responses: { '200': ok(FileDeleted), ...errors } },
+      },
+      '/files/{file_id}/content': {
+        parameters: pathParams('file_id'),
+        get: { operationId: 'DownloadFile', responses: { '200': binary, ...errors } },
+      },
+    },
+  };
+}
