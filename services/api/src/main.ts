@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import pino from 'pino';
 import { FsBlobStore } from '@berth/blob-store-fs';
@@ -14,8 +13,6 @@ import {
   systemClock,
 } from '@berth/core';
 import {
-  createPool,
-  migrate,
   PgApiKeyStore,
   PgContainerFileStore,
   PgContainerStore,
@@ -26,32 +23,11 @@ import {
   DockerSandboxExecutor,
   DockerSandboxFiles,
   DockerSandboxRuntime,
-  ensureDevPostgres,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
+import { openDatabase } from './database.js';
 import { startBackgroundJobs, type BackgroundJobs } from './background.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-
-type Pool = ReturnType<typeof createPool>;
-
-/** Connects, retrying while a just-started Postgres comes up. */
-async function connectDatabase(url: string, config: Config, log: pino.Logger): Promise<Pool> {
-  const pool = createPool(url, {
-    max: config.DATABASE_POOL_MAX,
-    applicationName: `berth-${config.BERTH_ROLE}`,
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      await pool.query('select 1');
-      return pool;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      log.info({ err: (error as Error).message }, 'waiting for Postgres');
-      await sleep(500);
-    }
-  }
-}
 
 export interface RunningService {
   /** Where the HTTP API listens; null for the `reaper` role. */
@@ -68,16 +44,10 @@ export async function main(config: Config): Promise<RunningService> {
   });
   const clock = systemClock;
 
-  const databaseUrl =
-    config.DATABASE_URL ??
-    (await ensureDevPostgres({
-      socketPath: config.BERTH_DOCKER_SOCKET,
-      image: config.BERTH_POSTGRES_IMAGE,
-      name: config.BERTH_DEV_POSTGRES_NAME,
-      log: (msg) => logger.info(msg),
-    }));
-  const pool = await connectDatabase(databaseUrl, config, logger);
-  await migrate(pool, { log: (msg: string) => logger.info(msg) });
+  const pool = await openDatabase(config, {
+    applicationName: `berth-${config.BERTH_ROLE}`,
+    log: (msg) => logger.info(msg),
+  });
 
   const runtime = new DockerSandboxRuntime({
     socketPath: config.BERTH_DOCKER_SOCKET,

@@ -4,9 +4,9 @@
  * the local development Postgres). A key is printed once, at creation; only its hash is stored.
  */
 import { generateApiKey } from '@berth/core';
-import { createPool, migrate, PgApiKeyStore } from '@berth/db';
-import { ensureDevPostgres } from '@berth/sandbox-docker';
+import { PgApiKeyStore } from '@berth/db';
 import { loadConfig } from '../config.js';
+import { openDatabase } from '../database.js';
 
 const usage = 'usage: pnpm keys create <project> [--name NAME] | list | revoke <key id>';
 
@@ -17,16 +17,8 @@ async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const url =
-    config.DATABASE_URL ??
-    (await ensureDevPostgres({
-      socketPath: config.BERTH_DOCKER_SOCKET,
-      image: config.BERTH_POSTGRES_IMAGE,
-      name: config.BERTH_DEV_POSTGRES_NAME,
-    }));
-  const pool = createPool(url, { max: 2, applicationName: 'berth-keys' });
+  const pool = await openDatabase(config, { applicationName: 'berth-keys', max: 2 });
   try {
-    await migrate(pool);
     const keys = new PgApiKeyStore(pool);
     if (command === 'create') {
       const project = rest[0];

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { CreateContainerFileJson, ListQuery, type ContainerFileResource } from '@berth/contracts';
 import { ContainerFilesService, InvalidRequestError, type ContainerFileRecord } from '@berth/core';
 import { sendFile, singleFileUpload } from '../http/uploads.js';
+import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
 
 const toResource = (f: ContainerFileRecord): ContainerFileResource => ({
@@ -50,14 +51,7 @@ export function containerFileRoutes({
       req.params.id,
       parseOrThrow(ListQuery, req.query),
     );
-    const data = page.items.map(toResource);
-    res.json({
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore,
-    });
+    res.json(listBody(page, toResource));
   });
 
   router.get('/containers/:id/files/:fileId', async (req, res) => {

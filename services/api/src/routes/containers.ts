@@ -15,6 +15,7 @@ import {
   type ContainersService,
   type NetworkPolicy,
 } from '@berth/core';
+import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
 
 export function toContainerResource(c: ContainerRecord, now: Date): ContainerResource {
@@ -82,14 +83,7 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
     const query = parseOrThrow(ListContainersQuery, req.query);
     const page = await containers.list(req.projectId, query);
     const now = clock.now();
-    const data = page.items.map((c) => toContainerResource(c, now));
-    res.json({
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore,
-    });
+    res.json(listBody(page, (c) => toContainerResource(c, now)));
   });
 
   router.get('/containers/:id', async (req, res) => {

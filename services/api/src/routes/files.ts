@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { ListFilesQuery, type FileObject } from '@berth/contracts';
 import { InvalidRequestError, type FileRecord, type FilesService } from '@berth/core';
 import { sendFile, singleFileUpload } from '../http/uploads.js';
+import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
 
 export const toFileObject = (f: FileRecord): FileObject => ({
@@ -44,14 +45,7 @@ export function fileRoutes({
   router.get('/files', async (req, res) => {
     const q = parseOrThrow(ListFilesQuery, req.query);
     const page = await files.list(req.projectId, q);
-    const data = page.items.map(toFileObject);
-    res.json({
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore,
-    });
+    res.json(listBody(page, toFileObject));
   });
 
   router.get('/files/:id', async (req, res) => {
