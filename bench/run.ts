@@ -3,6 +3,7 @@
  * issue notes; no test asserts on time.
  */
 import { benchCreate, benchList } from './containers.js';
+import { benchEgress } from './egress.js';
 import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
@@ -20,6 +21,7 @@ async function run(): Promise<void> {
     rows.push(...(await benchExec(berth)));
     rows.push(...(await benchFiles(berth)));
     rows.push(...(await benchReaper(berth)));
+    rows.push(...(await benchEgress()));
   } finally {
     await berth.close();
   }

@@ -67,3 +67,4 @@ export type { FilesServiceOptions } from './use-cases/files-service.js';
 export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
+export type { EgressController } from './ports/egress-controller.js';

@@ -34,6 +34,24 @@ export interface DockerSandboxRuntimeOptions extends SandboxLimits {
   user?: string;
   /** OCI runtime (e.g. `runsc`); unset = the daemon's default. */
   runtime?: string;
+  /** How allowlist sandboxes reach the egress proxy; without it, allowlist sandboxes are refused. */
+  egress?: SandboxEgress;
+}
+
+/**
+ * The sandbox side of egress: a host directory (holding the proxy's Unix socket) bind-mounted
+ * read-only into the sandbox, proxy variables in its environment, and a forwarder started inside
+ * as a uid the sandboxed code cannot signal. The sandbox still has no network interface but `lo`.
+ */
+export interface SandboxEgress {
+  hostDir(containerId: string): string;
+  containerDir: string;
+  env: string[];
+  forwarder: string[];
+  /** uid:gid of the forwarder; not the sandbox user's. */
+  forwarderUser: string;
+  /** The port the forwarder listens on inside the sandbox (loopback). */
+  port: number;
 }
 
 /** The sandbox runtime on Docker Engine; the hardening baseline of SANDBOX.md lives here. */
@@ -49,11 +67,12 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   /** The Docker create body; exposed for tests and for operators to read. */
   containerSpec(spec: SandboxSpec): Dockerode.ContainerCreateOptions {
-    if (spec.network.type !== 'disabled') {
-      // Never create an allowlist sandbox with open network: enforcement must exist first.
-      throw new Error(`network policy ${spec.network.type} is not supported by this runtime`);
-    }
     const o = this.options;
+    const egress = spec.network.type === 'allowlist' ? o.egress : undefined;
+    if (spec.network.type === 'allowlist' && !egress) {
+      // Never create an allowlist sandbox without its enforcement.
+      throw new Error('allowlist sandboxes need the egress proxy, which is not configured');
+    }
     const [uid = '1000', gid = uid] = this.#user.split(':');
     return {
       name: sandboxName(spec.containerId),
@@ -62,7 +81,13 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       WorkingDir: '/mnt/data',
       Hostname: 'sandbox',
       Labels: sandboxLabels(o.instance, spec.containerId, spec.projectId),
-      Env: ['HOME=/home/sandbox', 'LANG=C.UTF-8', 'TMPDIR=/tmp', 'MPLCONFIGDIR=/tmp/matplotlib'],
+      Env: [
+        'HOME=/home/sandbox',
+        'LANG=C.UTF-8',
+        'TMPDIR=/tmp',
+        'MPLCONFIGDIR=/tmp/matplotlib',
+        ...(egress?.env ?? []),
+      ],
       HostConfig: {
         Memory: spec.memoryLimitBytes,
         MemorySwap: spec.memoryLimitBytes,
@@ -77,7 +102,20 @@ export class DockerSandboxRuntime implements SandboxRuntime {
           '/tmp': `rw,exec,nosuid,nodev,size=${o.tmpSizeBytes}`,
           '/mnt/data': `rw,exec,nosuid,nodev,size=${o.dataSizeBytes},uid=${uid},gid=${gid},mode=0755`,
         },
+        // Both policies: no interface but loopback. Allowlist egress goes through the mounted socket.
         NetworkMode: 'none',
+        ...(egress
+          ? {
+              Mounts: [
+                {
+                  Type: 'bind' as const,
+                  Source: egress.hostDir(spec.containerId),
+                  Target: egress.containerDir,
+                  ReadOnly: true,
+                },
+              ],
+            }
+          : {}),
         RestartPolicy: { Name: 'no' },
         Privileged: false,
         ...(o.runtime ? { Runtime: o.runtime } : {}),
@@ -91,6 +129,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     try {
       created = await this.#docker.createContainer(body);
       await created.start();
+      if (spec.network.type === 'allowlist' && this.options.egress)
+        await this.#startForwarder(created, this.options.egress);
     } catch (error) {
       if (created) await created.remove({ force: true, v: true }).catch(() => {});
       if (statusOf(error) === 409) {
@@ -98,6 +138,38 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       }
       throw translateDockerError(error);
     }
+  }
+
+  /** Starts the in-sandbox forwarder and waits until it accepts connections. */
+  async #startForwarder(container: Dockerode.Container, egress: SandboxEgress): Promise<void> {
+    const exec = await container.exec({
+      Cmd: egress.forwarder,
+      User: egress.forwarderUser,
+      AttachStdout: false,
+      AttachStderr: false,
+    });
+    await exec.start({ Detach: true });
+    const probe = await container.exec({
+      Cmd: [
+        '/usr/bin/python3',
+        '-I',
+        '-c',
+        `import socket,time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", ${egress.port}), 0.2).close(); raise SystemExit(0)
+    except OSError: time.sleep(0.03)
+raise SystemExit(1)`,
+      ],
+      User: this.#user,
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = await probe.start({ hijack: true, stdin: false });
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    const { ExitCode } = await probe.inspect();
+    if (ExitCode !== 0) throw new Error('the egress forwarder did not start in the sandbox');
   }
 
   async remove(containerId: string): Promise<void> {

@@ -1,5 +1,9 @@
 export { DockerSandboxRuntime, defaultSandboxLimits } from './docker-sandbox-runtime.js';
-export type { DockerSandboxRuntimeOptions, SandboxLimits } from './docker-sandbox-runtime.js';
+export type {
+  DockerSandboxRuntimeOptions,
+  SandboxLimits,
+  SandboxEgress,
+} from './docker-sandbox-runtime.js';
 export { LABELS, sandboxName } from './labels.js';
 export { ensureDevPostgres } from './dev-postgres.js';
 export type { DevPostgresOptions } from './dev-postgres.js';

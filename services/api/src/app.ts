@@ -16,6 +16,8 @@ import { execRoutes } from './routes/exec.js';
 import { fileRoutes } from './routes/files.js';
 import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { egressRoutes } from './routes/egress.js';
+import type { EgressStats } from '@berth/egress';
 
 export interface AppDependencies {
   logger: Logger;
@@ -26,9 +28,10 @@ export interface AppDependencies {
   files: FilesService;
   containerFiles: ContainerFilesService;
   maxUploadBytes: number;
+  egressStats: (containerId: string) => EgressStats | null;
   execLimits: ExecLimits & { defaultTimeoutMs: number };
   readiness: Record<string, ReadinessCheck>;
-  limits: CreateContainerLimits & { maxJsonBytes: number };
+  limits: CreateContainerLimits & { maxJsonBytes: number; maxAllowedDomains: number };
 }
 
 /** The HTTP app, with every dependency passed in; main.ts is the only place that builds them. */
@@ -56,6 +59,7 @@ export function createApp(deps: AppDependencies): express.Express {
     }),
   );
   v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
+  v1.use(egressRoutes({ containers: deps.containers, stats: deps.egressStats }));
   v1.use(fileRoutes({ files: deps.files, maxUploadBytes: deps.maxUploadBytes }));
   v1.use(
     containerFileRoutes({

@@ -91,6 +91,20 @@ export const ConfigSchema = z
     BERTH_DATA_DIR: z.string().default('.berth/data'),
     /** Largest file one upload may carry (Files API and container files); past it, 413. */
     BERTH_MAX_UPLOAD_BYTES: int(512 * 1_048_576, 1, 1_099_511_627_776),
+    /** Host directory of the egress proxy's per-sandbox sockets (bind-mounted into allowlist sandboxes). */
+    BERTH_EGRESS_DIR: z.string().default('.berth/egress'),
+    /** Most entries in one `allowed_domains`. */
+    BERTH_EGRESS_MAX_DOMAINS: int(64, 1, 4096),
+    /**
+     * TEST ONLY, refused in production: `host:port=ip:port` pairs, comma-separated, sending an
+     * allowed name straight to a local upstream (no DNS, no address guard).
+     */
+    BERTH_EGRESS_TEST_UPSTREAMS: z.string().optional(),
+    /**
+     * TEST ONLY, refused in production: `host=ip` pairs, comma-separated, answering name lookups
+     * (the address guard still applies: this is how tests show private answers are refused).
+     */
+    BERTH_EGRESS_TEST_HOSTS: z.string().optional(),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -99,6 +113,15 @@ export const ConfigSchema = z
     BERTH_SHUTDOWN_TIMEOUT_MS: int(15_000, 0, 600_000),
   })
   .superRefine((c, ctx) => {
+    for (const key of ['BERTH_EGRESS_TEST_UPSTREAMS', 'BERTH_EGRESS_TEST_HOSTS'] as const) {
+      if (c.NODE_ENV === 'production' && c[key]) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `${key} is a test-only switch and is refused in production`,
+        });
+      }
+    }
     if (c.NODE_ENV === 'production' && !c.DATABASE_URL) {
       ctx.addIssue({
         code: 'custom',

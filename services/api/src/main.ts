@@ -26,6 +26,7 @@ import {
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import { openDatabase } from './database.js';
+import { createEgress, type Egress } from './egress.js';
 import { startBackgroundJobs, type BackgroundJobs } from './background.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 
@@ -49,6 +50,10 @@ export async function main(config: Config): Promise<RunningService> {
     log: (msg) => logger.info(msg),
   });
 
+  const store = new PgContainerStore(pool);
+  // The proxy serves sockets from this process; a reaper-only process has no sandboxes to serve.
+  const egress: Egress | null =
+    config.BERTH_ROLE === 'reaper' ? null : createEgress(config, store, logger);
   const runtime = new DockerSandboxRuntime({
     socketPath: config.BERTH_DOCKER_SOCKET,
     image: config.BERTH_SANDBOX_IMAGE,
@@ -60,8 +65,8 @@ export async function main(config: Config): Promise<RunningService> {
     dataSizeBytes: config.BERTH_SANDBOX_DATA_MB * 1024 * 1024,
     user: '1000:1000',
     ...(config.BERTH_SANDBOX_RUNTIME ? { runtime: config.BERTH_SANDBOX_RUNTIME } : {}),
+    ...(egress ? { egress: egress.sandbox } : {}),
   });
-  const store = new PgContainerStore(pool);
 
   let jobs: BackgroundJobs | null = null;
   if (config.BERTH_ROLE !== 'api') {
@@ -110,10 +115,13 @@ export async function main(config: Config): Promise<RunningService> {
     });
     // Bound late: containers seed files through containerFiles, which uses containers.
     let containerFiles: ContainerFilesService | null = null;
+    // Sandboxes that were running before a restart regain egress now, and only they.
+    await egress?.sync();
     const containers = new ContainersService({
       store,
       runtime,
       clock,
+      ...(egress ? { egress: egress.controller } : {}),
       seeder: {
         check: (projectId, fileIds) => containerFiles!.checkFileIds(projectId, fileIds),
         copy: async (projectId, container, fileIds) => {
@@ -142,6 +150,7 @@ export async function main(config: Config): Promise<RunningService> {
       files,
       containerFiles,
       maxUploadBytes: config.BERTH_MAX_UPLOAD_BYTES,
+      egressStats: (id) => egress?.proxy.stats(id) ?? null,
       logger,
       clock,
       authenticator: new Authenticator(keys, bootstrap),
@@ -172,6 +181,7 @@ export async function main(config: Config): Promise<RunningService> {
         maxExpiryMinutes: config.BERTH_MAX_EXPIRY_MINUTES,
         maxFileIds: 100,
         maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
+        maxAllowedDomains: config.BERTH_EGRESS_MAX_DOMAINS,
       },
     });
     const listening: Server = await new Promise((resolve, reject) => {
@@ -199,6 +209,7 @@ export async function main(config: Config): Promise<RunningService> {
         config.BERTH_SHUTDOWN_TIMEOUT_MS,
       );
       await Promise.all([drained, jobs?.stop()]);
+      await egress?.close();
       clearTimeout(timer);
       await pool.end();
       logger.info('shut down');

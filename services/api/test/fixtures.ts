@@ -35,13 +35,17 @@ export interface RunningBerth {
  * database cloned from the migrated template and its own sandbox label instance. Disposal shuts
  * it down, removes every sandbox of that instance, and fails if any remained.
  */
-export async function startBerth(env: Record<string, string> = {}): Promise<RunningBerth> {
+export async function startBerth(
+  env: Record<string, string> = {},
+  options: { keepSandboxes?: boolean } = {},
+): Promise<RunningBerth> {
   const db = await createTestDatabase();
-  const instance = `t${randomBytes(5).toString('hex')}`;
-  const apiKey = `sk-test-${randomBytes(16).toString('hex')}`;
+  const instance = env.BERTH_INSTANCE ?? `t${randomBytes(5).toString('hex')}`;
+  const apiKey = env.BERTH_BOOTSTRAP_API_KEY ?? `sk-test-${randomBytes(16).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-data-'));
   const config = loadConfig({
     BERTH_DATA_DIR: dataDir,
+    BERTH_EGRESS_DIR: join(dataDir, 'egress'),
     NODE_ENV: 'test',
     DATABASE_URL: db.url,
     PORT: '0',
@@ -86,10 +90,12 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Runn
     },
     async [Symbol.asyncDispose]() {
       await app.close();
-      const left = await runtime.listManaged();
-      await Promise.all(left.map((s) => runtime.remove(s.containerId)));
       await db[Symbol.asyncDispose]();
       rmSync(dataDir, { recursive: true, force: true });
+      // A restart test keeps its sandboxes for the next instance; everything else leaves none.
+      if (options.keepSandboxes) return;
+      const left = await runtime.listManaged();
+      await Promise.all(left.map((s) => runtime.remove(s.containerId)));
       if ((await runtime.listManaged()).length > 0)
         throw new Error(`sandboxes of ${instance} remain`);
     },

@@ -12,6 +12,7 @@ import { isId, newId } from '../ids.js';
 import type { Page } from '../pagination.js';
 import type { ContainerListFilter, ContainerStore } from '../ports/container-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { EgressController } from '../ports/egress-controller.js';
 
 export interface CreateContainerInput {
   name: string;
@@ -37,6 +38,8 @@ export interface ContainersServiceOptions {
   /** Live (not expired) containers one project may hold. */
   maxLivePerProject: number;
   seeder?: ContainerSeeder;
+  /** Enforces allowlist policies; without it, allowlist containers are refused. */
+  egress?: EgressController;
   /** Called when cleanup after a failure itself fails; the reconciler will finish the job. */
   onCleanupError?: (error: unknown, containerId: string) => void;
 }
@@ -53,8 +56,14 @@ export class ContainersService {
   constructor(private readonly options: ContainersServiceOptions) {}
 
   async create(projectId: string, input: CreateContainerInput): Promise<ContainerRecord> {
-    const { store, runtime, clock, seeder } = this.options;
+    const { store, runtime, clock, seeder, egress } = this.options;
     const fileIds = input.fileIds ?? [];
+    const policy = input.networkPolicy;
+    if (policy.type === 'allowlist' && !egress) {
+      throw new InvalidRequestError("network_policy 'allowlist' is not available on this server.", {
+        param: 'network_policy.type',
+      });
+    }
     if (fileIds.length > 0) {
       if (!seeder)
         throw new InvalidRequestError('file_ids are not supported on this server.', {
@@ -83,6 +92,8 @@ export class ContainersService {
       );
     }
     try {
+      // The proxy listens before the sandbox exists: there is never a moment without enforcement.
+      if (policy.type === 'allowlist') await egress!.attach(record.id, policy.allowedDomains);
       await runtime.create({
         containerId: record.id,
         projectId,
@@ -101,6 +112,7 @@ export class ContainersService {
   async #undoCreate(id: string): Promise<void> {
     try {
       await this.options.runtime.remove(id);
+      await this.options.egress?.detach(id);
       await this.options.store.remove(id);
     } catch (cleanupError) {
       this.options.onCleanupError?.(cleanupError, id);
@@ -161,6 +173,7 @@ export class ContainersService {
       await store.setStatus(id, record.status, record.statusReason);
       throw error;
     }
+    await this.options.egress?.detach(id);
     await store.remove(id);
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '@berth/core';
 import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
+import { parseAllowlist, ruleToString } from '@berth/egress';
 
 export function toContainerResource(c: ContainerRecord, now: Date): ContainerResource {
   return {
@@ -36,33 +37,41 @@ export function toContainerResource(c: ContainerRecord, now: Date): ContainerRes
   };
 }
 
-function toNetworkPolicy(p: NetworkPolicyParam): NetworkPolicy {
+/** Validates an allowlist entry by entry (the 400 names the entry) and normalises it. */
+function toNetworkPolicy(p: NetworkPolicyParam, maxEntries: number): NetworkPolicy {
   if (p.type === 'disabled') return { type: 'disabled' };
-  return {
-    type: 'allowlist',
-    allowedDomains: p.allowed_domains,
-    ...(p.domain_secrets ? { domainSecrets: p.domain_secrets } : {}),
-  };
+  if (p.domain_secrets) {
+    throw new InvalidRequestError(
+      'domain_secrets are not supported on this server yet: injecting them into HTTPS needs TLS interception, which Berth does not do.',
+      { param: 'network_policy.domain_secrets', code: 'unsupported_parameter' },
+    );
+  }
+  const parsed = parseAllowlist(p.allowed_domains, { maxEntries });
+  if (!parsed.ok) {
+    throw new InvalidRequestError(
+      `Invalid 'network_policy.allowed_domains.${parsed.index}': ${parsed.message}.`,
+      {
+        param: `network_policy.allowed_domains.${parsed.index}`,
+      },
+    );
+  }
+  return { type: 'allowlist', allowedDomains: [...new Set(parsed.rules.map(ruleToString))] };
 }
 
 export interface ContainerRoutesOptions {
   containers: ContainersService;
   clock: Clock;
-  limits: CreateContainerLimits;
+  limits: CreateContainerLimits & { maxAllowedDomains: number };
 }
 
 export function containerRoutes({ containers, clock, limits }: ContainerRoutesOptions): Router {
   const router = Router();
   const CreateBody = createContainerBody(limits);
+  const maxAllowedDomains = limits.maxAllowedDomains;
 
   router.post('/containers', async (req, res) => {
     const body = parseOrThrow(CreateBody, req.body ?? {});
-    if (body.network_policy.type === 'allowlist') {
-      throw new InvalidRequestError(
-        'network_policy \'allowlist\' is not available on this server yet: its egress enforcement has not shipped. Use {"type": "disabled"}.',
-        { param: 'network_policy.type', code: 'unsupported_network_policy' },
-      );
-    }
+    const networkPolicy = toNetworkPolicy(body.network_policy, maxAllowedDomains);
     if (body.skills?.length) {
       throw new InvalidRequestError('skills are not supported on this server yet.', {
         param: 'skills',
@@ -73,7 +82,7 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
       name: body.name,
       expiresAfterMinutes: body.expires_after.minutes,
       memoryLimit: body.memory_limit,
-      networkPolicy: toNetworkPolicy(body.network_policy),
+      networkPolicy,
       ...(body.file_ids ? { fileIds: body.file_ids } : {}),
     });
     res.json(toContainerResource(record, clock.now()));

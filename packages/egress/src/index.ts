@@ -1,0 +1,13 @@
+export { parseAllowlist, matchHost, normalizeHost, ruleToString } from './allowlist.js';
+export type { Rule, AllowlistResult } from './allowlist.js';
+export { isPublicUnicast } from './address-guard.js';
+export { Resolver, EgressDenied } from './resolver.js';
+export type { ResolverOptions } from './resolver.js';
+export {
+  EgressProxy,
+  sandboxProxyEnv,
+  forwarderCommand,
+  SANDBOX_EGRESS_DIR,
+  SANDBOX_PROXY_PORT,
+} from './proxy.js';
+export type { EgressLogger, Decision, EgressStats } from './proxy.js';

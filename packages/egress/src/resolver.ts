@@ -1,0 +1,46 @@
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isPublicUnicast } from './address-guard.js';
+
+export class EgressDenied extends Error {}
+
+export interface ResolverOptions {
+  /** Injected for tests; default `dns.promises.lookup(name, {all: true})`. */
+  lookup?: (host: string) => Promise<string[]>;
+  /**
+   * Test only (off by default, refused in production): `host:port` → a local upstream, reached
+   * directly, without DNS and without the address guard.
+   */
+  testUpstreams?: ReadonlyMap<string, { host: string; port: number }>;
+  /** This host's own addresses, refused like private ones; default: read from the interfaces. */
+  ownAddresses?: Set<string>;
+}
+
+/**
+ * Resolves a destination itself (never trusting the client's resolution) and pins the address
+ * it checked. If any address of the name is not public unicast, the name is refused outright:
+ * a name that mixes private and public answers is an attack, not a choice.
+ */
+export class Resolver {
+  readonly #lookup: (host: string) => Promise<string[]>;
+  constructor(private readonly options: ResolverOptions = {}) {
+    this.#lookup =
+      options.lookup ??
+      (async (host) =>
+        (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address));
+  }
+
+  async resolve(host: string, port: number): Promise<{ address: string; port: number }> {
+    const upstream = this.options.testUpstreams?.get(`${host}:${port}`);
+    if (upstream) return { address: upstream.host, port: upstream.port };
+    let addresses: string[];
+    try {
+      addresses = await this.#lookup(host);
+    } catch {
+      throw new EgressDenied(`${host} does not resolve`);
+    }
+    if (addresses.length === 0) throw new EgressDenied(`${host} does not resolve`);
+    const bad = addresses.find((a) => !isPublicUnicast(a, this.options.ownAddresses));
+    if (bad) throw new EgressDenied(`${host} resolves to ${bad}, which is not a public address`);
+    return { address: addresses[0]!, port };
+  }
+}

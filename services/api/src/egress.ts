@@ -1,0 +1,111 @@
+import { resolve } from 'node:path';
+import cron from 'node-cron';
+import type { Logger } from 'pino';
+import type { ContainerStore, EgressController } from '@berth/core';
+import {
+  EgressProxy,
+  Resolver,
+  SANDBOX_EGRESS_DIR,
+  SANDBOX_PROXY_PORT,
+  forwarderCommand,
+  parseAllowlist,
+  sandboxProxyEnv,
+} from '@berth/egress';
+import type { SandboxEgress } from '@berth/sandbox-docker';
+import type { Config } from './config.js';
+
+/** `a=b,c=d` pairs of a test-only setting. */
+function pairs(value: string | undefined): [string, string][] {
+  return (value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => {
+      const at = p.lastIndexOf('=');
+      if (at <= 0) throw new Error(`malformed pair '${p}'`);
+      return [p.slice(0, at), p.slice(at + 1)];
+    });
+}
+
+const hostPort = (value: string) => {
+  const at = value.lastIndexOf(':');
+  return { host: value.slice(0, at), port: Number(value.slice(at + 1)) };
+};
+
+export interface Egress {
+  controller: EgressController;
+  sandbox: SandboxEgress;
+  proxy: EgressProxy;
+  /** Serve exactly the running allowlist containers: after a restart, and as sandboxes come and go. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The egress proxy, run in the API process on the Docker host, and its wiring. */
+export function createEgress(config: Config, store: ContainerStore, logger: Logger): Egress {
+  const testHosts = new Map<string, string[]>();
+  for (const [host, ip] of pairs(config.BERTH_EGRESS_TEST_HOSTS))
+    testHosts.set(host, [...(testHosts.get(host) ?? []), ip]);
+  const resolver = new Resolver({
+    testUpstreams: new Map(
+      pairs(config.BERTH_EGRESS_TEST_UPSTREAMS).map(([from, to]) => [from, hostPort(to)]),
+    ),
+    ...(testHosts.size ? { lookup: async (host: string) => testHosts.get(host) ?? [] } : {}),
+  });
+  const proxy = new EgressProxy({
+    runDir: resolve(config.BERTH_EGRESS_DIR),
+    resolver,
+    log: logger,
+  });
+  const rulesOf = (domains: string[]) => {
+    const parsed = parseAllowlist(domains, { maxEntries: Number.MAX_SAFE_INTEGER });
+    if (!parsed.ok) throw new Error(`stored allowlist no longer parses: ${parsed.message}`);
+    return parsed.rules;
+  };
+  const controller: EgressController = {
+    attach: (id, domains) => proxy.attach(id, rulesOf(domains)),
+    detach: (id) => proxy.detach(id),
+  };
+  const sync = async () => {
+    const live = new Set<string>();
+    let after: string | undefined;
+    for (;;) {
+      const rows = await store.listRunning(500, after);
+      if (rows.length === 0) break;
+      after = rows.at(-1)!.id;
+      for (const row of rows) {
+        if (row.networkPolicy.type !== 'allowlist') continue;
+        live.add(row.id);
+        await proxy.attach(row.id, rulesOf(row.networkPolicy.allowedDomains));
+      }
+    }
+    // Running rows only: creates in flight attach before their row is running, so keep young ones.
+    for (const id of proxy.attachedIds())
+      if (!live.has(id) && !(await store.liveIds([id])).has(id)) await proxy.detach(id);
+  };
+  const task = cron.schedule(
+    '*/30 * * * * *',
+    () => void sync().catch((err: unknown) => logger.warn({ err }, 'egress sync failed')),
+    {
+      noOverlap: true,
+      name: 'egress-sync',
+    },
+  );
+  return {
+    controller,
+    proxy,
+    sync,
+    sandbox: {
+      hostDir: (id) => proxy.hostDir(id),
+      containerDir: SANDBOX_EGRESS_DIR,
+      env: sandboxProxyEnv(),
+      forwarder: forwarderCommand(),
+      forwarderUser: '65534:65534',
+      port: SANDBOX_PROXY_PORT,
+    },
+    async close() {
+      await task.stop();
+      await proxy.close();
+    },
+  };
+}
