@@ -141,12 +141,19 @@ describe('POST /v1/containers', () => {
     expect(e.message).toMatch(message);
   });
 
-  it('refuses allowlist and skills until they ship, and unknown file_ids, creating nothing', async () => {
+  it('refuses domain_secrets and skills until they ship, and unknown file_ids, creating nothing', async () => {
     const before = await berth.runtime.listManaged();
     for (const [body, param] of [
       [
-        { name: 'x', network_policy: { type: 'allowlist', allowed_domains: ['example.com'] } },
-        'network_policy.type',
+        {
+          name: 'x',
+          network_policy: {
+            type: 'allowlist',
+            allowed_domains: ['example.com'],
+            domain_secrets: [{ domain: 'example.com', name: 'T', value: 'v' }],
+          },
+        },
+        'network_policy.domain_secrets',
       ],
       [{ name: 'x', file_ids: ['file-abc'] }, 'file_ids.0'],
       [
@@ -158,7 +165,7 @@ describe('POST /v1/containers', () => {
       expect(error).toBeInstanceOf(BadRequestError);
       expect((error as BadRequestError).param).toBe(param);
       expect((error as BadRequestError).message).toMatch(
-        /not (available|supported) on this server yet|No such File object/,
+        /not supported on this server yet|No such File object/,
       );
     }
     expect((await berth.runtime.listManaged()).length).toBe(before.length);
