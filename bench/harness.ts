@@ -40,6 +40,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
     .withEnvironment({ POSTGRES_USER: 'bench', POSTGRES_PASSWORD: 'bench', POSTGRES_DB: 'bench' })
     .withCommand(['postgres', '-c', 'fsync=off', '-c', 'synchronous_commit=off'])
     .withExposedPorts(5432)
+    .withTmpFs({ '/var/lib/postgresql/data': 'rw' })
     .withLabels({ 'org.berth.test': 'true' })
     .withWaitStrategy(Wait.forListeningPorts())
     .start();
@@ -87,7 +88,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
     async close() {
       await app.close();
       await pool.end();
-      await container.stop();
+      await container.stop({ remove: true, removeVolumes: true });
     },
   };
 }
