@@ -51,14 +51,15 @@ export async function benchReaper(berth: BenchBerth, n = 200): Promise<Row[]> {
   const rows: Row[] = [];
   try {
     await makeSandboxes(berth, runtime, n, () => new Date(Date.now() - 1000));
-    const reaper = new Reaper({
+    const options = {
       store,
       runtime,
       clock: systemClock,
       concurrency: 4,
       maxPerTick: 1000,
       retentionMs: 86_400_000,
-    });
+    };
+    const reaper = new Reaper(options);
     const [ms, report] = await time(() => reaper.tick());
     rows.push({
       name: `reap ${n} expired sandboxes (concurrency 4)`,
@@ -72,15 +73,7 @@ export async function benchReaper(berth: BenchBerth, n = 200): Promise<Row[]> {
     const start = Date.now() + 3000;
     await makeSandboxes(berth, runtime, m, (i) => new Date(start + (i * 10_000) / m));
     const lags: number[] = [];
-    const scheduled = new Reaper({
-      store,
-      runtime,
-      clock: systemClock,
-      concurrency: 4,
-      maxPerTick: 1000,
-      retentionMs: 86_400_000,
-      onReaped: (_id, lag) => lags.push(lag),
-    });
+    const scheduled = new Reaper({ ...options, onReaped: (_id, lag) => lags.push(lag) });
     const task = cron.schedule('*/5 * * * * *', () => void scheduled.tick(), { noOverlap: true });
     const until = Date.now() + 60_000;
     while (lags.length < m && Date.now() < until) await new Promise((r) => setTimeout(r, 250));

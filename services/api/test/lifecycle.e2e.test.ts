@@ -3,6 +3,8 @@ import { createInterface } from 'node:readline';
 import { NotFoundError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dockerExec, inspectSandbox, removeSandboxByHand } from '@berth/testkit';
+import { Reaper, systemClock, type SandboxRuntime } from '@berth/core';
+import { PgExpiryStore } from '@berth/db';
 import { startBerth, type RunningBerth } from './fixtures.js';
 
 const disposers: (() => Promise<void>)[] = [];
@@ -101,6 +103,56 @@ describe('expiry', () => {
     });
     await berth.jobs.reconcile();
     expect(await inspectSandbox(orphanId)).toBeNull();
+  });
+});
+
+describe('a removal that fails', () => {
+  it('leaves the container claimed by nobody and running, and the next tick expires it', async () => {
+    const berth = await berthWith({ BERTH_ROLE: 'api' });
+    const c = await berth.client.containers.create({
+      name: 'stubborn',
+      expires_after: { anchor: 'last_active_at', minutes: 1 },
+    });
+    await age(berth, [c.id], 2);
+    let failNext = true;
+    const flaky: SandboxRuntime = {
+      create: (spec) => berth.runtime.create(spec),
+      inspect: (id) => berth.runtime.inspect(id),
+      listManaged: () => berth.runtime.listManaged(),
+      ping: () => berth.runtime.ping(),
+      remove: async (id) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('docker said no');
+        }
+        await berth.runtime.remove(id);
+      },
+    };
+    const errors: string[] = [];
+    const reaper = new Reaper({
+      store: new PgExpiryStore(berth.pool),
+      runtime: flaky,
+      clock: systemClock,
+      concurrency: 2,
+      maxPerTick: 10,
+      retentionMs: 86_400_000,
+      onError: (_e, id) => errors.push(id),
+    });
+    expect(await reaper.tick()).toMatchObject({ expired: 0, failed: 1 });
+    expect(errors).toEqual([c.id]);
+    const row = await berth.pool.query('select status from containers where id = $1', [c.id]);
+    expect(row.rows[0].status).toBe('running');
+    // No lock is left behind: another claimer can take it at once.
+    const locked = await berth.pool.query(
+      `select 1 from containers where id = $1 for update nowait`,
+      [c.id],
+    );
+    expect(locked.rowCount).toBe(1);
+    expect(await inspectSandbox(c.id)).not.toBeNull();
+
+    expect(await reaper.tick()).toMatchObject({ expired: 1, failed: 0 });
+    expect(await inspectSandbox(c.id)).toBeNull();
+    expect((await berth.client.containers.retrieve(c.id)).status).toBe('expired');
   });
 });
 

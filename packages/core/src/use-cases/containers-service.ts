@@ -152,11 +152,6 @@ export class ContainersService {
   }
 
   async list(projectId: string, filter: ContainerListFilter): Promise<Page<ContainerRecord>> {
-    if (filter.after !== undefined && !isId('container', filter.after)) {
-      throw new InvalidRequestError(`Invalid 'after': '${filter.after}' is not a container id.`, {
-        param: 'after',
-      });
-    }
     return this.options.store.list(projectId, filter);
   }
 
