@@ -133,6 +133,12 @@ if [[ "$BUILD_API" == "1" ]]; then
     fi
     build_if_changed "$node" "$work" "$base" BASE_IMAGE
   fi
+  # A registry reached through a TLS-intercepting proxy needs its CA inside the build too.
+  if [[ -n "${NODE_EXTRA_CA_CERTS:-}" && -r "${NODE_EXTRA_CA_CERTS}" ]]; then
+    cp "$NODE_EXTRA_CA_CERTS" infra/images/api/extra-ca.pem
+  else
+    : > infra/images/api/extra-ca.pem
+  fi
   say "building $API_IMAGE on $node"
   quiet_build -f infra/images/api/Dockerfile --build-arg "NODE_IMAGE=$node" -t "$API_IMAGE" .
 fi
