@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InternalServerError, RateLimitError } from 'openai';
@@ -48,9 +48,11 @@ afterEach(async () => {
 
 describe('dependencies going away', () => {
   it('answers 503 with Retry-After while Docker is unreachable, and recovers by itself', async () => {
-    const socketPath = join(mkdtempSync(join(tmpdir(), 'berth-docker-')), 'docker.sock');
+    const socketDir = mkdtempSync(join(tmpdir(), 'berth-docker-'));
+    const socketPath = join(socketDir, 'docker.sock');
     const docker = new Switch({ path: socketPath }, { path: '/var/run/docker.sock' });
     await docker.up();
+    disposers.push(async () => rmSync(socketDir, { recursive: true, force: true }));
     disposers.push(() => docker.down());
     const berth: RunningBerth = await startBerth({ BERTH_DOCKER_SOCKET: socketPath });
     disposers.push(() => berth[Symbol.asyncDispose]());
