@@ -3,6 +3,7 @@ import { execBody, type ExecLimits, type ExecResource } from '@berth/contracts';
 import {
   BerthError,
   encodeOutput,
+  incompleteUtf8Tail,
   resolveDataPath,
   type ExecOutcome,
   type ExecService,
@@ -41,15 +42,8 @@ class ChunkEncoder {
   #carry = Buffer.alloc(0);
   encode(chunk: Buffer): { text: string } | { base64: string } {
     const joined = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
-    let end = joined.length;
-    // Hold back an incomplete trailing sequence (at most 3 bytes) for the next chunk.
-    for (let back = 1; back <= Math.min(3, joined.length); back++) {
-      const b = joined[joined.length - back]!;
-      if ((b & 0xc0) === 0x80) continue;
-      const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-      if (need > back) end = joined.length - back;
-      break;
-    }
+    // Hold back an incomplete trailing character for the next chunk.
+    const end = joined.length - incompleteUtf8Tail(joined);
     const encoded = encodeOutput(joined.subarray(0, end));
     if (encoded.encoding === 'base64') {
       this.#carry = Buffer.alloc(0);
