@@ -37,7 +37,7 @@ export type {
   CreateContainerInput,
   ContainersServiceOptions,
 } from './use-cases/containers-service.js';
-export { Reconciler } from './use-cases/reconciler.js';
+export { Reconciler, runningContainers } from './use-cases/reconciler.js';
 export type { ReconcileReport, ReconcilerOptions } from './use-cases/reconciler.js';
 export type {
   SandboxExecutor,
@@ -49,7 +49,7 @@ export type { ExpiryStore } from './ports/expiry-store.js';
 export { Reaper } from './use-cases/reaper.js';
 export type { ReaperOptions, ReapReport } from './use-cases/reaper.js';
 export { resolveDataPath, DATA_ROOT } from './paths.js';
-export { encodeOutput, trimIncompleteUtf8 } from './output.js';
+export { encodeOutput, incompleteUtf8Tail, trimIncompleteUtf8 } from './output.js';
 export type { Encoded } from './output.js';
 export { ExecService } from './use-cases/exec-service.js';
 export type { ExecInput, ExecOutcome, ExecServiceOptions } from './use-cases/exec-service.js';

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
-import type { ContainerStore, EgressController } from '@berth/core';
+import { runningContainers, type ContainerStore, type EgressController } from '@berth/core';
 import {
   EgressProxy,
   Resolver,
@@ -68,16 +68,10 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
   };
   const sync = async () => {
     const live = new Set<string>();
-    let after: string | undefined;
-    for (;;) {
-      const rows = await store.listRunning(500, after);
-      if (rows.length === 0) break;
-      after = rows.at(-1)!.id;
-      for (const row of rows) {
-        if (row.networkPolicy.type !== 'allowlist') continue;
-        live.add(row.id);
-        await proxy.attach(row.id, rulesOf(row.networkPolicy.allowedDomains));
-      }
+    for await (const row of runningContainers(store)) {
+      if (row.networkPolicy.type !== 'allowlist') continue;
+      live.add(row.id);
+      await proxy.attach(row.id, rulesOf(row.networkPolicy.allowedDomains));
     }
     // Running rows only: creates in flight attach before their row is running, so keep young ones.
     for (const id of proxy.attachedIds())

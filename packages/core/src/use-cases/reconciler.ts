@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { ContainerRecord } from '../container.js';
 import type { ContainerStore } from '../ports/container-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 
@@ -49,27 +50,35 @@ export class Reconciler {
     }
 
     const byId = new Map(sandboxes.map((s) => [s.containerId, s]));
-    let after: string | undefined;
-    for (;;) {
-      const rows = await store.listRunning(500, after);
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]?.id;
-      for (const row of rows) {
-        const sandbox = byId.get(row.id);
-        if (sandbox?.running) continue;
-        // Listed before this row became running? Ask Docker about this one directly.
-        const state = await runtime.inspect(row.id);
-        if (state?.running) continue;
-        const reason = !state
-          ? 'sandbox vanished'
-          : state.oomKilled
-            ? 'sandbox was killed for exceeding its memory limit'
-            : `sandbox stopped (exit code ${state.exitCode ?? 'unknown'})`;
-        await store.setStatus(row.id, 'failed', reason);
-        await runtime.remove(row.id);
-        report.markedFailed += 1;
-      }
+    for await (const row of runningContainers(store)) {
+      const sandbox = byId.get(row.id);
+      if (sandbox?.running) continue;
+      // Listed before this row became running? Ask Docker about this one directly.
+      const state = await runtime.inspect(row.id);
+      if (state?.running) continue;
+      const reason = !state
+        ? 'sandbox vanished'
+        : state.oomKilled
+          ? 'sandbox was killed for exceeding its memory limit'
+          : `sandbox stopped (exit code ${state.exitCode ?? 'unknown'})`;
+      await store.setStatus(row.id, 'failed', reason);
+      await runtime.remove(row.id);
+      report.markedFailed += 1;
     }
     return report;
+  }
+}
+
+/** Every running container, page by page (by id), without holding them all in memory. */
+export async function* runningContainers(
+  store: Pick<ContainerStore, 'listRunning'>,
+  pageSize = 500,
+): AsyncGenerator<ContainerRecord> {
+  let after: string | undefined;
+  for (;;) {
+    const rows = await store.listRunning(pageSize, after);
+    if (rows.length === 0) return;
+    after = rows.at(-1)!.id;
+    yield* rows;
   }
 }
