@@ -133,13 +133,17 @@ export class EgressProxy {
   }
 
   async detach(containerId: string): Promise<void> {
+    await this.#stop(containerId);
+    await rm(this.hostDir(containerId), { recursive: true, force: true });
+  }
+
+  /** Stops serving one sandbox; its directory stays (a restart re-creates the socket in it). */
+  async #stop(containerId: string): Promise<void> {
     const entry = this.#attached.get(containerId);
     this.#attached.delete(containerId);
-    if (entry) {
-      for (const s of entry.sockets) s.destroy();
-      await new Promise<void>((resolve) => entry.server.close(() => resolve()));
-    }
-    await rm(this.hostDir(containerId), { recursive: true, force: true });
+    if (!entry) return;
+    for (const s of entry.sockets) s.destroy();
+    await new Promise<void>((resolve) => entry.server.close(() => resolve()));
   }
 
   attachedIds(): string[] {
@@ -151,14 +155,7 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      [...this.#attached.keys()].map(async (id) => {
-        const entry = this.#attached.get(id)!;
-        this.#attached.delete(id);
-        for (const s of entry.sockets) s.destroy();
-        await new Promise<void>((resolve) => entry.server.close(() => resolve()));
-      }),
-    );
+    await Promise.all([...this.#attached.keys()].map((id) => this.#stop(id)));
   }
 
   #record(entry: Attached, d: Decision): void {
