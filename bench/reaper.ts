@@ -1,7 +1,7 @@
 import cron from 'node-cron';
 import { Reaper, newId, systemClock } from '@berth/core';
 import { PgExpiryStore } from '@berth/db';
-import { DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
+import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
 import { sandboxImage } from '@berth/testkit';
 import { percentile, time, type BenchBerth, type Row } from './harness.js';
 
@@ -24,6 +24,7 @@ async function makeSandboxes(
         runtime.create({
           containerId: id,
           projectId: project!.id,
+          uid: 200_000 + ids.length + batch.indexOf(id),
           memoryLimitBytes: 2 ** 30,
           network: { type: 'disabled' },
         }),
@@ -44,6 +45,7 @@ async function makeSandboxes(
 export async function benchReaper(berth: BenchBerth, n = 200): Promise<Row[]> {
   const runtime = new DockerSandboxRuntime({
     ...defaultSandboxLimits,
+    client: new DockerClient(),
     image: sandboxImage(),
     instance: `${berth.instance}r`,
   });

@@ -19,6 +19,7 @@ const base = (over: Partial<ContainerRecord> = {}): ContainerRecord => ({
   memoryLimit: '1g',
   networkPolicy: { type: 'disabled' },
   statusReason: null,
+  sandboxUid: 100_001,
   ...over,
 });
 

@@ -30,6 +30,8 @@ export interface ContainerRecord {
   networkPolicy: NetworkPolicy;
   /** Why the container is `failed`, for operators. */
   statusReason: string | null;
+  /** The uid (and gid) its sandbox runs as, unique among live containers; assigned by the store. */
+  sandboxUid: number;
 }
 
 const GIB = 1024 ** 3;

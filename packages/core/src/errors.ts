@@ -82,6 +82,29 @@ export class UnavailableError extends BerthError {
   }
 }
 
+/** A call took longer than its deadline (a wedged sandbox, a stalled helper). */
+export class DeadlineExceededError extends BerthError {
+  constructor(message: string, options: BerthErrorOptions = {}) {
+    super(504, 'server_error', message, { code: 'timeout', ...options });
+  }
+}
+
+/**
+ * A sandbox did not answer a call within its deadline while the engine itself answers: it is
+ * wedged. The use-case marks the container failed (the reconciler then removes it) and answers 504.
+ */
+export class SandboxUnresponsiveError extends Error {
+  constructor(
+    readonly sandboxRef: string,
+    readonly operation: string,
+    readonly deadlineMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`sandbox ${sandboxRef} did not answer ${operation} within ${deadlineMs} ms`, options);
+    this.name = 'SandboxUnresponsiveError';
+  }
+}
+
 /** The sandbox behind a live row no longer exists in Docker. */
 export class SandboxGoneError extends Error {
   constructor(

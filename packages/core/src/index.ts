@@ -9,6 +9,8 @@ export {
   QuotaExceededError,
   UnavailableError,
   SandboxGoneError,
+  SandboxUnresponsiveError,
+  DeadlineExceededError,
   isBerthError,
 } from './errors.js';
 export type { ErrorType, BerthErrorOptions } from './errors.js';
@@ -54,7 +56,7 @@ export type { Encoded } from './output.js';
 export { ExecService } from './use-cases/exec-service.js';
 export type { ExecInput, ExecOutcome, ExecServiceOptions } from './use-cases/exec-service.js';
 export type { BlobStore } from './ports/blob-store.js';
-export type { SandboxFiles, SandboxFileEntry } from './ports/sandbox-files.js';
+export type { SandboxFiles, SandboxFileEntry, SandboxRef } from './ports/sandbox-files.js';
 export type {
   FileStore,
   FileRecord,

@@ -11,7 +11,11 @@ export interface ContainerRow {
   expires_after_minutes: number;
   memory_limit: string;
   network_policy: unknown;
+  sandbox_uid: number | null;
 }
+
+/** The uid every sandbox ran as before each got its own. */
+const LEGACY_SANDBOX_UID = 1000;
 
 const STATUSES = new Set<ContainerStatus>(['creating', 'running', 'expired', 'deleting', 'failed']);
 const MEMORY = new Set<MemoryLimit>(['1g', '4g', '16g', '64g']);
@@ -65,5 +69,6 @@ export function rowToContainer(row: ContainerRow): ContainerRecord {
     expiresAfterMinutes: row.expires_after_minutes,
     memoryLimit: row.memory_limit as MemoryLimit,
     networkPolicy: policyFromJson(row.network_policy),
+    sandboxUid: row.sandbox_uid ?? LEGACY_SANDBOX_UID,
   };
 }

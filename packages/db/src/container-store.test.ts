@@ -15,6 +15,7 @@ const T0 = new Date('2026-03-01T12:00:00Z');
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 const minutes = (n: number) => n * 60_000;
 
+let uids = 100_000;
 function record(projectId: string, overrides: Partial<ContainerRecord> = {}): ContainerRecord {
   const createdAt = overrides.createdAt ?? seconds(T0);
   return {
@@ -28,6 +29,7 @@ function record(projectId: string, overrides: Partial<ContainerRecord> = {}): Co
     memoryLimit: '1g',
     networkPolicy: { type: 'disabled' },
     statusReason: null,
+    sandboxUid: ++uids,
     ...overrides,
   };
 }

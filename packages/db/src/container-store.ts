@@ -43,10 +43,12 @@ export class PgContainerStore implements ContainerStore {
           await client.query('rollback');
           return 'over_cap';
         }
-        await client.query(
+        const inserted = await client.query(
           `insert into containers (id, project_id, name, created_at, status, status_reason, last_active_at,
-                                   expires_after_minutes, memory_limit, network_policy)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+                                   expires_after_minutes, memory_limit, network_policy, sandbox_uid)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           on conflict (sandbox_uid) where status in ('creating', 'running', 'deleting', 'failed')
+           do nothing`,
           [
             record.id,
             record.projectId,
@@ -58,8 +60,13 @@ export class PgContainerStore implements ContainerStore {
             record.expiresAfterMinutes,
             record.memoryLimit,
             policyToJson(record.networkPolicy),
+            record.sandboxUid,
           ],
         );
+        if (inserted.rowCount === 0) {
+          await client.query('rollback');
+          return 'uid_taken';
+        }
         await client.query('commit');
         return 'inserted';
       } catch (error) {
@@ -117,7 +124,7 @@ export class PgContainerStore implements ContainerStore {
                   where id = $1 and project_id = $2 and ${VISIBLE} for update) old
           where c.id = old.id
           returning c.id, c.project_id, c.name, c.created_at, old.status, old.status_reason, c.last_active_at,
-                    c.expires_after_minutes, c.memory_limit, c.network_policy`,
+                    c.expires_after_minutes, c.memory_limit, c.network_policy, c.sandbox_uid`,
         [id, projectId],
       );
       return rows[0] ? rowToContainer(rows[0]) : null;

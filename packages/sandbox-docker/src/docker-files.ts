@@ -1,26 +1,25 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
-import Dockerode from 'dockerode';
+import { pipeline } from 'node:stream/promises';
 import {
+  DeadlineExceededError,
   InvalidRequestError,
   PayloadTooLargeError,
-  SandboxGoneError,
   type SandboxFileEntry,
   type SandboxFiles,
+  type SandboxRef,
 } from '@berth/core';
-import { demux } from './demux.js';
-import { statusOf, translateDockerError } from './docker-errors.js';
-import { sandboxName } from './labels.js';
+import type { DockerClient } from './docker-client.js';
+import { startExec, type ExecEnd, type RunningExec } from './sandbox-exec.js';
+import { sandboxUser } from './sandbox-user.js';
 
 const HELPER = readFileSync(new URL('./files-helper.py', import.meta.url), 'utf8');
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
 const MAX_FRAME = 1024 * 1024;
-
-interface Running {
-  exec: Dockerode.Exec;
-  stream: NodeJS.ReadWriteStream;
-}
+const MAX_LIST_ENTRIES = 10_000;
+/** A transfer's run may be long; what bounds it is the idle timeout, not this. */
+const TRANSFER_DEADLINE_MS = 6 * 3_600_000;
 
 /** Wraps each chunk as [u32 length][bytes] and ends with a zero frame: only a complete upload commits. */
 function framer(maxBytes: number): Transform & { bytes: number } {
@@ -96,10 +95,9 @@ function sizedBody(path: string): Transform & { size: Promise<number | null> } {
       done(sent === expected ? null : new Error(`file ${path} changed while it was read`));
     },
   });
+  body.once('close', () => resolveSize(null));
   return Object.assign(body, { size });
 }
-
-const MAX_LIST_ENTRIES = 10_000;
 
 /**
  * The helper's listing, checked as what it is, output of code the sandbox controls: valid text,
@@ -125,147 +123,240 @@ export function parseListing(raw: Buffer): SandboxFileEntry[] {
   return entries;
 }
 
-/** Files in /mnt/data through `docker exec` of a small python helper, as the sandbox user. */
+/** Calls `onIdle` when no chunk has passed for `ms`; a stalled transfer ends instead of hanging. */
+function idleGuard(ms: number, onIdle: () => void): Transform {
+  let timer = setTimeout(onIdle, ms);
+  const reset = () => {
+    clearTimeout(timer);
+    timer = setTimeout(onIdle, ms);
+  };
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      reset();
+      done(null, chunk);
+    },
+    flush(done) {
+      clearTimeout(timer);
+      done();
+    },
+  });
+  t.once('close', () => clearTimeout(timer));
+  return t;
+}
+
+export interface DockerSandboxFilesOptions {
+  client: DockerClient;
+  /** Deadline of a listing, a removal, and the start of a download (ms). */
+  helperTimeoutMs?: number;
+  /** A transfer with no bytes moving for this long is ended (ms). */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Files in /mnt/data through `docker exec` of a small python helper, as the sandbox's user. The
+ * helper runs among code that may stop or kill it: every call has a deadline, is killed when its
+ * client goes away, and a helper that was interfered with is a clear error, never a hang.
+ */
 export class DockerSandboxFiles implements SandboxFiles {
-  readonly #docker: Dockerode;
-  readonly #user: string;
+  readonly #client: DockerClient;
+  readonly #helperTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
 
-  constructor(options: { socketPath?: string; user?: string } = {}) {
-    this.#docker = new Dockerode(options.socketPath ? { socketPath: options.socketPath } : {});
-    this.#user = options.user ?? '1000:1000';
+  constructor(options: DockerSandboxFilesOptions) {
+    this.#client = options.client;
+    this.#helperTimeoutMs = options.helperTimeoutMs ?? 30_000;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   }
 
-  async #start(containerId: string, args: string[], stdin: boolean): Promise<Running> {
-    try {
-      const exec = await this.#docker.getContainer(sandboxName(containerId)).exec({
-        Cmd: ['/usr/bin/python3', '-I', '-c', HELPER, ...args],
-        Env: ['PATH=/usr/bin:/bin', 'LANG=C.UTF-8'],
-        User: this.#user,
-        WorkingDir: '/mnt/data',
-        AttachStdin: stdin,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: false,
-      });
-      const stream = (await exec.start({ hijack: true, stdin })) as NodeJS.ReadWriteStream;
-      return { exec, stream };
-    } catch (error) {
-      const status = statusOf(error);
-      if (status === 404 || status === 409)
-        throw new SandboxGoneError(containerId, { cause: error });
-      throw translateDockerError(error);
-    }
+  #start(
+    sandbox: SandboxRef,
+    args: string[],
+    opts: { stdin: boolean; deadlineMs: number; signal?: AbortSignal | undefined },
+  ): Promise<RunningExec> {
+    const tag = `berth:files-${randomBytes(8).toString('hex')}`;
+    return startExec(this.#client, {
+      containerId: sandbox.containerId,
+      user: sandboxUser(sandbox.uid),
+      argv: ['/usr/bin/python3', '-I', '-S', '-c', HELPER, tag, ...args],
+      env: ['PATH=/usr/bin:/bin', 'LANG=C.UTF-8'],
+      stdin: opts.stdin,
+      tag,
+      deadlineMs: opts.deadlineMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
   }
 
-  async #exitCode(exec: Dockerode.Exec): Promise<number> {
-    for (let i = 0; ; i++) {
-      const info = await exec.inspect().catch((error: unknown) => {
-        throw translateDockerError(error);
-      });
-      if (!info.Running || i >= 100) return info.ExitCode ?? -1;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+  /** What a helper's end means when it did not exit 0 as expected. */
+  #failure(end: ExecEnd, what: string, stderr: string): Error {
+    if (end.how === 'deadline')
+      return new DeadlineExceededError(
+        `The container did not complete ${what} in time: its file helper stalled (code in the container may have stopped it).`,
+      );
+    if (end.how === 'aborted') return new Error(`${what} was abandoned by its client`);
+    if (end.exitCode === null || end.exitCode >= 128)
+      return new InvalidRequestError(
+        `The container interrupted ${what}: its file helper was killed (exit ${end.exitCode ?? 'unknown'}). Code in the container may have interfered.`,
+        { code: 'sandbox_interference' },
+      );
+    return new Error(`${what} failed (exit ${end.exitCode}): ${stderr.slice(0, 2000)}`);
   }
 
   async write(
-    containerId: string,
+    sandbox: SandboxRef,
     path: string,
     data: Readable,
-    { maxBytes }: { maxBytes: number },
+    { maxBytes, signal }: { maxBytes: number; signal?: AbortSignal },
   ): Promise<{ bytes: number }> {
-    const { exec, stream } = await this.#start(containerId, ['write', path], true);
-    const { stdout, stderr } = demux(stream as unknown as Readable);
-    const out: Buffer[] = [];
-    stdout.on('data', (c: Buffer) => out.push(c));
-    // Listen for the end before writing: a quick helper can finish while the upload is flushed.
-    const done = finished(stdout).catch(() => {});
+    const run = await this.#start(sandbox, ['write', path], {
+      stdin: true,
+      deadlineMs: TRANSFER_DEADLINE_MS,
+      signal,
+    });
+    const out = text(run.stdout, 1024);
+    const err = text(run.stderr, 64 * 1024);
     const frames = framer(maxBytes);
+    let stalled = false;
+    const guard = idleGuard(this.#idleTimeoutMs, () => {
+      stalled = true;
+      guard.destroy(new DeadlineExceededError('upload stalled'));
+    });
     try {
       // Never end the socket before the zero frame is written: an incomplete upload must not commit.
-      await pipeline(data, frames, stream as unknown as NodeJS.WritableStream, { end: false });
-      (stream as unknown as { end(): void }).end();
+      await pipeline(data, frames, guard, run.stdin!, { end: false });
+      run.stdin!.end();
     } catch (error) {
       // Close stdin without the final frame: the helper removes its temporary file and exits.
       // Wait for that (bounded), so nothing half-written is visible when the error is answered.
-      (stream as unknown as { end(): void }).end();
-      await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-      (stream as unknown as { destroy(): void }).destroy();
+      run.stdin!.end();
+      await Promise.race([run.end, new Promise((r) => setTimeout(r, 5000).unref())]);
+      void run.kill();
+      run.stdin!.destroy();
+      if (stalled)
+        throw new DeadlineExceededError(
+          `The upload of '${path}' stalled for ${this.#idleTimeoutMs} ms (the container stopped reading it, or the client stopped sending).`,
+        );
       throw error;
     }
-    await done;
-    const code = await this.#exitCode(exec);
-    if (code === 0)
-      return { bytes: Number.parseInt(Buffer.concat(out).toString(), 10) || frames.bytes };
-    if (code === 3)
+    const end = await run.end;
+    if (end.how === 'exited' && end.exitCode === 0)
+      return { bytes: Number.parseInt(await out, 10) || frames.bytes };
+    if (end.how === 'exited' && end.exitCode === 3)
       throw new InvalidRequestError(
         `Cannot write '${path}': a directory or an unusable path is in the way.`,
         { param: 'path' },
       );
-    if (code === 4)
+    if (end.how === 'exited' && end.exitCode === 4)
       throw new PayloadTooLargeError(`No space left in the container's /mnt/data for '${path}'.`);
-    throw new Error(`writing ${path} in ${containerId} failed (exit ${code}): ${await stderr}`);
+    throw this.#failure(end, `the upload of '${path}'`, await err);
   }
 
   async open(
-    containerId: string,
+    sandbox: SandboxRef,
     path: string,
+    { signal }: { signal?: AbortSignal } = {},
   ): Promise<{ size: number; stream: Readable } | null> {
-    const { exec, stream } = await this.#start(containerId, ['read', path], false);
-    const { stdout, stderr } = demux(stream as unknown as Readable);
+    const run = await this.#start(sandbox, ['read', path], {
+      stdin: false,
+      deadlineMs: TRANSFER_DEADLINE_MS,
+      signal,
+    });
+    const err = text(run.stderr, 64 * 1024);
     const body = sizedBody(path);
-    stdout.pipe(body);
-    // A reader that goes away (a client abandoning a download) must not leave the exec hanging.
-    body.once('close', () => (stream as unknown as { destroy(): void }).destroy());
-    const size = await body.size;
+    const guard = idleGuard(this.#idleTimeoutMs, () => {
+      void run.kill();
+      body.destroy(new DeadlineExceededError(`the download of '${path}' stalled`));
+    });
+    run.stdout.pipe(guard).pipe(body);
+    guard.on('error', () => {});
+    // A reader that goes away (a client abandoning a download) must not leave the helper running.
+    body.once('close', () => {
+      guard.destroy();
+      if (!body.readableEnded) void run.kill();
+    });
+    const size = await Promise.race([
+      body.size,
+      run.end.then(() => body.size),
+      new Promise<'late'>((r) => setTimeout(() => r('late'), this.#helperTimeoutMs).unref()),
+    ]);
+    if (size === 'late') {
+      body.destroy();
+      void run.kill();
+      throw new DeadlineExceededError(
+        `The container did not start the download of '${path}' within ${this.#helperTimeoutMs} ms: its file helper stalled.`,
+      );
+    }
     if (size !== null) return { size, stream: body };
     body.resume();
-    const code = await this.#exitCode(exec);
-    if (code === 2 || code === 3 || code === 64) return null;
-    throw new Error(`reading ${path} in ${containerId} failed (exit ${code}): ${await stderr}`);
+    const end = await run.end;
+    if (end.how === 'exited' && (end.exitCode === 2 || end.exitCode === 3 || end.exitCode === 64))
+      return null;
+    throw this.#failure(end, `the download of '${path}'`, await err);
   }
 
-  async list(containerId: string): Promise<SandboxFileEntry[]> {
-    const { exec, stream } = await this.#start(containerId, ['list'], false);
-    const { stdout, stderr } = demux(stream as unknown as Readable);
+  async list(
+    sandbox: SandboxRef,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<SandboxFileEntry[]> {
+    const run = await this.#start(sandbox, ['list'], {
+      stdin: false,
+      deadlineMs: this.#helperTimeoutMs,
+      signal,
+    });
+    const err = text(run.stderr, 64 * 1024);
     const chunks: Buffer[] = [];
     let total = 0;
-    for await (const chunk of stdout) {
-      total += (chunk as Buffer).length;
+    let tooLarge = false;
+    run.stdout.on('data', (chunk: Buffer) => {
+      total += chunk.length;
       if (total > MAX_LIST_BYTES) {
-        (stream as unknown as { destroy(): void }).destroy();
-        throw new Error(`listing of ${containerId} is larger than ${MAX_LIST_BYTES} bytes`);
+        tooLarge = true;
+        void run.kill();
+        run.stdout.destroy();
+        return;
       }
-      chunks.push(chunk as Buffer);
-    }
-    const code = await this.#exitCode(exec);
-    if (code !== 0)
-      throw new Error(`listing ${containerId} failed (exit ${code}): ${await stderr}`);
-    const fields = Buffer.concat(chunks).toString('utf8').split('\0');
-    const entries: SandboxFileEntry[] = [];
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const path = fields[i]!;
-      const bytes = Number(fields[i + 1]);
-      // Whatever the sandbox printed is checked: sane path, sane size, valid text.
-      if (
-        !path ||
-        path.includes('\uFFFD') ||
-        path.split('/').some((s) => s === '' || s === '.' || s === '..')
-      )
-        continue;
-      if (!Number.isSafeInteger(bytes) || bytes < 0) continue;
-      entries.push({ path, bytes });
-    }
-    return entries;
+      chunks.push(chunk);
+    });
+    const end = await run.end;
+    if (tooLarge)
+      throw new InvalidRequestError(
+        `The container's /mnt/data listing is larger than ${MAX_LIST_BYTES} bytes.`,
+      );
+    if (end.how !== 'exited' || end.exitCode !== 0)
+      throw this.#failure(end, 'the file listing', await err);
+    return parseListing(Buffer.concat(chunks));
   }
 
-  async remove(containerId: string, path: string): Promise<void> {
-    const { exec, stream } = await this.#start(containerId, ['remove', path], false);
-    const { stdout, stderr } = demux(stream as unknown as Readable);
-    stdout.resume();
-    await finished(stdout).catch(() => {});
-    const code = await this.#exitCode(exec);
-    if (code === 0 || code === 2) return;
-    if (code === 3) throw new InvalidRequestError(`Cannot delete '${path}': it is a directory.`);
-    throw new Error(`removing ${path} in ${containerId} failed (exit ${code}): ${await stderr}`);
+  async remove(
+    sandbox: SandboxRef,
+    path: string,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const run = await this.#start(sandbox, ['remove', path], {
+      stdin: false,
+      deadlineMs: this.#helperTimeoutMs,
+      signal,
+    });
+    const err = text(run.stderr, 64 * 1024);
+    run.stdout.resume();
+    const end = await run.end;
+    if (end.how === 'exited' && (end.exitCode === 0 || end.exitCode === 2)) return;
+    if (end.how === 'exited' && end.exitCode === 3)
+      throw new InvalidRequestError(`Cannot delete '${path}': it is a directory.`);
+    throw this.#failure(end, `the removal of '${path}'`, await err);
   }
+}
+
+/** Up to `cap` bytes of a stream as text, once it ends. */
+function text(stream: Readable, cap: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    stream.on('data', (c: Buffer) => {
+      if (kept < cap) chunks.push(c.subarray(0, cap - kept));
+      kept += c.length;
+    });
+    const done = () => resolve(Buffer.concat(chunks).toString('utf8'));
+    stream.once('end', done);
+    stream.once('close', done);
+  });
 }

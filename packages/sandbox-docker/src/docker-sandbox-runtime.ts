@@ -1,7 +1,16 @@
-import Dockerode from 'dockerode';
-import type { ManagedSandbox, SandboxRuntime, SandboxSpec, SandboxState } from '@berth/core';
-import { statusOf, translateDockerError } from './docker-errors.js';
+import type Dockerode from 'dockerode';
+import {
+  UnavailableError,
+  type ManagedSandbox,
+  type SandboxRuntime,
+  type SandboxSpec,
+  type SandboxState,
+} from '@berth/core';
+import type { DockerClient } from './docker-client.js';
+import { statusOf } from './docker-errors.js';
 import { instanceFilter, LABELS, sandboxLabels, sandboxName } from './labels.js';
+import { collect } from './sandbox-exec.js';
+import { sandboxUser } from './sandbox-user.js';
 
 export interface SandboxLimits {
   /** Processes in one sandbox; a fork bomb stops here. */
@@ -10,10 +19,14 @@ export interface SandboxLimits {
   nanoCpus: number;
   /** Open files per process. */
   nofile: number;
-  /** Size of the /tmp tmpfs (counts against the memory limit). */
+  /** Largest /tmp (tmpfs, counts against the memory limit); scaled down for small limits. */
   tmpSizeBytes: number;
-  /** Size of the /mnt/data tmpfs (counts against the memory limit). */
+  /** Largest /mnt/data (tmpfs, counts against the memory limit); scaled down for small limits. */
   dataSizeBytes: number;
+  /** Inodes (files and directories) /mnt/data may hold. */
+  dataInodes: number;
+  /** Inodes /tmp may hold. */
+  tmpInodes: number;
 }
 
 export const defaultSandboxLimits: SandboxLimits = {
@@ -22,16 +35,35 @@ export const defaultSandboxLimits: SandboxLimits = {
   nofile: 4096,
   tmpSizeBytes: 256 * 1024 ** 2,
   dataSizeBytes: 1024 ** 3,
+  dataInodes: 65_536,
+  tmpInodes: 16_384,
 };
 
+const MIB = 1024 ** 2;
+
+/**
+ * tmpfs pages are charged to the sandbox's memory cgroup, so the file systems must fit inside the
+ * memory limit with room left for processes: /mnt/data gets at most half of it, /tmp an eighth,
+ * /dev/shm a sixteenth (at most 64 MiB). At 1g that is 512 + 128 + 64 MiB, leaving 320 MiB, so a
+ * full /mnt/data is ENOSPC (413), never an OOM kill.
+ */
+export function tmpfsSizes(
+  memoryLimitBytes: number,
+  limits: Pick<SandboxLimits, 'tmpSizeBytes' | 'dataSizeBytes'>,
+): { data: number; tmp: number; shm: number } {
+  const floorMib = (n: number) => Math.max(MIB, Math.floor(n / MIB) * MIB);
+  return {
+    data: floorMib(Math.min(limits.dataSizeBytes, memoryLimitBytes / 2)),
+    tmp: floorMib(Math.min(limits.tmpSizeBytes, memoryLimitBytes / 8)),
+    shm: floorMib(Math.min(64 * MIB, memoryLimitBytes / 16)),
+  };
+}
+
 export interface DockerSandboxRuntimeOptions extends SandboxLimits {
-  /** Docker Engine socket; default /var/run/docker.sock. */
-  socketPath?: string;
+  client: DockerClient;
   image: string;
   /** Label value separating this deployment's sandboxes from any other on the daemon. */
   instance: string;
-  /** uid:gid sandboxed code runs as; never root. */
-  user?: string;
   /** OCI runtime (e.g. `runsc`); unset = the daemon's default. */
   runtime?: string;
   /** How allowlist sandboxes reach the egress proxy; without it, allowlist sandboxes are refused. */
@@ -54,15 +86,34 @@ export interface SandboxEgress {
   port: number;
 }
 
+/** Why the host can't be trusted to run sandboxes; thrown at start-up. */
+export class UnsafeHostError extends Error {
+  override name = 'UnsafeHostError';
+}
+
+/** Engines already verified by this process (the probe starts containers: do it once). */
+const verified = new Map<string, Promise<void>>();
+
 /** The sandbox runtime on Docker Engine; the hardening baseline of SANDBOX.md lives here. */
 export class DockerSandboxRuntime implements SandboxRuntime {
-  readonly #docker: Dockerode;
-  readonly #user: string;
+  readonly #client: DockerClient;
 
   constructor(private readonly options: DockerSandboxRuntimeOptions) {
-    this.#docker = new Dockerode(options.socketPath ? { socketPath: options.socketPath } : {});
-    this.#user = options.user ?? '1000:1000';
-    if (/^(0|root)(:|$)/.test(this.#user)) throw new Error('sandboxes never run as root');
+    this.#client = options.client;
+  }
+
+  /** verifyHost, once per engine, image and runtime; a failure that isn't a verdict is retried. */
+  #ensureVerified(): Promise<void> {
+    const key = `${this.#client.key}|${this.options.image}|${this.options.runtime ?? ''}`;
+    let check = verified.get(key);
+    if (!check) {
+      check = this.#verify();
+      verified.set(key, check);
+      check.catch((error: unknown) => {
+        if (!(error instanceof UnsafeHostError)) verified.delete(key);
+      });
+    }
+    return check;
   }
 
   /** The Docker create body; exposed for tests and for operators to read. */
@@ -73,11 +124,14 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       // Never create an allowlist sandbox without its enforcement.
       throw new Error('allowlist sandboxes need the egress proxy, which is not configured');
     }
-    const [uid = '1000', gid = uid] = this.#user.split(':');
+    // Each sandbox has a uid of its own: per-uid kernel limits (inotify, user watches, nproc) are
+    // never shared between tenants.
+    const user = sandboxUser(spec.uid);
+    const size = tmpfsSizes(spec.memoryLimitBytes, o);
     return {
       name: sandboxName(spec.containerId),
       Image: o.image,
-      User: this.#user,
+      User: user,
       WorkingDir: '/mnt/data',
       Hostname: 'sandbox',
       Labels: sandboxLabels(o.instance, spec.containerId, spec.projectId),
@@ -99,9 +153,13 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         Init: true,
         ReadonlyRootfs: true,
         Tmpfs: {
-          '/tmp': `rw,exec,nosuid,nodev,size=${o.tmpSizeBytes}`,
-          '/mnt/data': `rw,exec,nosuid,nodev,size=${o.dataSizeBytes},uid=${uid},gid=${gid},mode=0755`,
+          '/tmp': `rw,exec,nosuid,nodev,size=${size.tmp},nr_inodes=${o.tmpInodes}`,
+          '/mnt/data': `rw,exec,nosuid,nodev,size=${size.data},nr_inodes=${o.dataInodes},uid=${spec.uid},gid=${spec.uid},mode=0755`,
         },
+        ShmSize: size.shm,
+        // Output that bypasses an exec (e.g. written to /proc/1/fd/1) is discarded: no sandbox
+        // can grow a file on the host.
+        LogConfig: { Type: 'none', Config: {} },
         // Both policies: no interface but loopback. Allowlist egress goes through the mounted socket.
         NetworkMode: 'none',
         ...(egress
@@ -125,34 +183,57 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   async create(spec: SandboxSpec): Promise<void> {
     const body = this.containerSpec(spec);
+    const client = this.#client;
+    try {
+      await this.#ensureVerified();
+    } catch (error) {
+      if (error instanceof UnsafeHostError)
+        throw new UnavailableError(`This server refuses to run sandboxes: ${error.message}`, {
+          cause: error,
+        });
+      throw await client.translate(error, spec.containerId);
+    }
     let created: Dockerode.Container | null = null;
     try {
-      created = await this.#docker.createContainer(body);
-      await created.start();
+      created = await client.call('create', (abortSignal) =>
+        client.docker.createContainer({ ...body, abortSignal } as Dockerode.ContainerCreateOptions),
+      );
+      const container = created;
+      await client.call('start', (abortSignal) => container.start({ abortSignal }));
       if (spec.network.type === 'allowlist' && this.options.egress)
-        await this.#startForwarder(created, this.options.egress);
+        await this.#startForwarder(spec, this.options.egress);
     } catch (error) {
-      if (created) await created.remove({ force: true, v: true }).catch(() => {});
+      if (created) await this.remove(spec.containerId).catch(() => {});
       if (statusOf(error) === 409) {
         throw new Error(`a sandbox named ${body.name} already exists`, { cause: error });
       }
-      throw translateDockerError(error);
+      throw await client.translate(error, spec.containerId);
     }
   }
 
   /** Starts the in-sandbox forwarder and waits until it accepts connections. */
-  async #startForwarder(container: Dockerode.Container, egress: SandboxEgress): Promise<void> {
-    const exec = await container.exec({
-      Cmd: egress.forwarder,
-      User: egress.forwarderUser,
-      AttachStdout: false,
-      AttachStderr: false,
-    });
-    await exec.start({ Detach: true });
-    const probe = await container.exec({
-      Cmd: [
+  async #startForwarder(spec: SandboxSpec, egress: SandboxEgress): Promise<void> {
+    const client = this.#client;
+    const container = client.container(sandboxName(spec.containerId));
+    const exec = await client.call('exec create', (abortSignal) =>
+      container.exec({
+        Cmd: egress.forwarder,
+        User: egress.forwarderUser,
+        AttachStdout: false,
+        AttachStderr: false,
+        abortSignal,
+      } as Dockerode.ExecCreateOptions),
+    );
+    await client.call('exec start', (abortSignal) =>
+      exec.start({ Detach: true, abortSignal } as object),
+    );
+    const probe = await collect(client, {
+      containerId: spec.containerId,
+      user: sandboxUser(spec.uid),
+      argv: [
         '/usr/bin/python3',
         '-I',
+        '-S',
         '-c',
         `import socket,time
 for _ in range(100):
@@ -160,23 +241,23 @@ for _ in range(100):
         socket.create_connection(("127.0.0.1", ${egress.port}), 0.2).close(); raise SystemExit(0)
     except OSError: time.sleep(0.03)
 raise SystemExit(1)`,
+        'berth:forwarder-probe',
       ],
-      User: this.#user,
-      AttachStdout: true,
-      AttachStderr: true,
+      tag: 'berth:forwarder-probe',
+      deadlineMs: 10_000,
     });
-    const stream = await probe.start({ hijack: true, stdin: false });
-    stream.resume();
-    await new Promise((resolve) => stream.once('end', resolve));
-    const { ExitCode } = await probe.inspect();
-    if (ExitCode !== 0) throw new Error('the egress forwarder did not start in the sandbox');
+    if (probe.end.how !== 'exited' || probe.end.exitCode !== 0)
+      throw new Error('the egress forwarder did not start in the sandbox');
   }
 
   async remove(containerId: string): Promise<void> {
-    const container = this.#docker.getContainer(sandboxName(containerId));
+    const client = this.#client;
+    const container = client.container(sandboxName(containerId));
     for (let attempt = 0; ; attempt++) {
       try {
-        await container.remove({ force: true, v: true });
+        await client.call('remove', (abortSignal) =>
+          container.remove({ force: true, v: true, abortSignal }),
+        );
         return;
       } catch (error) {
         const status = statusOf(error);
@@ -186,14 +267,17 @@ raise SystemExit(1)`,
           await new Promise((r) => setTimeout(r, 100));
           continue;
         }
-        throw translateDockerError(error);
+        throw await client.translate(error, containerId);
       }
     }
   }
 
   async inspect(containerId: string): Promise<SandboxState | null> {
+    const client = this.#client;
     try {
-      const info = await this.#docker.getContainer(sandboxName(containerId)).inspect();
+      const info = await client.call('inspect', (abortSignal) =>
+        client.container(sandboxName(containerId)).inspect({ abortSignal }),
+      );
       return {
         containerId,
         running: info.State.Running,
@@ -202,16 +286,20 @@ raise SystemExit(1)`,
       };
     } catch (error) {
       if (statusOf(error) === 404) return null;
-      throw translateDockerError(error);
+      throw await client.translate(error, containerId);
     }
   }
 
   async listManaged(): Promise<ManagedSandbox[]> {
+    const client = this.#client;
     try {
-      const list = await this.#docker.listContainers({
-        all: true,
-        filters: instanceFilter(this.options.instance),
-      });
+      const list = await client.call('list', (abortSignal) =>
+        client.docker.listContainers({
+          all: true,
+          filters: instanceFilter(this.options.instance),
+          abortSignal,
+        }),
+      );
       return list.flatMap((c) => {
         const containerId = c.Labels[LABELS.containerId];
         if (!containerId) return [];
@@ -225,15 +313,81 @@ raise SystemExit(1)`,
         ];
       });
     } catch (error) {
-      throw translateDockerError(error);
+      throw await client.translate(error, 'list');
     }
   }
 
   async ping(): Promise<void> {
+    const client = this.#client;
     try {
-      await this.#docker.ping();
+      await client.call('ping', (abortSignal) => client.engine.ping({ abortSignal }), 2_000);
     } catch (error) {
-      throw translateDockerError(error);
+      throw await client.translate(error, 'ping');
+    }
+  }
+
+  /**
+   * Refuses an engine that can't be trusted with hostile code: seccomp must be on, and the OCI
+   * runtime must not be vulnerable to CVE-2024-21626 (a working directory of /proc/self/fd/N
+   * reaching a leaked host directory). The second is probed, not guessed from a version string:
+   * distributions patch runc without changing its version (Debian's 1.1.5+ds1-1+deb12u1 is fixed).
+   */
+  verifyHost(): Promise<void> {
+    return this.#ensureVerified();
+  }
+
+  async #verify(): Promise<void> {
+    const client = this.#client;
+    const info = await client.call('info', (abortSignal) => client.engine.info({ abortSignal }));
+    const security = info.SecurityOptions ?? [];
+    if (
+      !security.some((o) => o.startsWith('name=seccomp')) ||
+      security.includes('name=seccomp,profile=unconfined')
+    )
+      throw new UnsafeHostError(
+        'Docker runs without seccomp (docker info shows no name=seccomp security option): Berth refuses to run sandboxes on it. Enable seccomp in the engine.',
+      );
+    const escaped = await Promise.all(
+      [3, 4, 5, 6, 7, 8, 9].map((fd) => this.#startsWithWorkdir(`/proc/self/fd/${fd}`)),
+    );
+    if (escaped.some(Boolean))
+      throw new UnsafeHostError(
+        `The OCI runtime${this.options.runtime ? ` '${this.options.runtime}'` : ''} is vulnerable to CVE-2024-21626 (a container started with its working directory on a leaked host file descriptor). Upgrade runc to 1.1.12 or later (or your distribution's patched build).`,
+      );
+  }
+
+  /** Whether a container whose WorkingDir is `workdir` starts at all (it must not). */
+  async #startsWithWorkdir(workdir: string): Promise<boolean> {
+    const client = this.#client;
+    const name = `berth-probe-${this.options.instance}-${Math.random().toString(16).slice(2, 10)}`;
+    const container = await client.call('create', (abortSignal) =>
+      client.docker.createContainer({
+        name,
+        Image: this.options.image,
+        Cmd: ['/bin/true'],
+        User: '65534:65534',
+        WorkingDir: workdir,
+        Labels: { [LABELS.managedBy]: 'berth-probe' },
+        HostConfig: {
+          NetworkMode: 'none',
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges:true'],
+          LogConfig: { Type: 'none', Config: {} },
+          ...(this.options.runtime ? { Runtime: this.options.runtime } : {}),
+        },
+        abortSignal,
+      } as Dockerode.ContainerCreateOptions),
+    );
+    try {
+      await client.call('start', (abortSignal) => container.start({ abortSignal }));
+      return true;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'DockerDeadlineError') throw error;
+      return false;
+    } finally {
+      await client
+        .call('remove', (abortSignal) => container.remove({ force: true, abortSignal }))
+        .catch(() => {});
     }
   }
 }

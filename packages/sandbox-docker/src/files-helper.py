@@ -1,4 +1,5 @@
-# Runs inside the sandbox as the sandbox user: `python3 -I -c <this> MODE [PATH]`.
+# Runs inside the sandbox as the sandbox user: `python3 -I -S -c <this> TAG MODE [PATH]` (TAG marks
+# the process for the outside kill sweep).
 # Every path is opened one component at a time from /mnt/data with O_NOFOLLOW, so no symlink
 # anywhere in a path is ever followed. Exit codes: 2 missing, 3 not a regular file or a link,
 # 4 no space, 5 upload not completed, 64 bad arguments.
@@ -132,16 +133,17 @@ def remove(rel):
 
 
 def main():
-    mode = sys.argv[1] if len(sys.argv) > 1 else ''
+    args = sys.argv[2:]
+    mode = args[0] if args else ''
     try:
-        if mode == 'write' and len(sys.argv) == 3:
-            write(sys.argv[2])
-        elif mode == 'read' and len(sys.argv) == 3:
-            read(sys.argv[2])
+        if mode == 'write' and len(args) == 2:
+            write(args[1])
+        elif mode == 'read' and len(args) == 2:
+            read(args[1])
         elif mode == 'list':
             listing()
-        elif mode == 'remove' and len(sys.argv) == 3:
-            remove(sys.argv[2])
+        elif mode == 'remove' and len(args) == 2:
+            remove(args[1])
         else:
             sys.exit(64)
     except FileNotFoundError:
@@ -150,7 +152,8 @@ def main():
         import errno
         if e.errno == errno.ENOSPC:
             sys.exit(4)
-        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY):
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY,
+                       errno.EACCES, errno.EPERM, errno.ENAMETOOLONG):
             sys.exit(3)
         raise
 

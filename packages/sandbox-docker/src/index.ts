@@ -1,12 +1,23 @@
-export { DockerSandboxRuntime, defaultSandboxLimits } from './docker-sandbox-runtime.js';
+export {
+  DockerSandboxRuntime,
+  UnsafeHostError,
+  defaultSandboxLimits,
+  tmpfsSizes,
+} from './docker-sandbox-runtime.js';
 export type {
   DockerSandboxRuntimeOptions,
   SandboxLimits,
   SandboxEgress,
 } from './docker-sandbox-runtime.js';
+export { DockerClient, DockerDeadlineError } from './docker-client.js';
+export type { DockerClientOptions } from './docker-client.js';
+export { startExec, collect, supervised } from './sandbox-exec.js';
+export type { ExecSpec, ExecEnd, RunningExec, Collected } from './sandbox-exec.js';
+export { sandboxUser } from './sandbox-user.js';
 export { LABELS, sandboxName } from './labels.js';
 export { ensureDevPostgres } from './dev-postgres.js';
 export type { DevPostgresOptions } from './dev-postgres.js';
-export { DockerSandboxExecutor, EXEC_MARKER } from './docker-executor.js';
+export { DockerSandboxExecutor } from './docker-executor.js';
 export type { DockerSandboxExecutorOptions } from './docker-executor.js';
-export { DockerSandboxFiles } from './docker-files.js';
+export { DockerSandboxFiles, parseListing } from './docker-files.js';
+export type { DockerSandboxFilesOptions } from './docker-files.js';

@@ -29,7 +29,7 @@ export interface AppDependencies {
   containerFiles: ContainerFilesService;
   maxUploadBytes: number;
   egressStats: (containerId: string) => EgressStats | null;
-  execLimits: ExecLimits & { defaultTimeoutMs: number };
+  execLimits: ExecLimits & { defaultTimeoutMs: number; maxInflightBodyBytes: number };
   readiness: Record<string, ReadinessCheck>;
   limits: CreateContainerLimits & { maxJsonBytes: number; maxAllowedDomains: number };
 }

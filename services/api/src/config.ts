@@ -11,6 +11,11 @@ export const ConfigSchema = z
   .object({
     /** `production` refuses test-only switches. */
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    /**
+     * `1` allows the TEST ONLY switches below (BERTH_EGRESS_TEST_*). Never set it in a
+     * deployment: without it those switches are refused, whatever NODE_ENV says.
+     */
+    BERTH_TEST_MODE: z.enum(['0', '1']).default('0'),
     /** Address and port the HTTP server binds. 0 picks a free port. */
     HOST: z.string().default('127.0.0.1'),
     PORT: int(8080, 0, 65535),
@@ -31,6 +36,11 @@ export const ConfigSchema = z
     BERTH_BOOTSTRAP_PROJECT: z.string().min(1).default('default'),
     /** Docker Engine socket. */
     BERTH_DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
+    /**
+     * Deadline of one Docker call (create, start, inspect, exec, remove, list). Past it the request
+     * answers 504 (503 if the engine itself is down) and a wedged sandbox is marked failed.
+     */
+    BERTH_DOCKER_TIMEOUT_MS: int(10_000, 100, 600_000),
     /** Label value that separates this deployment's sandboxes from any other on the daemon. */
     BERTH_INSTANCE: z
       .string()
@@ -48,8 +58,15 @@ export const ConfigSchema = z
     BERTH_SANDBOX_NOFILE: int(4096, 64, 1_048_576),
     /** Size of /tmp (tmpfs, counts against the memory limit). */
     BERTH_SANDBOX_TMP_MB: int(256, 16, 65536),
-    /** Size cap of /mnt/data (tmpfs, counts against the memory limit). */
+    /**
+     * Size cap of /mnt/data (tmpfs, counts against the memory limit). A sandbox gets at most half
+     * its memory limit for /mnt/data and an eighth for /tmp, so a full disk is 413, never an OOM.
+     */
     BERTH_SANDBOX_DATA_MB: int(1024, 16, 1_048_576),
+    /** Files and directories /mnt/data may hold. */
+    BERTH_SANDBOX_DATA_INODES: int(65_536, 1024, 16_777_216),
+    /** Files and directories /tmp may hold. */
+    BERTH_SANDBOX_TMP_INODES: int(16_384, 1024, 16_777_216),
     /** Largest `expires_after.minutes` accepted (upstream: 20). */
     BERTH_MAX_EXPIRY_MINUTES: int(1440, 1, 525_600),
     /** Live containers one project may hold; past it, create answers 429. */
@@ -85,6 +102,18 @@ export const ConfigSchema = z
     BERTH_EXEC_MAX_OUTPUT_BYTES: int(1_048_576, 1024, 64 * 1_048_576),
     /** Execs running at once in one sandbox (per replica); past it, 429. */
     BERTH_EXEC_MAX_CONCURRENT: int(8, 1, 256),
+    /** Execs running at once in this process, across sandboxes; past it, 429. */
+    BERTH_EXEC_MAX_CONCURRENT_TOTAL: int(256, 1, 65_536),
+    /** How long past `timeout_ms` an exec may take to confirm its kill before it answers anyway. */
+    BERTH_EXEC_GRACE_MS: int(2_000, 100, 60_000),
+    /** Deadline of a file listing, a removal, and the start of a download in a sandbox. */
+    BERTH_FILES_HELPER_TIMEOUT_MS: int(30_000, 100, 600_000),
+    /** A file transfer with no bytes moving for this long is ended (504). */
+    BERTH_TRANSFER_IDLE_TIMEOUT_MS: int(30_000, 100, 600_000),
+    /** Uploads and downloads in flight in this process; past it, 429. */
+    BERTH_MAX_INFLIGHT_TRANSFERS: int(64, 1, 65_536),
+    /** Exec request bodies being read or held at once, in MiB, across requests; past it, 429. */
+    BERTH_EXEC_MAX_INFLIGHT_BODY_MB: int(256, 1, 65_536),
     /** Largest `stdin` of one exec. */
     BERTH_EXEC_MAX_STDIN_BYTES: int(10 * 1_048_576, 0, 256 * 1_048_576),
     /** Where the service keeps its own data (Files API blobs under `files/`). */
@@ -96,12 +125,12 @@ export const ConfigSchema = z
     /** Most entries in one `allowed_domains`. */
     BERTH_EGRESS_MAX_DOMAINS: int(64, 1, 4096),
     /**
-     * TEST ONLY, refused in production: `host:port=ip:port` pairs, comma-separated, sending an
+     * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): `host:port=ip:port` pairs, comma-separated, sending an
      * allowed name straight to a local upstream (no DNS, no address guard).
      */
     BERTH_EGRESS_TEST_UPSTREAMS: z.string().optional(),
     /**
-     * TEST ONLY, refused in production: `host=ip` pairs, comma-separated, answering name lookups
+     * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): `host=ip` pairs, comma-separated, answering name lookups
      * (the address guard still applies: this is how tests show private answers are refused).
      */
     BERTH_EGRESS_TEST_HOSTS: z.string().optional(),
@@ -114,11 +143,11 @@ export const ConfigSchema = z
   })
   .superRefine((c, ctx) => {
     for (const key of ['BERTH_EGRESS_TEST_UPSTREAMS', 'BERTH_EGRESS_TEST_HOSTS'] as const) {
-      if (c.NODE_ENV === 'production' && c[key]) {
+      if (c[key] && (c.BERTH_TEST_MODE !== '1' || c.NODE_ENV === 'production')) {
         ctx.addIssue({
           code: 'custom',
           path: [key],
-          message: `${key} is a test-only switch and is refused in production`,
+          message: `${key} is a test-only switch: it needs BERTH_TEST_MODE=1 and is refused in production`,
         });
       }
     }

@@ -20,9 +20,11 @@ import {
   PgFileStore,
 } from '@berth/db';
 import {
+  DockerClient,
   DockerSandboxExecutor,
   DockerSandboxFiles,
   DockerSandboxRuntime,
+  UnsafeHostError,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import { openDatabase } from './database.js';
@@ -51,11 +53,16 @@ export async function main(config: Config): Promise<RunningService> {
   });
 
   const store = new PgContainerStore(pool);
+  // The one Docker client: every call through it has a deadline.
+  const docker = new DockerClient({
+    socketPath: config.BERTH_DOCKER_SOCKET,
+    callTimeoutMs: config.BERTH_DOCKER_TIMEOUT_MS,
+  });
   // The proxy serves sockets from this process; a reaper-only process has no sandboxes to serve.
   const egress: Egress | null =
     config.BERTH_ROLE === 'reaper' ? null : createEgress(config, store, logger);
   const runtime = new DockerSandboxRuntime({
-    socketPath: config.BERTH_DOCKER_SOCKET,
+    client: docker,
     image: config.BERTH_SANDBOX_IMAGE,
     instance: config.BERTH_INSTANCE,
     pidsLimit: config.BERTH_SANDBOX_PIDS_LIMIT,
@@ -63,10 +70,22 @@ export async function main(config: Config): Promise<RunningService> {
     nofile: config.BERTH_SANDBOX_NOFILE,
     tmpSizeBytes: config.BERTH_SANDBOX_TMP_MB * 1024 * 1024,
     dataSizeBytes: config.BERTH_SANDBOX_DATA_MB * 1024 * 1024,
-    user: '1000:1000',
+    dataInodes: config.BERTH_SANDBOX_DATA_INODES,
+    tmpInodes: config.BERTH_SANDBOX_TMP_INODES,
     ...(config.BERTH_SANDBOX_RUNTIME ? { runtime: config.BERTH_SANDBOX_RUNTIME } : {}),
     ...(egress ? { egress: egress.sandbox } : {}),
   });
+
+  if (config.BERTH_ROLE !== 'reaper') {
+    // Refuse an engine that can't hold hostile code. An engine that doesn't answer yet is not a
+    // reason to stay down: requests answer 503 until it does, and creates verify it first.
+    try {
+      await runtime.verifyHost();
+    } catch (error) {
+      if (error instanceof UnsafeHostError) throw error;
+      logger.warn({ err: error }, 'could not verify the Docker engine yet; creates will verify it');
+    }
+  }
 
   let jobs: BackgroundJobs | null = null;
   if (config.BERTH_ROLE !== 'api') {
@@ -75,6 +94,8 @@ export async function main(config: Config): Promise<RunningService> {
       runtime,
       clock,
       creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000,
+      onError: (containerId, err) =>
+        logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries'),
     });
     const reaper = new Reaper({
       store: new PgExpiryStore(pool),
@@ -94,7 +115,8 @@ export async function main(config: Config): Promise<RunningService> {
       reconcileCron: config.BERTH_RECONCILE_CRON,
       logger,
     });
-    await jobs.reconcile();
+    // Start-up never waits on a sandbox: the first reconcile runs in the background.
+    void jobs.reconcile();
   }
 
   let server: Server | null = null;
@@ -129,6 +151,8 @@ export async function main(config: Config): Promise<RunningService> {
         },
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      onUnresponsive: (containerId, reason) =>
+        logger.error({ containerId, reason }, 'sandbox not responding; marked failed'),
       onCleanupError: (err, id) =>
         logger.warn(
           { err, containerId: id },
@@ -140,8 +164,9 @@ export async function main(config: Config): Promise<RunningService> {
       files,
       store: new PgContainerFileStore(pool),
       sandbox: new DockerSandboxFiles({
-        socketPath: config.BERTH_DOCKER_SOCKET,
-        user: '1000:1000',
+        client: docker,
+        helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
+        idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
       }),
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
@@ -158,18 +183,20 @@ export async function main(config: Config): Promise<RunningService> {
       exec: new ExecService({
         containers,
         executor: new DockerSandboxExecutor({
-          socketPath: config.BERTH_DOCKER_SOCKET,
-          user: '1000:1000',
+          client: docker,
+          graceMs: config.BERTH_EXEC_GRACE_MS,
         }),
         runtime,
         clock,
         maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
+        maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
         maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
       }),
       execLimits: {
         defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
         maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,
         maxStdinBytes: config.BERTH_EXEC_MAX_STDIN_BYTES,
+        maxInflightBodyBytes: config.BERTH_EXEC_MAX_INFLIGHT_BODY_MB * 1024 * 1024,
       },
       readiness: {
         postgres: async () => {

@@ -69,7 +69,9 @@ describe('POST /v1/containers', () => {
     ]);
     const lines = probe.stdout.trim().split('\n');
     expect(Number(lines[0])).toBe(4 * GIB);
-    expect(lines[1]).toBe('1000');
+    // The sandbox's own uid, the one Docker runs it as, not a shared one.
+    expect(Number(lines[1])).toBeGreaterThanOrEqual(100_000);
+    expect(info!.Config.User).toBe(`${lines[1]}:${lines[1]}`);
     expect(probe.stdout).toMatch(/CapEff:\s+0000000000000000/);
     expect(probe.stdout).toMatch(/CapBnd:\s+0000000000000000/);
     expect(probe.stdout).toMatch(/NoNewPrivs:\s+1/);

@@ -9,7 +9,7 @@ import {
   type SandboxRuntime,
 } from '@berth/core';
 import { PgApiKeyStore, PgContainerStore } from '@berth/db';
-import { DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
+import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
 import { createTestDatabase, sandboxImage } from '@berth/testkit';
 
 /** Wraps an adapter so one named method fails, to walk the create path step by step. */
@@ -36,6 +36,7 @@ beforeEach(async () => {
   db = await createTestDatabase();
   runtime = new DockerSandboxRuntime({
     ...defaultSandboxLimits,
+    client: new DockerClient(),
     image: sandboxImage(),
     instance: `crash${randomBytes(4).toString('hex')}`,
   });
@@ -155,6 +156,7 @@ describe('a create that fails at each step', () => {
     await runtime.create({
       containerId: 'cntr_' + '1'.repeat(48),
       projectId,
+      uid: 199_999,
       memoryLimitBytes: 1024 ** 3,
       network: { type: 'disabled' },
     });

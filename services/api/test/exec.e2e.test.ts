@@ -77,7 +77,7 @@ describe('POST /v1/containers/{id}/exec', () => {
       object: 'container.exec',
       container_id: containerId,
       exit_code: 3,
-      stdout: 'out1\nout2\n1000\n',
+      stdout: expect.stringMatching(/^out1\nout2\n\d{6,}\n$/),
       stdout_encoding: 'utf-8',
       stderr: 'err1\n',
       timed_out: false,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import type { Pool } from '@berth/db';
 import { createTestDatabase, sandboxImage } from '@berth/testkit';
-import { DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
+import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
 import { loadConfig } from '../src/config.js';
 import { main } from '../src/main.js';
 
@@ -47,6 +47,7 @@ export async function startBerth(
     BERTH_DATA_DIR: dataDir,
     BERTH_EGRESS_DIR: join(dataDir, 'egress'),
     NODE_ENV: 'test',
+    BERTH_TEST_MODE: '1',
     DATABASE_URL: db.url,
     PORT: '0',
     BERTH_INSTANCE: instance,
@@ -59,6 +60,7 @@ export async function startBerth(
   const url = app.url ?? '';
   const runtime = new DockerSandboxRuntime({
     ...defaultSandboxLimits,
+    client: new DockerClient(),
     image: sandboxImage(),
     instance,
   });

@@ -98,6 +98,7 @@ describe('expiry', () => {
     await berth.runtime.create({
       containerId: orphanId,
       projectId: 'nobody',
+      uid: 199_999,
       memoryLimitBytes: 1024 ** 3,
       network: { type: 'disabled' },
     });

@@ -5,7 +5,8 @@ export interface ContainerListFilter extends PageRequest {
   name?: string | undefined;
 }
 
-export type InsertOutcome = 'inserted' | 'over_cap';
+/** `uid_taken`: another sandbox that may still exist has the record's uid; pick another. */
+export type InsertOutcome = 'inserted' | 'over_cap' | 'uid_taken';
 
 export interface ContainerStore {
   /**

@@ -2,9 +2,11 @@
 export type OutputStream = 'stdout' | 'stderr';
 
 export interface ExecRequest {
-  /** The exec's id; every process of the command carries it, so the whole tree can be killed. */
+  /** The exec's id; it tags the command's supervisor, so the whole tree can be found and killed. */
   execId: string;
   containerId: string;
+  /** The sandbox's own uid, which the command runs as. */
+  uid: number;
   /** The program and its arguments (a string command arrives here as ['sh', '-c', command]). */
   argv: string[];
   env: Record<string, string>;

@@ -4,6 +4,8 @@ import type { NetworkPolicy } from '../container.js';
 export interface SandboxSpec {
   containerId: string;
   projectId: string;
+  /** The sandbox's own uid (and gid): no two live sandboxes share one. */
+  uid: number;
   memoryLimitBytes: number;
   network: NetworkPolicy;
 }

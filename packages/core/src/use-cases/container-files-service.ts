@@ -7,7 +7,7 @@ import { isId, newId } from '../ids.js';
 import type { Page, PageRequest } from '../pagination.js';
 import { DATA_ROOT, resolveDataPath } from '../paths.js';
 import type { ContainerFileRecord, ContainerFileStore } from '../ports/file-store.js';
-import type { SandboxFiles } from '../ports/sandbox-files.js';
+import type { SandboxFiles, SandboxRef } from '../ports/sandbox-files.js';
 import type { ContainersService } from './containers-service.js';
 import type { FilesService } from './files-service.js';
 
@@ -22,6 +22,7 @@ export interface ContainerFilesServiceOptions {
 
 const notFound = (id: string) => new NotFoundError(`No container file found with id '${id}'.`);
 const relative = (absolute: string) => absolute.slice(DATA_ROOT.length + 1);
+const ref = (c: ContainerRecord): SandboxRef => ({ containerId: c.id, uid: c.sandboxUid });
 
 /**
  * Files in a container's /mnt/data. Every operation is activity. The path of an upload is
@@ -48,6 +49,7 @@ export class ContainerFilesService {
       /[/\\\0]/.test(decoded) ||
       decoded === '.' ||
       decoded === '..' ||
+      decoded.startsWith('.berth-upload-') ||
       Buffer.byteLength(filename) > 255
     ) {
       throw new InvalidRequestError(
@@ -79,10 +81,14 @@ export class ContainerFilesService {
     absolute: string,
     data: Readable,
     source: 'user' | 'assistant',
+    signal?: AbortSignal,
   ): Promise<ContainerFileRecord> {
-    const { bytes } = await this.options.sandbox.write(container.id, relative(absolute), data, {
-      maxBytes: this.options.maxBytes,
-    });
+    const { bytes } = await this.options.containers.withSandbox(container, () =>
+      this.options.sandbox.write(ref(container), relative(absolute), data, {
+        maxBytes: this.options.maxBytes,
+        ...(signal ? { signal } : {}),
+      }),
+    );
     const createdAt = unixSeconds(this.options.clock.now());
     return this.options.store.upsert({
       id: newId('containerFile', createdAt),
@@ -99,9 +105,10 @@ export class ContainerFilesService {
     containerId: string,
     absolutePath: string,
     data: Readable,
+    signal?: AbortSignal,
   ): Promise<ContainerFileRecord> {
     const container = await this.#usable(projectId, containerId);
-    return this.#write(container, absolutePath, data, 'user');
+    return this.#write(container, absolutePath, data, 'user', signal);
   }
 
   /** Copies a Files API file in, as /mnt/data/<its filename>. */
@@ -149,6 +156,7 @@ export class ContainerFilesService {
     projectId: string,
     containerId: string,
     page: PageRequest,
+    signal?: AbortSignal,
   ): Promise<Page<ContainerFileRecord>> {
     if (page.after !== undefined && !isId('containerFile', page.after)) {
       throw new InvalidRequestError(
@@ -158,7 +166,9 @@ export class ContainerFilesService {
     }
     const container = await this.#usable(projectId, containerId);
     const listedAt = this.options.clock.now();
-    const present = await this.options.sandbox.list(container.id);
+    const present = await this.options.containers.withSandbox(container, () =>
+      this.options.sandbox.list(ref(container), signal ? { signal } : {}),
+    );
     await this.options.store.sync(container.id, present, listedAt, () => {
       const createdAt = unixSeconds(this.options.clock.now());
       return { id: newId('containerFile', createdAt), createdAt };
@@ -167,20 +177,31 @@ export class ContainerFilesService {
   }
 
   async get(projectId: string, containerId: string, fileId: string): Promise<ContainerFileRecord> {
+    return (await this.#find(projectId, containerId, fileId)).record;
+  }
+
+  async #find(
+    projectId: string,
+    containerId: string,
+    fileId: string,
+  ): Promise<{ container: ContainerRecord; record: ContainerFileRecord }> {
     const container = await this.#usable(projectId, containerId);
     if (!isId('containerFile', fileId)) throw notFound(fileId);
     const record = await this.options.store.get(container.id, fileId);
     if (!record) throw notFound(fileId);
-    return record;
+    return { container, record };
   }
 
   async content(
     projectId: string,
     containerId: string,
     fileId: string,
+    signal?: AbortSignal,
   ): Promise<{ record: ContainerFileRecord; size: number; stream: Readable }> {
-    const record = await this.get(projectId, containerId, fileId);
-    const file = await this.options.sandbox.open(record.containerId, record.path);
+    const { container, record } = await this.#find(projectId, containerId, fileId);
+    const file = await this.options.containers.withSandbox(container, () =>
+      this.options.sandbox.open(ref(container), record.path, signal ? { signal } : {}),
+    );
     if (!file) {
       // Gone, or replaced by something that is not a regular file: never followed, never served.
       await this.options.store.delete(record.containerId, record.id);
@@ -190,8 +211,10 @@ export class ContainerFilesService {
   }
 
   async delete(projectId: string, containerId: string, fileId: string): Promise<void> {
-    const record = await this.get(projectId, containerId, fileId);
-    await this.options.sandbox.remove(record.containerId, record.path);
+    const { container, record } = await this.#find(projectId, containerId, fileId);
+    await this.options.containers.withSandbox(container, () =>
+      this.options.sandbox.remove(ref(container), record.path),
+    );
     await this.options.store.delete(record.containerId, record.id);
   }
 }

@@ -2,11 +2,15 @@ import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
 import type { ContainerRecord, MemoryLimit, NetworkPolicy } from '../container.js';
 import { isExpiredAt, memoryLimitBytes } from '../container.js';
+import { randomInt } from 'node:crypto';
 import {
   ContainerExpiredError,
+  DeadlineExceededError,
   InvalidRequestError,
   NotFoundError,
   QuotaExceededError,
+  SandboxGoneError,
+  SandboxUnresponsiveError,
 } from '../errors.js';
 import { isId, newId } from '../ids.js';
 import type { Page } from '../pagination.js';
@@ -42,7 +46,16 @@ export interface ContainersServiceOptions {
   egress?: EgressController;
   /** Called when cleanup after a failure itself fails; the reconciler will finish the job. */
   onCleanupError?: (error: unknown, containerId: string) => void;
+  /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
+  onUnresponsive?: (containerId: string, reason: string) => void;
+  /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
+  newSandboxUid?: () => number;
 }
+
+/** Sandbox uids: far from system and image users (1000, nobody 65534), 16 M of them. */
+export const SANDBOX_UID_BASE = 100_000;
+const SANDBOX_UID_SPAN = 1 << 24;
+const randomSandboxUid = (): number => SANDBOX_UID_BASE + randomInt(SANDBOX_UID_SPAN);
 
 const notFound = (id: string) => new NotFoundError(`No container found with id '${id}'.`);
 
@@ -84,8 +97,15 @@ export class ContainersService {
       memoryLimit: input.memoryLimit,
       networkPolicy: input.networkPolicy,
       statusReason: null,
+      sandboxUid: 0,
     };
-    const outcome = await store.insertCreating(record, this.options.maxLivePerProject, now);
+    const pickUid = this.options.newSandboxUid ?? randomSandboxUid;
+    let outcome: Awaited<ReturnType<typeof store.insertCreating>> = 'uid_taken';
+    for (let attempt = 0; outcome === 'uid_taken' && attempt < 8; attempt++) {
+      record.sandboxUid = pickUid();
+      outcome = await store.insertCreating(record, this.options.maxLivePerProject, now);
+    }
+    if (outcome === 'uid_taken') throw new Error('no free sandbox uid after 8 tries');
     if (outcome === 'over_cap') {
       throw new QuotaExceededError(
         `This project already has ${this.options.maxLivePerProject} live containers, the most it may hold. Delete some, or let them expire, and try again.`,
@@ -97,6 +117,7 @@ export class ContainersService {
       await runtime.create({
         containerId: record.id,
         projectId,
+        uid: record.sandboxUid,
         memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
         network: input.networkPolicy,
       });
@@ -104,9 +125,43 @@ export class ContainersService {
       await store.markRunning(record.id);
     } catch (error) {
       await this.#undoCreate(record.id);
+      if (error instanceof SandboxUnresponsiveError)
+        throw new DeadlineExceededError(
+          `Docker did not ${error.operation} the container's sandbox within ${error.deadlineMs} ms. Nothing was kept; please retry.`,
+        );
       throw error;
     }
     return { ...record, status: 'running' };
+  }
+
+  /**
+   * Runs a call against a container's sandbox and says what its failure means for the container:
+   * a sandbox that is gone, or wedged (a Docker call past its deadline while the engine answers),
+   * makes the container `failed` with the reason, so the row tells the truth and the reconciler
+   * removes the sandbox when Docker allows.
+   */
+  async withSandbox<T>(record: ContainerRecord, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof SandboxGoneError) {
+        await this.markFailed(record.id, 'sandbox vanished');
+        throw new InvalidRequestError(
+          `Container '${record.id}' has failed (its sandbox is gone); create a new one.`,
+          { code: 'container_failed' },
+        );
+      }
+      if (error instanceof SandboxUnresponsiveError) {
+        const reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
+        await this.markFailed(record.id, reason);
+        this.options.onUnresponsive?.(record.id, reason);
+        throw new DeadlineExceededError(
+          `Container '${record.id}' is not responding: ${reason}. It is marked failed and will be removed; create a new one.`,
+          { code: 'container_unresponsive' },
+        );
+      }
+      throw error;
+    }
   }
 
   async #undoCreate(id: string): Promise<void> {
@@ -163,8 +218,18 @@ export class ContainersService {
     try {
       await runtime.remove(id);
     } catch (error) {
-      // Docker failed: show the container again so a retry finds it. A crash here instead
-      // leaves a `deleting` row, which reconcile finishes.
+      // Docker failed: show the container again so a retry finds it (never a hidden row while its
+      // sandbox lingers). A wedged sandbox shows as failed; the reconciler removes it when Docker
+      // allows. A crash here instead leaves a `deleting` row, which reconcile finishes.
+      if (error instanceof SandboxUnresponsiveError) {
+        const reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
+        await store.setStatus(id, 'failed', reason);
+        this.options.onUnresponsive?.(id, reason);
+        throw new DeadlineExceededError(
+          `Container '${id}' could not be deleted: ${reason}. It is marked failed and will be removed when Docker allows.`,
+          { code: 'container_unresponsive' },
+        );
+      }
       await store.setStatus(id, record.status, record.statusReason);
       throw error;
     }

@@ -17,6 +17,7 @@ const record = (id: string, lastActiveAt: Date, minutes: number): ContainerRecor
   memoryLimit: '1g',
   networkPolicy: { type: 'disabled' },
   statusReason: null,
+  sandboxUid: 100_001,
 });
 
 /** An in-memory ExpiryStore with the same contract as the Postgres one (one claim at a time per row). */

@@ -1,15 +1,19 @@
 import type { Clock } from '../clock.js';
+import { eachWithDeadline } from '../concurrency.js';
 import type { ContainerRecord } from '../container.js';
+import { SandboxUnresponsiveError } from '../errors.js';
 import type { ContainerStore } from '../ports/container-store.js';
-import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { ManagedSandbox, SandboxRuntime } from '../ports/sandbox-runtime.js';
 
 export interface ReconcileReport {
   /** Labelled sandboxes with no live row, removed. */
   orphansRemoved: number;
   /** Creates and deletes a crash left half-done, finished (rows and sandboxes removed). */
   abandonedFinished: number;
-  /** Running rows whose sandbox vanished or stopped, now `failed`. */
+  /** Running rows whose sandbox vanished, stopped or stopped answering, now `failed`. */
   markedFailed: number;
+  /** Items that failed or ran past their deadline; the next run tries them again. */
+  errors: number;
 }
 
 export interface ReconcilerOptions {
@@ -18,53 +22,95 @@ export interface ReconcilerOptions {
   clock: Clock;
   /** A `creating` row younger than this may belong to a create still in flight elsewhere. */
   creatingGraceMs: number;
+  /** Sandboxes handled at once. */
+  concurrency?: number;
+  /** How long one sandbox may take before the run moves on without it. */
+  itemDeadlineMs?: number;
+  /** Called for each item that failed (for logs and metrics). */
+  onError?: (containerId: string, error: unknown) => void;
 }
 
 /**
  * Makes Docker and Postgres agree, by label. Safe to run at any time and on several replicas:
- * every step is idempotent and never touches a create that may still be in flight.
+ * every step is idempotent and never touches a create that may still be in flight. Sandboxes are
+ * handled concurrently, each under a deadline, so one wedged sandbox never stalls a run.
  */
 export class Reconciler {
   constructor(private readonly options: ReconcilerOptions) {}
 
   async run(): Promise<ReconcileReport> {
     const { store, runtime, clock } = this.options;
-    const report: ReconcileReport = { orphansRemoved: 0, abandonedFinished: 0, markedFailed: 0 };
+    const report: ReconcileReport = {
+      orphansRemoved: 0,
+      abandonedFinished: 0,
+      markedFailed: 0,
+      errors: 0,
+    };
+    const each = <T>(
+      items: Iterable<T> | AsyncIterable<T>,
+      id: (t: T) => string,
+      work: (t: T) => Promise<void>,
+    ) =>
+      eachWithDeadline(items, {
+        concurrency: this.options.concurrency ?? 8,
+        itemDeadlineMs: this.options.itemDeadlineMs ?? 30_000,
+        work,
+        onError: (item, error) => {
+          report.errors += 1;
+          this.options.onError?.(id(item), error);
+        },
+      });
 
     const abandoned = await store.listAbandoned(
       new Date(clock.now().getTime() - this.options.creatingGraceMs),
     );
-    for (const row of abandoned) {
-      await runtime.remove(row.id);
-      await store.remove(row.id);
-      report.abandonedFinished += 1;
-    }
+    await each(
+      abandoned,
+      (r) => r.id,
+      async (row) => {
+        await runtime.remove(row.id);
+        await store.remove(row.id);
+        report.abandonedFinished += 1;
+      },
+    );
 
     // Rows are written before sandboxes exist, so a labelled sandbox without a live row is an orphan.
     const sandboxes = await runtime.listManaged();
     const live = await store.liveIds(sandboxes.map((s) => s.containerId));
-    for (const sandbox of sandboxes) {
-      if (live.has(sandbox.containerId)) continue;
-      await runtime.remove(sandbox.containerId);
-      report.orphansRemoved += 1;
-    }
+    await each(
+      sandboxes.filter((s) => !live.has(s.containerId)),
+      (s: ManagedSandbox) => s.containerId,
+      async (sandbox) => {
+        await runtime.remove(sandbox.containerId);
+        report.orphansRemoved += 1;
+      },
+    );
 
     const byId = new Map(sandboxes.map((s) => [s.containerId, s]));
-    for await (const row of runningContainers(store)) {
-      const sandbox = byId.get(row.id);
-      if (sandbox?.running) continue;
-      // Listed before this row became running? Ask Docker about this one directly.
-      const state = await runtime.inspect(row.id);
-      if (state?.running) continue;
-      const reason = !state
-        ? 'sandbox vanished'
-        : state.oomKilled
-          ? 'sandbox was killed for exceeding its memory limit'
-          : `sandbox stopped (exit code ${state.exitCode ?? 'unknown'})`;
-      await store.setStatus(row.id, 'failed', reason);
-      await runtime.remove(row.id);
-      report.markedFailed += 1;
-    }
+    await each(
+      runningContainers(store),
+      (r: ContainerRecord) => r.id,
+      async (row) => {
+        if (byId.get(row.id)?.running) return;
+        // Listed before this row became running? Ask Docker about this one directly.
+        let reason: string;
+        try {
+          const state = await runtime.inspect(row.id);
+          if (state?.running) return;
+          reason = !state
+            ? 'sandbox vanished'
+            : state.oomKilled
+              ? 'sandbox was killed for exceeding its memory limit'
+              : `sandbox stopped (exit code ${state.exitCode ?? 'unknown'})`;
+        } catch (error) {
+          if (!(error instanceof SandboxUnresponsiveError)) throw error;
+          reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
+        }
+        await store.setStatus(row.id, 'failed', reason);
+        report.markedFailed += 1;
+        await runtime.remove(row.id);
+      },
+    );
     return report;
   }
 }

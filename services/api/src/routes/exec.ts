@@ -1,7 +1,8 @@
-import express, { Router, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { execBody, type ExecLimits, type ExecResource } from '@berth/contracts';
 import {
   BerthError,
+  RateLimitError,
   encodeOutput,
   incompleteUtf8Tail,
   resolveDataPath,
@@ -13,7 +14,7 @@ import { parseOrThrow } from '../http/validate.js';
 
 export interface ExecRoutesOptions {
   exec: ExecService;
-  limits: ExecLimits & { defaultTimeoutMs: number };
+  limits: ExecLimits & { defaultTimeoutMs: number; maxInflightBodyBytes: number };
 }
 
 function toResource(o: ExecOutcome): ExecResource {
@@ -55,15 +56,66 @@ class ChunkEncoder {
 }
 
 const sse = (res: Response, event: string, data: unknown): void => {
+  // A client that went away: nothing to write to, and nothing to throw about.
+  if (res.writableEnded || res.destroyed) return;
   res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 };
+
+/**
+ * Bytes of exec bodies being read or held at once, across requests: a flood of large bodies is
+ * refused with 429 before it is read, so the API's heap stays bounded.
+ */
+class BodyBudget {
+  #used = 0;
+  constructor(private readonly total: number) {}
+  take(bytes: number): () => void {
+    if (this.#used + bytes > this.total)
+      throw new RateLimitError(
+        'This server is reading as many exec request bodies as it holds at once. Retry shortly.',
+      );
+    this.#used += bytes;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.#used -= bytes;
+    };
+  }
+}
 
 export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
   const router = Router();
   const Body = execBody(limits);
-  const json = express.json({ limit: limits.maxStdinBytes + 256 * 1024 });
+  const maxBody = limits.maxStdinBytes + 256 * 1024;
+  const json = express.json({ limit: maxBody });
+  const budget = new BodyBudget(limits.maxInflightBodyBytes);
+  const readBody = (req: Request, res: Response): Promise<void> =>
+    new Promise((resolve, reject) =>
+      json(req, res, (error?: unknown) => (error ? reject(error) : resolve())),
+    );
 
-  router.post('/containers/:id/exec', json, async (req, res) => {
+  router.post('/containers/:id/exec', async (req, res) => {
+    // The container and a slot first, the body after: refusing costs nothing.
+    const lease = await exec.reserve(req.projectId, req.params.id);
+    let giveBack: (() => void) | null = null;
+    try {
+      const declared = Number(req.headers['content-length']);
+      giveBack = budget.take(
+        Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, maxBody) : maxBody,
+      );
+      await readBody(req, res);
+      await respond(lease, req, res);
+    } finally {
+      giveBack?.();
+      lease.release();
+    }
+  });
+
+  const respond = async (
+    lease: Awaited<ReturnType<ExecService['reserve']>>,
+    req: Request,
+    res: Response,
+  ): Promise<void> => {
     const body = parseOrThrow(Body, req.body ?? {});
     const workdir = resolveDataPath(body.workdir ?? '/mnt/data', 'workdir');
     const argv = typeof body.command === 'string' ? ['/bin/sh', '-c', body.command] : body.command;
@@ -82,7 +134,7 @@ export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
     };
 
     if (!body.stream) {
-      res.json(toResource(await exec.exec(req.projectId, req.params.id, input)));
+      res.json(toResource(await exec.run(lease, input)));
       return;
     }
 
@@ -100,8 +152,9 @@ export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
       res.setHeader('X-Accel-Buffering', 'no');
       res.flushHeaders();
     };
+    res.on('error', () => {});
     try {
-      const outcome = await exec.exec(req.projectId, req.params.id, {
+      const outcome = await exec.run(lease, {
         ...input,
         onOutput: (stream, chunk) => {
           start();
@@ -125,6 +178,6 @@ export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
       });
       res.end();
     }
-  });
+  };
   return router;
 }

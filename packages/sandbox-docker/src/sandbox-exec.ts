@@ -1,0 +1,245 @@
+import { readFileSync } from 'node:fs';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import { SandboxGoneError } from '@berth/core';
+import type { DockerClient } from './docker-client.js';
+import { statusOf } from './docker-errors.js';
+import { sandboxName } from './labels.js';
+
+export const SUPERVISOR = readFileSync(new URL('./supervisor.py', import.meta.url), 'utf8');
+const PYTHON = ['/usr/bin/python3', '-I', '-S', '-c'];
+
+/** How long the outside kill sweep may take before it is given up on. */
+const KILL_DEADLINE_MS = 5_000;
+
+export interface ExecSpec {
+  containerId: string;
+  /** uid:gid the command runs as; never root. */
+  user: string;
+  argv: string[];
+  env?: string[];
+  /** Attach stdin: the caller writes to `stdin` and ends it. */
+  stdin?: boolean;
+  /**
+   * An argv element that marks every process of this run (`berth:<id>`), so the kill sweep can
+   * find them from outside. It must appear in `argv` for the sweep to find the run's root.
+   */
+  tag: string;
+  /** The whole run's deadline: past it the stream is dropped, the tree killed, the run ends. */
+  deadlineMs: number;
+  /** Aborting ends the run the same way (a client that went away). */
+  signal?: AbortSignal;
+}
+
+export type ExecEnd =
+  { how: 'exited'; exitCode: number | null } | { how: 'deadline' | 'aborted'; exitCode: null };
+
+export interface RunningExec {
+  /** Present when `stdin` was asked for. */
+  stdin: Duplex | null;
+  stdout: Readable;
+  stderr: Readable;
+  /** Settles once: the command exited, the deadline passed, or the run was aborted. Never rejects. */
+  end: Promise<ExecEnd>;
+  /** Kills the run's whole process tree from outside (idempotent). */
+  kill(): Promise<void>;
+}
+
+/**
+ * Splits Docker's multiplexed attach stream (8-byte frame headers) into stdout and stderr, with
+ * backpressure on both: while a reader is slow the socket is not read. Malformed frames from the
+ * sandbox side end the streams; nothing here throws out of an event handler.
+ */
+function demux(source: Readable): { stdout: PassThrough; stderr: PassThrough } {
+  const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const stderr = new PassThrough({ highWaterMark: 256 * 1024 });
+  // Nobody may be reading these when they fail: errors are reported through `end`, not thrown.
+  stdout.on('error', () => {});
+  stderr.on('error', () => {});
+  void (async () => {
+    let pending: Buffer = Buffer.alloc(0);
+    try {
+      for await (const chunk of source) {
+        pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
+        while (pending.length >= 8) {
+          const size = pending.readUInt32BE(4);
+          if (pending.length < 8 + size) break;
+          const target = pending[0] === 2 ? stderr : pending[0] === 1 ? stdout : null;
+          const payload = pending.subarray(8, 8 + size);
+          pending = pending.subarray(8 + size);
+          if (target && !target.destroyed && !target.write(payload))
+            await new Promise<void>((r) => {
+              target.once('drain', r);
+              target.once('close', r);
+            });
+        }
+      }
+    } catch {
+      // The socket was destroyed (deadline, abort, Docker going away): end what we have.
+    }
+    stdout.end();
+    stderr.end();
+  })();
+  return { stdout, stderr };
+}
+
+/**
+ * The one way Berth runs a command in a sandbox (execs, the files helper, probes, the kill sweep):
+ * create, start, demux, wait for the exit code, every Docker call under a deadline, the whole run
+ * under `deadlineMs`, aborted by `signal`. Errors of the Docker calls before the stream exists
+ * reject (SandboxGoneError for a missing or stopped sandbox; the client's translation otherwise).
+ */
+export async function startExec(client: DockerClient, spec: ExecSpec): Promise<RunningExec> {
+  const container = client.container(sandboxName(spec.containerId));
+  let exec: Dockerode.Exec;
+  let stream: Duplex;
+  try {
+    exec = await client.call('exec create', (abortSignal) =>
+      container.exec({
+        Cmd: spec.argv,
+        Env: spec.env ?? [],
+        User: spec.user,
+        WorkingDir: '/',
+        AttachStdin: spec.stdin ?? false,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+        abortSignal,
+      } as Dockerode.ExecCreateOptions),
+    );
+    stream = (await client.call('exec start', (abortSignal) =>
+      exec.start({ hijack: true, stdin: spec.stdin ?? false, abortSignal } as object),
+    )) as unknown as Duplex;
+  } catch (error) {
+    const status = statusOf(error);
+    if (status === 404 || status === 409)
+      throw new SandboxGoneError(spec.containerId, { cause: error });
+    throw await client.translate(error, spec.containerId);
+  }
+  stream.on('error', () => {});
+  const { stdout, stderr } = demux(stream);
+
+  let killing: Promise<void> | null = null;
+  const kill = (): Promise<void> =>
+    (killing ??= killTree(client, spec.containerId, spec.user, spec.tag));
+
+  let settle!: (end: ExecEnd) => void;
+  const end = new Promise<ExecEnd>((resolve) => (settle = resolve));
+  let settled = false;
+  const finish = (result: ExecEnd): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    spec.signal?.removeEventListener('abort', onAbort);
+    settle(result);
+  };
+  const giveUp = (how: 'deadline' | 'aborted'): void => {
+    if (settled) return;
+    void kill();
+    stream.destroy();
+    finish({ how, exitCode: null });
+  };
+  const timer = setTimeout(() => giveUp('deadline'), spec.deadlineMs);
+  const onAbort = (): void => giveUp('aborted');
+  spec.signal?.addEventListener('abort', onAbort, { once: true });
+  if (spec.signal?.aborted) giveUp('aborted');
+
+  // Both halves drained and the socket closed: the command has exited; read its code.
+  let closed = 0;
+  const onClosed = (): void => {
+    closed += 1;
+    if (closed < 2 || settled) return;
+    void exitCode(client, exec, spec.containerId).then((code) =>
+      finish({ how: 'exited', exitCode: code }),
+    );
+  };
+  stdout.once('end', onClosed);
+  stderr.once('end', onClosed);
+  stdout.once('close', () => {
+    if (!stdout.readableEnded) onClosed();
+  });
+  stderr.once('close', () => {
+    if (!stderr.readableEnded) onClosed();
+  });
+
+  return { stdin: spec.stdin ? stream : null, stdout, stderr, end, kill };
+}
+
+/** The exec's exit code; null when Docker can't say in time (the stream ends a moment before). */
+async function exitCode(
+  client: DockerClient,
+  exec: Dockerode.Exec,
+  containerId: string,
+): Promise<number | null> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      const info = await client.call('exec inspect', (abortSignal) =>
+        exec.inspect({ abortSignal } as object),
+      );
+      if (!info.Running) return info.ExitCode ?? null;
+    } catch {
+      void containerId;
+      return null;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return null;
+}
+
+/** Kills every process of a tagged run, and escaped orphans, from a fresh exec. Never throws. */
+async function killTree(
+  client: DockerClient,
+  containerId: string,
+  user: string,
+  tag: string,
+): Promise<void> {
+  try {
+    await collect(client, {
+      containerId,
+      user,
+      argv: [...PYTHON, SUPERVISOR, 'kill', tag],
+      tag: `${tag}-kill`,
+      deadlineMs: KILL_DEADLINE_MS,
+    });
+  } catch {
+    // The sandbox is gone or wedged: nothing left to kill, or nothing we can do from here.
+  }
+}
+
+export interface Collected {
+  end: ExecEnd;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Runs a short command and keeps up to `cap` bytes of each stream. */
+export async function collect(
+  client: DockerClient,
+  spec: Omit<ExecSpec, 'stdin'>,
+  cap = 64 * 1024,
+): Promise<Collected> {
+  const run = await startExec(client, { ...spec, stdin: false });
+  const keep = (s: Readable): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      s.on('data', (c: Buffer) => {
+        if (kept < cap) chunks.push(c.subarray(0, cap - kept));
+        kept += c.length;
+      });
+      s.once('close', () => resolve(Buffer.concat(chunks)));
+      s.once('end', () => resolve(Buffer.concat(chunks)));
+    });
+  const [stdout, stderr, end] = await Promise.all([keep(run.stdout), keep(run.stderr), run.end]);
+  return { end, stdout, stderr };
+}
+
+/** argv that runs `argv` under the supervisor: subreaper, workdir without symlinks, tree kill. */
+export function supervised(
+  tag: string,
+  timeoutMs: number,
+  workdirRelative: string,
+  argv: string[],
+): string[] {
+  return [...PYTHON, SUPERVISOR, 'run', tag, String(timeoutMs), workdirRelative, '--', ...argv];
+}
