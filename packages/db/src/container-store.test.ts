@@ -144,6 +144,17 @@ describe('insertCreating and the live cap', () => {
     expect(error).toMatchObject({ status: 409, type: 'invalid_request_error' });
     expect((error as Error).cause).toMatchObject({ code: '23505' });
   });
+
+  it('answers uid_taken for a sandbox uid a live row holds; an expired row frees it', async () => {
+    const first = record(projectA);
+    expect(await store.insertCreating(first, 10, T0)).toBe('inserted');
+    const same = () => record(projectB, { sandboxUid: first.sandboxUid });
+    expect(await store.insertCreating(same(), 10, T0)).toBe('uid_taken');
+    await store.setStatus(first.id, 'failed', 'sandbox vanished');
+    expect(await store.insertCreating(same(), 10, T0)).toBe('uid_taken');
+    await store.setStatus(first.id, 'expired');
+    expect(await store.insertCreating(same(), 10, T0)).toBe('inserted');
+  });
 });
 
 describe('rows read back', () => {

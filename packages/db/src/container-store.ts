@@ -43,12 +43,10 @@ export class PgContainerStore implements ContainerStore {
           await client.query('rollback');
           return 'over_cap';
         }
-        const inserted = await client.query(
+        await client.query(
           `insert into containers (id, project_id, name, created_at, status, status_reason, last_active_at,
                                    expires_after_minutes, memory_limit, network_policy, sandbox_uid)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           on conflict (sandbox_uid) where status in ('creating', 'running', 'deleting', 'failed')
-           do nothing`,
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
           [
             record.id,
             record.projectId,
@@ -63,14 +61,12 @@ export class PgContainerStore implements ContainerStore {
             record.sandboxUid,
           ],
         );
-        if (inserted.rowCount === 0) {
-          await client.query('rollback');
-          return 'uid_taken';
-        }
         await client.query('commit');
         return 'inserted';
       } catch (error) {
         await client.query('rollback').catch(() => {});
+        const e = error as { code?: string; constraint?: string };
+        if (e.code === '23505' && e.constraint === 'containers_live_sandbox_uid') return 'uid_taken';
         throw error;
       } finally {
         client.release();

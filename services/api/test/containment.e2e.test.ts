@@ -1,0 +1,373 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dockerExec, inspectSandbox } from '@berth/testkit';
+import { loadConfig } from '../src/config.js';
+import { startBerth, type RunningBerth } from './fixtures.js';
+
+/**
+ * A hostile tenant, driving real sandboxes through the HTTP API as attacking code would. Each
+ * test is one row of docs/security.md; the API must stay healthy throughout.
+ */
+let berth: RunningBerth;
+
+beforeAll(async () => {
+  berth = await startBerth({
+    BERTH_EXEC_GRACE_MS: '1500',
+    BERTH_FILES_HELPER_TIMEOUT_MS: '3000',
+    BERTH_TRANSFER_IDLE_TIMEOUT_MS: '3000',
+    BERTH_EXEC_MAX_CONCURRENT: '4',
+  });
+});
+afterAll(async () => {
+  await berth?.[Symbol.asyncDispose]();
+});
+
+interface ExecJson {
+  exit_code: number | null;
+  stdout: string;
+  stderr: string;
+  timed_out: boolean;
+}
+
+const exec = (id: string, body: Record<string, unknown>, init: RequestInit = {}) =>
+  berth.api(`/v1/containers/${id}/exec`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    ...init,
+  });
+
+async function run(id: string, body: Record<string, unknown>): Promise<ExecJson> {
+  const res = await exec(id, body);
+  const json = (await res.json()) as ExecJson;
+  expect(res.status, JSON.stringify(json)).toBe(200);
+  return json;
+}
+
+const create = async (name = 'hostile') => (await berth.client.containers.create({ name })).id;
+
+/** Processes in the sandbox, as the operator sees them (`docker exec ps` as root). */
+const processes = async (id: string) => (await dockerExec(id, ['ps', '-eo', 'args'], '0')).stdout;
+
+async function healthy(): Promise<void> {
+  expect((await fetch(`${berth.url}/healthz`)).status).toBe(200);
+}
+
+describe('host disk', () => {
+  it('discards what a sandbox writes to its init process: no log file grows on the host', async () => {
+    const id = await create();
+    const started = Date.now();
+    const r = await run(id, {
+      command:
+        'head -c 50000000 /dev/zero > /proc/1/fd/1 && head -c 50000000 /dev/zero > /proc/1/fd/2; echo wrote',
+      timeout_ms: 60_000,
+    });
+    const floodMs = Date.now() - started;
+    expect(r.stdout).toBe('wrote\n');
+    const info = await inspectSandbox(id);
+    expect(info!.HostConfig.LogConfig).toMatchObject({ Type: 'none' });
+    // No log file exists for the sandbox at all: nothing on the host grew by those 100 MB.
+    expect(info!.LogPath).toBe('');
+    console.log(
+      `containment: a 100 MB flood of PID 1's stdout/stderr took ${floodMs} ms and was discarded`,
+    );
+    await healthy();
+  });
+});
+
+describe('every exec answers by its deadline', () => {
+  let id: string;
+  beforeAll(async () => {
+    id = await create('deadline');
+  });
+
+  const escapes: [string, string][] = [
+    ['a process that cleared its environment', 'exec env -i sleep 40'],
+    ['a setsid double fork', "setsid sh -c 'env -i sleep 41 & ' ; sleep 30"],
+    ['code that stops its own supervisor', 'kill -STOP $PPID; env -i sleep 42'],
+    [
+      'code that kills its own supervisor and detaches',
+      "setsid sh -c 'env -i sleep 43 &'; kill -KILL $PPID; sleep 30",
+    ],
+  ];
+  for (const [what, command] of escapes) {
+    it(`times out ${what}, answers within the grace, and leaves no process`, async () => {
+      const started = Date.now();
+      const r = await run(id, { command, timeout_ms: 2000 });
+      const late = Date.now() - started - 2000;
+      expect(r.timed_out).toBe(true);
+      // The bound: timeout_ms plus the grace (1.5 s here) plus the round trip.
+      expect(late).toBeLessThan(1500 + 1000);
+      console.log(`containment: '${what}' answered ${late} ms past timeout_ms`);
+      const deadline = Date.now() + 5000;
+      let ps = await processes(id);
+      while (/sleep 4\d|sleep 30/.test(ps) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        ps = await processes(id);
+      }
+      expect(ps).not.toMatch(/sleep 4\d|sleep 30/);
+      // The sandbox is still usable, and the slot was given back.
+      expect((await run(id, { command: 'echo alive' })).stdout).toBe('alive\n');
+    });
+  }
+
+  it('times out in streaming mode too, with the result event by the deadline', async () => {
+    const started = Date.now();
+    const res = await exec(id, {
+      command: "setsid sh -c 'env -i sleep 44 &'; kill -STOP $PPID; sleep 30",
+      timeout_ms: 2000,
+      stream: true,
+    });
+    const text = await res.text();
+    expect(Date.now() - started).toBeLessThan(2000 + 2500);
+    expect(text).toMatch(/event: result\ndata: .*"timed_out":true/);
+    expect(await processes(id)).not.toMatch(/sleep 44/);
+  });
+
+  it('kills a detached tree when the client goes away', async () => {
+    const controller = new AbortController();
+    const res = await exec(
+      id,
+      { command: "setsid sh -c 'env -i sleep 45 &'; echo started; sleep 30", stream: true },
+      { signal: controller.signal },
+    );
+    await res.body!.getReader().read();
+    controller.abort();
+    const deadline = Date.now() + 5000;
+    let ps = await processes(id);
+    while (/sleep 45|sleep 30/.test(ps) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      ps = await processes(id);
+    }
+    expect(ps).not.toMatch(/sleep 45|sleep 30/);
+  });
+});
+
+describe('files helper', () => {
+  it('answers 504 when code stops the helper, and the helper is not left behind', async () => {
+    const id = await create('stopper');
+    // The attacker: stop every files helper as soon as it appears, for 10 s.
+    const attack = run(id, {
+      command: 'for i in $(seq 1 200); do pkill -STOP -f berth:files- ; sleep 0.05; done',
+      timeout_ms: 15_000,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const res = await berth.api(`/v1/containers/${id}/files`);
+    const body = (await res.json()) as { error: { type: string; message: string } };
+    expect(res.status).toBe(504);
+    expect(body.error.type).toBe('server_error');
+    expect(body.error.message).toMatch(/stalled/);
+    expect(Date.now() - started).toBeLessThan(3000 + 2000);
+    await attack;
+    expect(await processes(id)).not.toMatch(/berth:files-/);
+    // Once the attack ends, files work again.
+    expect((await berth.api(`/v1/containers/${id}/files`)).status).toBe(200);
+    await healthy();
+  });
+
+  it('answers a clear 400 when code kills the helper mid-upload, and keeps nothing', async () => {
+    const id = await create('killer');
+    const attack = run(id, {
+      command: 'for i in $(seq 1 100); do pkill -KILL -f berth:files- ; sleep 0.05; done',
+      timeout_ms: 15_000,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.alloc(4 * 1024 * 1024, 7)]), 'victim.bin');
+    const res = await berth.api(`/v1/containers/${id}/files`, { method: 'POST', body: form });
+    const body = (await res.json()) as { error: { code: string } };
+    expect([400, 504]).toContain(res.status);
+    expect(body.error).toBeDefined();
+    await attack;
+    expect((await run(id, { command: 'ls -A /mnt/data' })).stdout).toBe('');
+  });
+});
+
+describe('no per-uid kernel resource is shared between sandboxes', () => {
+  it('gives each sandbox its own uid: one tenant exhausting inotify does not starve another', async () => {
+    const a = await create('inotify-hog');
+    const other = await berth.newProjectClient();
+    const b = (await other.client.containers.create({ name: 'victim' })).id;
+    const uidA = (await run(a, { command: 'id -u' })).stdout.trim();
+    // A holds every inotify instance its uid may have, and keeps them while B asks for one.
+    const hog = run(a, {
+      command: [
+        'python3',
+        '-c',
+        'import ctypes,time; l=ctypes.CDLL(None,use_errno=True)\nfds=[l.inotify_init() for _ in range(200)]\nprint(sum(1 for f in fds if f>=0), flush=True); time.sleep(4)',
+      ],
+      timeout_ms: 10_000,
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const victim = await berth.api(`/v1/containers/${b}/exec`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${other.apiKey}` },
+      body: JSON.stringify({
+        command: [
+          'python3',
+          '-c',
+          'import ctypes,os; l=ctypes.CDLL(None,use_errno=True); print(os.getuid(), l.inotify_init())',
+        ],
+      }),
+    });
+    const out = ((await victim.json()) as ExecJson).stdout.trim().split(' ');
+    const held = Number((await hog).stdout.trim());
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(200); // A did reach its own limit
+    expect(out[0]).not.toBe(uidA);
+    expect(Number(out[1])).toBeGreaterThanOrEqual(0); // B still got one
+  });
+
+  it('keeps /mnt/data readable and writable by code and by uploads under the sandbox uid', async () => {
+    const id = await create('own-uid');
+    await run(id, { command: 'echo from-code > /mnt/data/a.txt' });
+    const form = new FormData();
+    form.append('file', new Blob(['from-upload']), 'b.txt');
+    expect(
+      (await berth.api(`/v1/containers/${id}/files`, { method: 'POST', body: form })).status,
+    ).toBe(200);
+    const r = await run(id, {
+      command: 'cat /mnt/data/b.txt; echo; stat -c %u /mnt/data/a.txt /mnt/data/b.txt; id -u',
+    });
+    const [text, uidA, uidB, me] = r.stdout.trim().split('\n');
+    expect(text).toBe('from-upload');
+    expect(uidA).toBe(me);
+    expect(uidB).toBe(me);
+  });
+});
+
+describe('sizes', () => {
+  it('fits the file systems inside a 1g limit: a full /mnt/data is a 413, not an OOM kill', async () => {
+    const id = await create('fill');
+    const df = await run(id, {
+      command: 'df -B1 --output=size /mnt/data /tmp /dev/shm | tail -n 3',
+    });
+    const sizes = df.stdout.trim().split('\n').map(Number);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeLessThan(1024 ** 3 * 0.75);
+    const fill = await run(id, {
+      command: 'head -c 600000000 /dev/zero > /mnt/data/fill; echo $?',
+      timeout_ms: 60_000,
+    });
+    expect(fill.stderr).toMatch(/No space left/);
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.alloc(8 * 1024 * 1024)]), 'more.bin');
+    const res = await berth.api(`/v1/containers/${id}/files`, { method: 'POST', body: form });
+    expect(res.status).toBe(413);
+    const c = await berth.client.containers.retrieve(id);
+    expect(c.status).toBe('running');
+    expect((await run(id, { command: 'echo still-here' })).stdout).toBe('still-here\n');
+  });
+
+  it('caps the number of files in /mnt/data', async () => {
+    const id = await create('inodes');
+    const r = await run(id, {
+      command: [
+        'python3',
+        '-c',
+        'import os\nn=0\ntry:\n  while n < 100000:\n    open(f"/mnt/data/f{n}", "w").close(); n+=1\nexcept OSError as e:\n  print(n, e.errno)',
+      ],
+      timeout_ms: 60_000,
+    });
+    const [made, errno] = r.stdout.trim().split(' ').map(Number);
+    expect(errno).toBe(28); // ENOSPC
+    expect(made).toBeLessThanOrEqual(65_536);
+  });
+});
+
+describe('start-up trust', () => {
+  it('resolves workdir inside the sandbox and refuses a symlink', async () => {
+    const id = await create('workdir');
+    await run(id, { command: 'ln -s /etc /mnt/data/etc-link && mkdir -p /mnt/data/real' });
+    const r = await run(id, { command: 'pwd', workdir: '/mnt/data/etc-link' });
+    expect(r.exit_code).toBe(125);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/symlinks are not followed/);
+    expect((await run(id, { command: 'pwd', workdir: '/mnt/data/real' })).stdout).toBe(
+      '/mnt/data/real\n',
+    );
+  });
+
+  it('says nothing of its dependencies’ errors on the public /readyz', async () => {
+    const res = await fetch(`${berth.url}/readyz`);
+    const body = JSON.stringify(await res.json());
+    expect(body).not.toMatch(/error|ECONN|sock|\/var\//);
+  });
+
+  it('refuses the test-only egress switches without an explicit test mode', () => {
+    expect(() => loadConfig({ BERTH_EGRESS_TEST_HOSTS: 'a.example=127.0.0.1' })).toThrow(
+      /BERTH_TEST_MODE/,
+    );
+    expect(() =>
+      loadConfig({
+        BERTH_EGRESS_TEST_HOSTS: 'a.example=127.0.0.1',
+        BERTH_TEST_MODE: '1',
+        NODE_ENV: 'production',
+        DATABASE_URL: 'postgres://x@localhost/x',
+      }),
+    ).toThrow(/refused in production/);
+    expect(
+      loadConfig({ BERTH_EGRESS_TEST_HOSTS: 'a.example=127.0.0.1', BERTH_TEST_MODE: '1' })
+        .BERTH_EGRESS_TEST_HOSTS,
+    ).toBe('a.example=127.0.0.1');
+  });
+});
+
+describe('API memory', () => {
+  it('stays bounded under 300 concurrent hostile exec requests with large bodies', async () => {
+    const ids = [await create('flood-a'), await create('flood-b')];
+    // One shared body: the client side adds almost nothing, so RSS growth is the server's.
+    const body = (id: string) =>
+      Buffer.from(
+        JSON.stringify({
+          command: 'cat > /dev/null',
+          stdin: 'x'.repeat(2 * 1024 * 1024),
+          timeout_ms: 5000,
+        }),
+      );
+    const bodies = ids.map(body);
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    const url = new URL(berth.url);
+    const post = (i: number) =>
+      new Promise<number>((resolve) => {
+        const req = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            method: 'POST',
+            path: `/v1/containers/${ids[i % 2]}/exec`,
+            agent: false,
+            headers: {
+              authorization: `Bearer ${berth.apiKey}`,
+              'content-type': 'application/json',
+              'content-length': bodies[i % 2]!.length,
+            },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+            res.on('error', () => resolve(0));
+          },
+        );
+        req.on('error', () => resolve(0));
+        req.end(bodies[i % 2]);
+      });
+    const statuses = await Promise.all(Array.from({ length: 300 }, (_, i) => post(i)));
+    clearInterval(sampler);
+    const ok = statuses.filter((s) => s === 200).length;
+    const limited = statuses.filter((s) => s === 429).length;
+    expect(ok).toBeGreaterThan(0);
+    expect(limited).toBeGreaterThan(0);
+    expect(ok + limited).toBe(300);
+    const growthMb = (peak - before) / 1024 / 1024;
+    console.log(
+      `containment: 300 hostile 2 MiB execs: ${ok} ran, ${limited} got 429; RSS ${Math.round(before / 1048576)} MiB before, peak +${growthMb.toFixed(0)} MiB`,
+    );
+    expect(growthMb).toBeLessThan(200);
+    await healthy();
+  });
+});

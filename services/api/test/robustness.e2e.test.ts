@@ -1,0 +1,199 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DockerSocketProxy } from '@berth/testkit';
+import { startBerth, type RunningBerth } from './fixtures.js';
+
+/** Never crash, never hang: a wedged Docker call, a huge argument, clients that hang up early. */
+const disposers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (disposers.length) await disposers.pop()!();
+});
+
+async function berthOn(env: Record<string, string> = {}): Promise<RunningBerth> {
+  const berth = await startBerth(env);
+  disposers.push(() => berth[Symbol.asyncDispose]());
+  return berth;
+}
+
+async function proxy(): Promise<DockerSocketProxy> {
+  const p = await DockerSocketProxy.start();
+  disposers.push(() => p.close());
+  return p;
+}
+
+const execJson = (berth: RunningBerth, id: string, body: unknown) =>
+  berth.api(`/v1/containers/${id}/exec`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+/** Requests about one sandbox (by its Docker name), and execs started in it. */
+const about = (id: string) => (r: { path: string }) => r.path.includes(`berth-${id}`);
+
+describe('one huge argument', () => {
+  it('refuses a 100 KB program path with 400, and the container keeps working', async () => {
+    const berth = await berthOn();
+    const { id } = await berth.client.containers.create({ name: 'argv' });
+    const res = await execJson(berth, id, { command: ['a'.repeat(100_000)] });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      error: { type: 'invalid_request_error', param: 'command.0' },
+    });
+    // A 100 KB argument that is not the program runs; arguments past the kernel's limits don't.
+    const ok = await execJson(berth, id, {
+      command: ['sh', '-c', 'echo ${#0}', 'b'.repeat(100_000)],
+    });
+    expect(await ok.json()).toMatchObject({ exit_code: 0, stdout: '100000\n' });
+    const tooMuch = await execJson(berth, id, {
+      command: ['true', ...Array.from({ length: 12 }, () => 'c'.repeat(100_000))],
+    });
+    expect(tooMuch.status).toBe(400);
+    const env = await execJson(berth, id, { command: 'true', env: { BIG: 'd'.repeat(131_072) } });
+    expect(env.status).toBe(400);
+    expect(await env.json()).toMatchObject({ error: { param: 'env.BIG' } });
+    const after = await execJson(berth, id, { command: 'echo fine' });
+    expect(await after.json()).toMatchObject({ stdout: 'fine\n' });
+  });
+});
+
+describe('a wedged sandbox', () => {
+  it('costs one deadline: 504, marked failed with a reason, slot freed, the rest unaffected', async () => {
+    const docker = await proxy();
+    const berth = await berthOn({
+      BERTH_DOCKER_SOCKET: docker.socketPath,
+      BERTH_DOCKER_TIMEOUT_MS: '1500',
+      BERTH_EXEC_MAX_CONCURRENT: '1',
+    });
+    const wedged = (await berth.client.containers.create({ name: 'wedged' })).id;
+    const fine = (await berth.client.containers.create({ name: 'fine' })).id;
+    docker.stall(about(wedged));
+
+    const started = Date.now();
+    const res = await execJson(berth, wedged, { command: 'true' });
+    expect(res.status).toBe(504);
+    expect(await res.json()).toMatchObject({
+      error: { type: 'server_error', code: 'container_unresponsive' },
+    });
+    expect(Date.now() - started).toBeLessThan(1500 + 3000);
+    const row = await berth.client.containers.retrieve(wedged);
+    expect(row.status).toBe('failed');
+    const { rows } = await berth.pool.query<{ status_reason: string }>(
+      'select status_reason from containers where id = $1',
+      [wedged],
+    );
+    expect(rows[0]!.status_reason).toMatch(/not responding/);
+
+    // Its file calls answer at once now (the container is failed), never hang.
+    expect((await berth.api(`/v1/containers/${wedged}/files`)).status).toBe(400);
+    // The other container is untouched, and the reconciler finishes while the wedge lasts.
+    expect(await (await execJson(berth, fine, { command: 'echo ok' })).json()).toMatchObject({
+      stdout: 'ok\n',
+    });
+    const reconciled = Date.now();
+    await berth.jobs.reconcile();
+    expect(Date.now() - reconciled).toBeLessThan(20_000);
+
+    // A delete while wedged keeps the row visible (failed), never hidden with a lingering sandbox.
+    const del = await berth.api(`/v1/containers/${wedged}`, { method: 'DELETE' });
+    expect(del.status).toBe(504);
+    expect((await berth.client.containers.retrieve(wedged)).status).toBe('failed');
+
+    // When Docker answers again, the reconciler removes it.
+    docker.release();
+    await berth.jobs.reconcile();
+    expect((await berth.client.containers.delete(wedged)).deleted).toBe(true);
+  });
+
+  it('starts and answers while a sandbox is wedged, without waiting on it', async () => {
+    const first = await startBerth({}, { keepSandboxes: true });
+    const { id } = await first.client.containers.create({ name: 'left-wedged' });
+    const env = { BERTH_INSTANCE: first.instance, DATABASE_URL: first.databaseUrl };
+    await first[Symbol.asyncDispose]().catch(() => {});
+    void env;
+
+    const docker = await proxy();
+    docker.stall(about(id));
+    const started = Date.now();
+    const second = await berthOn({
+      BERTH_DOCKER_SOCKET: docker.socketPath,
+      BERTH_DOCKER_TIMEOUT_MS: '1500',
+      BERTH_INSTANCE: first.instance,
+    });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
+    const c = await second.client.containers.create({ name: 'new' });
+    expect(c.status).toBe('running');
+    docker.release();
+    // Clean up the sandbox the first instance left.
+    await second.runtime.remove(id);
+  });
+});
+
+/** A client that reads part (or all) of a response and hangs up, as curl and browsers do. */
+function hangUp(url: string, path: string, key: string, readBytes: number): Promise<number> {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const socket = net.connect(Number(u.port), u.hostname, () => {
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    let got = 0;
+    socket.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got >= readBytes) socket.destroy();
+    });
+    socket.on('close', () => resolve(got));
+    socket.on('error', () => resolve(got));
+  });
+}
+
+describe('clients that hang up', () => {
+  it('survives early closes on every download and stream route', async () => {
+    const berth = await berthOn();
+    const { id } = await berth.client.containers.create({ name: 'downloads' });
+    const big = Buffer.alloc(8 * 1024 * 1024, 1);
+    const cfile = await berth.client.containers.files.create(id, {
+      file: new File([big], 'big.bin'),
+    });
+    const file = await berth.client.files.create({
+      file: new File([big], 'big.bin'),
+      purpose: 'user_data',
+    });
+    for (let round = 0; round < 3; round++) {
+      for (const readBytes of [1, 64 * 1024, 20 * 1024 * 1024]) {
+        await hangUp(
+          berth.url,
+          `/v1/containers/${id}/files/${cfile.id}/content`,
+          berth.apiKey,
+          readBytes,
+        );
+        await hangUp(berth.url, `/v1/files/${file.id}/content`, berth.apiKey, readBytes);
+      }
+    }
+    // Streaming exec: hang up mid-stream.
+    const controller = new AbortController();
+    const res = await berth.api(`/v1/containers/${id}/exec`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        command: 'for i in $(seq 1 50); do echo $i; sleep 0.05; done',
+        stream: true,
+      }),
+      signal: controller.signal,
+    });
+    await res.body!.getReader().read();
+    controller.abort();
+    await new Promise((r) => setTimeout(r, 500));
+
+    // Still up, and the bytes are still right.
+    expect((await fetch(`${berth.url}/healthz`)).status).toBe(200);
+    const back = Buffer.from(
+      await (
+        await berth.client.containers.files.content.retrieve(cfile.id, { container_id: id })
+      ).arrayBuffer(),
+    );
+    expect(back.equals(big)).toBe(true);
+  });
+});
