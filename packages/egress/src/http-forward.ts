@@ -84,17 +84,14 @@ export async function httpForward(
     headers: { ...endToEnd(req.headers), host: url.host },
     timeout: ex.idleMs,
   });
-  // The client socket's timer (the server's `timeout`) runs on reads and writes; node then closes it.
-  const idle = () => finish(`closed after ${ex.idleMs} ms without traffic`);
-  const finish = (failure?: string): void => {
+  const finish = (failure?: string, status = 502): void => {
     if (done) return;
     done = true;
-    req.socket.off('timeout', idle);
     if (failure) {
       upstream.destroy();
       if (!res.headersSent && !res.destroyed)
         res
-          .writeHead(502, { 'content-type': 'text/plain', connection: 'close' })
+          .writeHead(status, { 'content-type': 'text/plain', connection: 'close' })
           .end(`berth egress: ${failure}\n`);
       else res.destroy();
     }
@@ -107,12 +104,17 @@ export async function httpForward(
       bytesDown: down,
     });
   };
-  req.socket.on('timeout', idle);
+  const idle = () => finish(`closed after ${ex.idleMs} ms without traffic`, 504);
+  // The client socket's timer (the server's `timeout`) runs on reads and writes. Heard here, node
+  // leaves the socket to us: a 504 if nothing was answered yet, else the connection is cut.
+  res.on('timeout', idle);
   upstream.on('timeout', idle);
   upstream.on('error', (e) => finish(`upstream: ${e.message}`));
   upstream.on('response', (r) => {
     r.on('error', (e) => finish(`upstream: ${e.message}`));
-    r.on('aborted', () => finish('upstream: the answer was cut short'));
+    r.on('close', () => {
+      if (!r.complete) finish('upstream: the answer was cut short');
+    });
     if (done) {
       r.destroy();
       return;
@@ -124,6 +126,5 @@ export async function httpForward(
   res.on('finish', () => finish());
   res.on('close', () => finish(res.writableFinished ? undefined : 'the client went away'));
   req.on('data', (c: Buffer) => (up += c.length));
-  req.on('aborted', () => finish('the client went away'));
   req.pipe(upstream);
 }
