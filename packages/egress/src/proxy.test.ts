@@ -209,6 +209,37 @@ describe('timeouts', () => {
   });
 });
 
+describe('attach', () => {
+  // Listening Unix sockets and their connections (the test's own TCP servers are not pipes).
+  const listeningPipes = () =>
+    process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap').length;
+
+  it('runs one server when the same sandbox is attached twice at once, with the later rules', async () => {
+    const before = listeningPipes();
+    proxy = new EgressProxy({ runDir, resolver: new Resolver({ testUpstreams: upstreams }) });
+    const onlyWeb = parseAllowlist(['web.test'], { maxEntries: 1 });
+    if (!onlyWeb.ok) throw new Error(onlyWeb.message);
+    await Promise.all([proxy.attach(A, rules), proxy.attach(A, onlyWeb.rules)]);
+    expect(proxy.attachedIds()).toEqual([A]);
+    expect(listeningPipes()).toBe(before + 1);
+    const s = net.connect(socketOf(proxy, A));
+    s.write('CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n');
+    expect(await drain(s)).toMatch(/^HTTP\/1\.1 403 /);
+    await proxy.close();
+    await until(() => listeningPipes() === before);
+  });
+
+  it('refuses a cap or timeout that is not a positive integer', () => {
+    const resolver = new Resolver();
+    expect(() => new EgressProxy({ runDir, resolver, maxConnections: 0 })).toThrow(
+      /maxConnections/,
+    );
+    expect(() => new EgressProxy({ runDir, resolver, idleTimeoutMs: 1.5 })).toThrow(
+      /idleTimeoutMs/,
+    );
+  });
+});
+
 describe('socket access', () => {
   it('gives the socket to the forwarder uid alone when an owner is set', async () => {
     const p = await start({ socketOwner: { uid: 65534, gid: 65534 } });

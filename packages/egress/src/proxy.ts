@@ -68,6 +68,13 @@ export const forwarderCommand = (): string[] => [
   `UNIX-CONNECT:${SANDBOX_EGRESS_DIR}/${SOCKET}`,
 ];
 
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`EgressProxy: ${name} must be a positive integer, not ${value}`);
+  return value;
+}
+
 /**
  * One HTTP proxy per sandbox, each on its own Unix socket in a directory that is bind-mounted into
  * that sandbox: which socket a request arrives on says which sandbox sent it, so identity can't be
@@ -79,6 +86,8 @@ export const forwarderCommand = (): string[] => [
  */
 export class EgressProxy {
   readonly #attached = new Map<string, Attached>();
+  /** Attaches under way: a second attach (or a detach) of the same sandbox waits for the first. */
+  readonly #starting = new Map<string, Promise<void>>();
   /** Connections accepted (not refused) across all sandboxes. */
   #open = 0;
   /** Over-cap connections, answered 429: node's parser may still hand us a request on them. */
@@ -89,10 +98,10 @@ export class EgressProxy {
   readonly #headersMs: number;
 
   constructor(private readonly options: EgressProxyOptions) {
-    this.#perSandbox = options.maxConnectionsPerSandbox ?? 64;
-    this.#total = options.maxConnections ?? 4096;
-    this.#idleMs = options.idleTimeoutMs ?? 60_000;
-    this.#headersMs = options.headersTimeoutMs ?? 10_000;
+    this.#perSandbox = positive('maxConnectionsPerSandbox', options.maxConnectionsPerSandbox, 64);
+    this.#total = positive('maxConnections', options.maxConnections, 4096);
+    this.#idleMs = positive('idleTimeoutMs', options.idleTimeoutMs, 60_000);
+    this.#headersMs = positive('headersTimeoutMs', options.headersTimeoutMs, 10_000);
   }
 
   /** The host directory bind-mounted into the sandbox at /run/berth-egress. */
@@ -101,13 +110,28 @@ export class EgressProxy {
     return join(this.options.runDir, containerId);
   }
 
-  /** Starts (or restarts, with new rules) the proxy of one sandbox. Idempotent. */
+  /** Starts the proxy of one sandbox, or gives a running one new rules. Idempotent. */
   async attach(containerId: string, rules: Rule[]): Promise<void> {
+    for (;;) {
+      const pending = this.#starting.get(containerId);
+      if (!pending) break;
+      await pending.catch(() => {});
+    }
     const existing = this.#attached.get(containerId);
     if (existing) {
       existing.rules = rules;
       return;
     }
+    const start = this.#start(containerId, rules);
+    this.#starting.set(containerId, start);
+    try {
+      await start;
+    } finally {
+      this.#starting.delete(containerId);
+    }
+  }
+
+  async #start(containerId: string, rules: Rule[]): Promise<void> {
     const dir = this.hostDir(containerId);
     await mkdir(dir, { recursive: true, mode: 0o755 });
     await chmod(dir, 0o755);
@@ -152,11 +176,13 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.#starting.values()].map((p) => p.catch(() => {})));
     await Promise.all([...this.#attached.keys()].map((id) => this.#stop(id)));
   }
 
   /** Stops serving one sandbox; its directory stays (a restart re-creates the socket in it). */
   async #stop(containerId: string): Promise<void> {
+    await this.#starting.get(containerId)?.catch(() => {});
     const entry = this.#attached.get(containerId);
     this.#attached.delete(containerId);
     if (!entry) return;
