@@ -96,12 +96,14 @@ export class EgressProxy {
   readonly #total: number;
   readonly #idleMs: number;
   readonly #headersMs: number;
+  readonly #requestMs: number;
 
   constructor(private readonly options: EgressProxyOptions) {
     this.#perSandbox = positive('maxConnectionsPerSandbox', options.maxConnectionsPerSandbox, 64);
     this.#total = positive('maxConnections', options.maxConnections, 4096);
     this.#idleMs = positive('idleTimeoutMs', options.idleTimeoutMs, 60_000);
     this.#headersMs = positive('headersTimeoutMs', options.headersTimeoutMs, 10_000);
+    this.#requestMs = Math.max(300_000, this.#headersMs);
   }
 
   /** The host directory bind-mounted into the sandbox at /run/berth-egress. */
@@ -196,7 +198,7 @@ export class EgressProxy {
     const server = http.createServer({
       headersTimeout: this.#headersMs,
       // The whole request of a plain-HTTP forward (CONNECT tunnels leave the parser before this).
-      requestTimeout: Math.max(300_000, this.#headersMs),
+      requestTimeout: this.#requestMs,
       // How often node looks for connections past those deadlines.
       connectionsCheckingInterval: Math.max(10, Math.min(1_000, this.#headersMs / 4)),
     });
@@ -256,7 +258,7 @@ export class EgressProxy {
       }
       const slow = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       const reason = slow
-        ? `no complete request within ${this.#headersMs} ms`
+        ? `no complete request in time (head ${this.#headersMs} ms, whole ${this.#requestMs} ms)`
         : `malformed request (${err.code ?? err.message})`;
       record({ decision: 'denied', host: '', port: 0, reason, bytesUp: 0, bytesDown: 0 });
       answerAndClose(s, slow ? '408 Request Timeout' : '400 Bad Request', reason);
