@@ -1,6 +1,6 @@
 export { parseAllowlist, matchHost, normalizeHost, ruleToString } from './allowlist.js';
 export type { Rule, AllowlistResult } from './allowlist.js';
-export { isPublicUnicast } from './address-guard.js';
+export { isPublicUnicast, parseCidrs } from './address-guard.js';
 export { Resolver, EgressDenied } from './resolver.js';
 export type { ResolverOptions } from './resolver.js';
 export {
@@ -10,4 +10,4 @@ export {
   SANDBOX_EGRESS_DIR,
   SANDBOX_PROXY_PORT,
 } from './proxy.js';
-export type { EgressLogger, Decision, EgressStats } from './proxy.js';
+export type { EgressLogger, Decision, EgressStats, EgressProxyOptions } from './proxy.js';

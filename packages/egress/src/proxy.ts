@@ -1,33 +1,42 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { matchHost, normalizeHost, type Rule } from './allowlist.js';
-import { EgressDenied, type Resolver } from './resolver.js';
+import type { Rule } from './allowlist.js';
+import { connectTunnel } from './connect-tunnel.js';
+import { answerAndClose, judge, type Exchange } from './exchange.js';
+import { httpForward } from './http-forward.js';
+import type { Resolver } from './resolver.js';
+import {
+  emptyStats,
+  recordDecision,
+  type Decision,
+  type EgressLogger,
+  type EgressStats,
+} from './stats.js';
 
-export interface EgressLogger {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-}
+export type { Decision, EgressLogger, EgressStats } from './stats.js';
 
-export interface Decision {
-  containerId: string;
-  decision: 'allowed' | 'denied';
-  host: string;
-  port: number;
-  reason?: string;
-  bytesUp: number;
-  bytesDown: number;
-}
-
-export interface EgressStats {
-  allowed: number;
-  denied: number;
-  bytesUp: number;
-  bytesDown: number;
-  /** The most recent decisions, newest last. */
-  recent: Decision[];
+export interface EgressProxyOptions {
+  runDir: string;
+  resolver: Resolver;
+  log?: EgressLogger;
+  /** How many recent decisions each sandbox's stats keep; default 100. */
+  recent?: number;
+  /** Concurrent connections one sandbox may hold; default 64. */
+  maxConnectionsPerSandbox?: number;
+  /** Concurrent connections across all sandboxes; default 4096. */
+  maxConnections?: number;
+  /** A tunnel or HTTP exchange with no byte either way for this long is closed; default 60 s. */
+  idleTimeoutMs?: number;
+  /** A client that hasn't sent a whole request head by then is closed; default 10 s. */
+  headersTimeoutMs?: number;
+  /**
+   * Owner of each socket file, made mode 0600: only the in-sandbox forwarder's uid can connect.
+   * Unset: mode 0666, anyone who sees the directory can.
+   */
+  socketOwner?: { uid: number; gid: number };
 }
 
 interface Attached {
@@ -40,18 +49,6 @@ interface Attached {
 export const SANDBOX_EGRESS_DIR = '/run/berth-egress';
 export const SANDBOX_PROXY_PORT = 3128;
 const SOCKET = 'egress.sock';
-const ALLOWED_PORTS = new Set([80, 443]);
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** What a sandbox needs to use the proxy: its environment and the in-sandbox forwarder. */
 export const sandboxProxyEnv = (): string[] => {
@@ -71,24 +68,43 @@ export const forwarderCommand = (): string[] => [
   `UNIX-CONNECT:${SANDBOX_EGRESS_DIR}/${SOCKET}`,
 ];
 
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`EgressProxy: ${name} must be a positive integer, not ${value}`);
+  return value;
+}
+
 /**
  * One HTTP proxy per sandbox, each on its own Unix socket in a directory that is bind-mounted into
  * that sandbox: which socket a request arrives on says which sandbox sent it, so identity can't be
  * forged. It serves CONNECT (ports 443 and 80) and absolute-URI plain HTTP (port 80), judges the
  * destination host against that sandbox's allowlist, resolves the name itself, refuses
- * non-public addresses, and connects to the address it checked.
+ * non-public addresses, and connects to the address it checked. A sandbox can't exhaust the
+ * process that hosts it: connections are capped per sandbox and in all, silent ones are closed,
+ * and no client behaviour turns into an unhandled error.
  */
 export class EgressProxy {
   readonly #attached = new Map<string, Attached>();
+  /** Attaches under way: a second attach (or a detach) of the same sandbox waits for the first. */
+  readonly #starting = new Map<string, Promise<void>>();
+  /** Connections accepted (not refused) across all sandboxes. */
+  #open = 0;
+  /** Over-cap connections, answered 429: node's parser may still hand us a request on them. */
+  readonly #refused = new WeakSet<Duplex>();
+  readonly #perSandbox: number;
+  readonly #total: number;
+  readonly #idleMs: number;
+  readonly #headersMs: number;
+  readonly #requestMs: number;
 
-  constructor(
-    private readonly options: {
-      runDir: string;
-      resolver: Resolver;
-      log?: EgressLogger;
-      recent?: number;
-    },
-  ) {}
+  constructor(private readonly options: EgressProxyOptions) {
+    this.#perSandbox = positive('maxConnectionsPerSandbox', options.maxConnectionsPerSandbox, 64);
+    this.#total = positive('maxConnections', options.maxConnections, 4096);
+    this.#idleMs = positive('idleTimeoutMs', options.idleTimeoutMs, 60_000);
+    this.#headersMs = positive('headersTimeoutMs', options.headersTimeoutMs, 10_000);
+    this.#requestMs = Math.max(300_000, this.#headersMs);
+  }
 
   /** The host directory bind-mounted into the sandbox at /run/berth-egress. */
   hostDir(containerId: string): string {
@@ -96,54 +112,61 @@ export class EgressProxy {
     return join(this.options.runDir, containerId);
   }
 
-  /** Starts (or restarts, with new rules) the proxy of one sandbox. Idempotent. */
+  /** Starts the proxy of one sandbox, or gives a running one new rules. Idempotent. */
   async attach(containerId: string, rules: Rule[]): Promise<void> {
+    for (;;) {
+      const pending = this.#starting.get(containerId);
+      if (!pending) break;
+      await pending.catch(() => {});
+    }
     const existing = this.#attached.get(containerId);
     if (existing) {
       existing.rules = rules;
       return;
     }
+    const start = this.#start(containerId, rules);
+    this.#starting.set(containerId, start);
+    try {
+      await start;
+    } finally {
+      this.#starting.delete(containerId);
+    }
+  }
+
+  async #start(containerId: string, rules: Rule[]): Promise<void> {
     const dir = this.hostDir(containerId);
     await mkdir(dir, { recursive: true, mode: 0o755 });
     await chmod(dir, 0o755);
     const path = join(dir, SOCKET);
     await rm(path, { force: true }); // a stale socket from a previous process
     const entry: Attached = {
-      server: http.createServer(),
+      server: this.#server(),
       rules,
-      stats: { allowed: 0, denied: 0, bytesUp: 0, bytesDown: 0, recent: [] },
+      stats: emptyStats(),
       sockets: new Set(),
     };
-    entry.server.on('connection', (s: net.Socket) => {
-      entry.sockets.add(s);
-      s.on('close', () => entry.sockets.delete(s));
-    });
-    entry.server.on(
-      'connect',
-      (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-        void this.#connect(containerId, entry, req, socket, head),
-    );
-    entry.server.on('request', (req, res) => void this.#http(containerId, entry, req, res));
+    this.#serve(containerId, entry);
     await new Promise<void>((resolve, reject) =>
       entry.server.once('error', reject).listen(path, resolve),
     );
-    // The sandbox user (uid 1000) must be able to connect; nothing else reaches this directory.
-    await chmod(path, 0o666);
+    try {
+      const owner = this.options.socketOwner;
+      if (owner) {
+        await chown(path, owner.uid, owner.gid);
+        await chmod(path, 0o600);
+      } else {
+        await chmod(path, 0o666);
+      }
+    } catch (error) {
+      await new Promise<void>((resolve) => entry.server.close(() => resolve()));
+      throw error;
+    }
     this.#attached.set(containerId, entry);
   }
 
   async detach(containerId: string): Promise<void> {
     await this.#stop(containerId);
     await rm(this.hostDir(containerId), { recursive: true, force: true });
-  }
-
-  /** Stops serving one sandbox; its directory stays (a restart re-creates the socket in it). */
-  async #stop(containerId: string): Promise<void> {
-    const entry = this.#attached.get(containerId);
-    this.#attached.delete(containerId);
-    if (!entry) return;
-    for (const s of entry.sockets) s.destroy();
-    await new Promise<void>((resolve) => entry.server.close(() => resolve()));
   }
 
   attachedIds(): string[] {
@@ -155,195 +178,121 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.#starting.values()].map((p) => p.catch(() => {})));
     await Promise.all([...this.#attached.keys()].map((id) => this.#stop(id)));
   }
 
-  #record(entry: Attached, d: Decision): void {
-    if (d.decision === 'allowed') entry.stats.allowed += 1;
-    else entry.stats.denied += 1;
-    entry.stats.bytesUp += d.bytesUp;
-    entry.stats.bytesDown += d.bytesDown;
-    entry.stats.recent.push(d);
-    if (entry.stats.recent.length > (this.options.recent ?? 100)) entry.stats.recent.shift();
-    if (d.decision === 'allowed') this.options.log?.info({ egress: d }, 'egress allowed');
-    else this.options.log?.warn({ egress: d }, 'egress denied');
+  /** Stops serving one sandbox; its directory stays (a restart re-creates the socket in it). */
+  async #stop(containerId: string): Promise<void> {
+    await this.#starting.get(containerId)?.catch(() => {});
+    const entry = this.#attached.get(containerId);
+    this.#attached.delete(containerId);
+    if (!entry) return;
+    const closed = new Promise<void>((resolve) => entry.server.close(() => resolve()));
+    entry.server.closeAllConnections();
+    for (const s of entry.sockets) s.destroy();
+    await closed;
   }
 
-  /** Judges a destination; returns the pinned address or the reason it is refused. */
-  async #judge(
-    entry: Attached,
-    rawHost: string,
-    port: number,
-  ): Promise<{ host: string; target?: { address: string; port: number }; reason?: string }> {
-    const host = normalizeHost(rawHost);
-    if (!host) return { host: rawHost, reason: 'not a hostname (IP literals are refused)' };
-    if (!ALLOWED_PORTS.has(port))
-      return { host, reason: `port ${port} is not allowed (only 80 and 443)` };
-    if (!matchHost(host, entry.rules))
-      return { host, reason: `${host} is not on this container's allowlist` };
-    try {
-      return { host, target: await this.options.resolver.resolve(host, port) };
-    } catch (error) {
-      if (error instanceof EgressDenied) return { host, reason: error.message };
-      throw error;
-    }
-  }
-
-  async #connect(
-    containerId: string,
-    entry: Attached,
-    req: http.IncomingMessage,
-    client: Duplex,
-    head: Buffer,
-  ): Promise<void> {
-    const target = /^([^:@/\s]+):(\d{1,5})$/.exec(req.url ?? '');
-    const host = target?.[1] ?? (req.url ?? '').slice(0, 255);
-    const port = Number(target?.[2] ?? 0);
-    const verdict = target
-      ? await this.#judge(entry, host, port)
-      : { host, reason: 'malformed CONNECT target' };
-    if (!verdict.target) {
-      this.#record(entry, {
-        containerId,
-        decision: 'denied',
-        host: verdict.host,
-        port,
-        reason: verdict.reason!,
-        bytesUp: 0,
-        bytesDown: 0,
-      });
-      client.end(
-        `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nberth egress: ${verdict.reason}\n`,
-      );
-      return;
-    }
-    let up = head.length;
-    let down = 0;
-    const upstream = net.connect(verdict.target.port, verdict.target.address);
-    upstream.once('connect', () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) upstream.write(head);
-      client.on('data', (c: Buffer) => (up += c.length));
-      upstream.on('data', (c: Buffer) => (down += c.length));
-      client.pipe(upstream).pipe(client);
+  #server(): http.Server {
+    const server = http.createServer({
+      headersTimeout: this.#headersMs,
+      // The whole request of a plain-HTTP forward (CONNECT tunnels leave the parser before this).
+      requestTimeout: this.#requestMs,
+      // How often node looks for connections past those deadlines.
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, this.#headersMs / 4)),
     });
-    let done = false;
-    const finish = (failure?: string) => {
-      if (done) return;
-      done = true;
-      client.destroy();
-      upstream.destroy();
-      this.#record(entry, {
-        containerId,
-        decision: 'allowed',
-        host: verdict.host,
-        port,
-        ...(failure ? { reason: failure } : {}),
-        bytesUp: up,
-        bytesDown: down,
-      });
+    // Armed on every client socket from its first byte; the HTTP forward listens for it.
+    server.timeout = this.#idleMs;
+    server.keepAliveTimeout = Math.min(5_000, this.#idleMs);
+    return server;
+  }
+
+  #serve(containerId: string, entry: Attached): void {
+    const record = (d: Omit<Decision, 'containerId'>) =>
+      recordDecision(
+        entry.stats,
+        { containerId, ...d },
+        this.options.recent ?? 100,
+        this.options.log,
+      );
+    const ex: Exchange = {
+      judge: (host, port) => judge(entry.rules, this.options.resolver, host, port),
+      record,
+      idleMs: this.#idleMs,
     };
-    upstream.once('error', (e) => {
-      if (!upstream.readyState || upstream.connecting)
-        client.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n');
-      finish(`upstream: ${e.message}`);
+    // Before node's own listener, so a refused socket is known before it is parsed.
+    entry.server.prependListener('connection', (s: net.Socket) => {
+      // Every socket error ends in 'close', which is where it is handled; none may go unheard.
+      s.on('error', () => {});
+      const cap =
+        entry.sockets.size >= this.#perSandbox
+          ? `this sandbox's cap is ${this.#perSandbox}`
+          : this.#open >= this.#total
+            ? `the proxy's cap across sandboxes is ${this.#total}`
+            : null;
+      if (cap) {
+        this.#refused.add(s);
+        record({
+          decision: 'denied',
+          host: '',
+          port: 0,
+          reason: `too many connections (${cap})`,
+          bytesUp: 0,
+          bytesDown: 0,
+        });
+        answerAndClose(s, '429 Too Many Requests', `too many connections (${cap})`);
+        return;
+      }
+      this.#open += 1;
+      entry.sockets.add(s);
+      s.on('close', () => {
+        this.#open -= 1;
+        entry.sockets.delete(s);
+      });
     });
-    upstream.once('close', () => finish());
-    client.once('error', () => finish());
-    client.once('close', () => finish());
+    entry.server.on('clientError', (err: NodeJS.ErrnoException, s: Duplex) => {
+      if (this.#refused.has(s) || err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+        s.destroy();
+        return;
+      }
+      const slow = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const reason = slow
+        ? `no complete request in time (head ${this.#headersMs} ms, whole ${this.#requestMs} ms)`
+        : `malformed request (${err.code ?? err.message})`;
+      record({ decision: 'denied', host: '', port: 0, reason, bytesUp: 0, bytesDown: 0 });
+      answerAndClose(s, slow ? '408 Request Timeout' : '400 Bad Request', reason);
+    });
+    entry.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.#refused.has(socket)) {
+        socket.destroy();
+        return;
+      }
+      connectTunnel(ex, req, socket, head).catch((error: unknown) => {
+        this.#fault(containerId, error);
+        answerAndClose(socket, '502 Bad Gateway', 'internal error');
+      });
+    });
+    entry.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (this.#refused.has(req.socket)) {
+        res.destroy();
+        return;
+      }
+      httpForward(ex, req, res).catch((error: unknown) => {
+        this.#fault(containerId, error);
+        try {
+          if (res.headersSent || res.destroyed) res.destroy();
+          else res.writeHead(502, { connection: 'close' }).end('berth egress: internal error\n');
+        } catch {
+          res.destroy();
+        }
+      });
+    });
   }
 
-  async #http(
-    containerId: string,
-    entry: Attached,
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-  ): Promise<void> {
-    const deny = (status: number, host: string, port: number, reason: string) => {
-      this.#record(entry, {
-        containerId,
-        decision: 'denied',
-        host,
-        port,
-        reason,
-        bytesUp: 0,
-        bytesDown: 0,
-      });
-      res
-        .writeHead(status, { 'content-type': 'text/plain', connection: 'close' })
-        .end(`berth egress: ${reason}\n`);
-    };
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '');
-    } catch {
-      return deny(400, '', 0, 'a proxy request needs an absolute http:// URL');
-    }
-    const port = Number(url.port || 80);
-    if (url.protocol !== 'http:')
-      return deny(
-        400,
-        url.hostname,
-        port,
-        `${url.protocol} is not proxied as plain HTTP; use CONNECT`,
-      );
-    if (url.username || url.password)
-      return deny(403, url.hostname, port, 'userinfo in the URL is refused');
-    const hostHeader = req.headers.host;
-    if (
-      hostHeader &&
-      normalizeHost(hostHeader.replace(/:\d+$/, '')) !== normalizeHost(url.hostname)
-    ) {
-      return deny(400, url.hostname, port, 'the Host header does not match the URL');
-    }
-    const verdict = await this.#judge(entry, url.hostname, port);
-    if (!verdict.target) return deny(403, verdict.host, port, verdict.reason!);
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
-    }
-    headers.host = url.host;
-    let up = 0;
-    let down = 0;
-    req.on('data', (c: Buffer) => (up += c.length));
-    const upstream = http.request({
-      host: verdict.target.address,
-      port: verdict.target.port,
-      method: req.method,
-      path: `${url.pathname}${url.search}`,
-      headers,
-    });
-    upstream.on('response', (r) => {
-      const out: http.OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(r.headers))
-        if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
-      res.writeHead(r.statusCode ?? 502, out);
-      r.on('data', (c: Buffer) => (down += c.length));
-      r.pipe(res);
-      r.on('end', () =>
-        this.#record(entry, {
-          containerId,
-          decision: 'allowed',
-          host: verdict.host,
-          port,
-          bytesUp: up,
-          bytesDown: down,
-        }),
-      );
-    });
-    upstream.on('error', (e) => {
-      this.#record(entry, {
-        containerId,
-        decision: 'allowed',
-        host: verdict.host,
-        port,
-        reason: `upstream: ${e.message}`,
-        bytesUp: up,
-        bytesDown: down,
-      });
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end();
-    });
-    req.pipe(upstream);
+  /** A fault of the proxy itself: logged, and only that client's connection pays for it. */
+  #fault(containerId: string, error: unknown): void {
+    const log = this.options.log;
+    (log?.error ?? log?.warn)?.call(log, { err: error, containerId }, 'egress proxy fault');
   }
 }

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isPublicUnicast } from './address-guard.js';
+import { isPublicUnicast, parseCidrs } from './address-guard.js';
+import type { Cidr } from './ip.js';
 
 export class EgressDenied extends Error {}
 
@@ -13,6 +14,12 @@ export interface ResolverOptions {
   testUpstreams?: ReadonlyMap<string, { host: string; port: number }>;
   /** This host's own addresses, refused like private ones; default: read from the interfaces. */
   ownAddresses?: Set<string>;
+  /**
+   * More ranges to refuse, IPv4 or IPv6 (`10.20.0.0/16`, `2001:db8:5::/48`, a bare address): the
+   * deployment's own hosts, which the API's interfaces may not show (e.g. under docker compose).
+   * A malformed entry throws here, at construction.
+   */
+  denyCidrs?: readonly string[];
 }
 
 /**
@@ -22,7 +29,9 @@ export interface ResolverOptions {
  */
 export class Resolver {
   readonly #lookup: (host: string) => Promise<string[]>;
+  readonly #deny: readonly Cidr[];
   constructor(private readonly options: ResolverOptions = {}) {
+    this.#deny = parseCidrs(options.denyCidrs ?? []);
     this.#lookup =
       options.lookup ??
       (async (host) =>
@@ -39,7 +48,7 @@ export class Resolver {
       throw new EgressDenied(`${host} does not resolve`);
     }
     if (addresses.length === 0) throw new EgressDenied(`${host} does not resolve`);
-    const bad = addresses.find((a) => !isPublicUnicast(a, this.options.ownAddresses));
+    const bad = addresses.find((a) => !isPublicUnicast(a, this.options.ownAddresses, this.#deny));
     if (bad) throw new EgressDenied(`${host} resolves to ${bad}, which is not a public address`);
     return { address: addresses[0]!, port };
   }
