@@ -1,24 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
-/** `docker compose` (v2) when present, else Debian's `docker-compose` (v1), which provisioning installs. */
-function compose(args: string[], env: Record<string, string>): string {
-  const opts = {
-    cwd: root,
-    env: { ...process.env, ...env },
-    encoding: 'utf8' as const,
-    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
-  };
-  try {
-    execFileSync('docker', ['compose', 'version'], { stdio: 'ignore' });
-    return execFileSync('docker', ['compose', '-f', 'docker-compose.yml', ...args], opts);
-  } catch {
-    return execFileSync('docker-compose', ['-f', 'docker-compose.yml', ...args], opts);
-  }
-}
+import { compose } from './compose-cli.js';
 
 describe('docker-compose.yml', () => {
   it('is valid, and wires the API to Postgres and the Docker socket', () => {

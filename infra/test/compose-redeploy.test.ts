@@ -1,0 +1,121 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compose, composeAsync, provisionedImages, root } from './compose-cli.js';
+
+// A cold run builds the offline Node image and the API image (about a minute on two cores);
+// a warm one finds both up to date by their context hash.
+const BUILD_TIMEOUT_MS = 15 * 60_000;
+const HEALTH_TIMEOUT_MS = 120_000;
+
+const project = `berth-compose-test-${randomBytes(4).toString('hex')}`;
+const apiKey = `sk-compose-${randomBytes(16).toString('hex')}`;
+let env: Record<string, string>;
+let baseURL: string;
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+
+/** The documented build: provisioning with the API image (a no-op when its inputs are unchanged). */
+const provision = (): Promise<void> =>
+  new Promise((resolve, reject) => {
+    execFile(
+      'bash',
+      ['infra/provision.sh', '--with-api-image'],
+      { cwd: root, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        error
+          ? reject(new Error(`provisioning failed:\n${stdout}\n${stderr}`, { cause: error }))
+          : resolve(),
+    );
+  });
+
+const up = (args: string[]) =>
+  composeAsync(['-p', project, 'up', '-d', '--no-build', ...args], env, 300_000);
+const apiContainerId = () => compose(['-p', project, 'ps', '-q', 'api'], env).trim();
+
+async function waitForReady(): Promise<void> {
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${baseURL}/readyz`, { signal: AbortSignal.timeout(3_000) });
+      if (res.ok) return;
+      last = `${res.status} ${await res.text()}`;
+    } catch (error) {
+      last = String(error);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`the API was not ready within ${HEALTH_TIMEOUT_MS} ms (${last})`);
+}
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+beforeAll(async () => {
+  await provision();
+  const images = provisionedImages();
+  env = {
+    BERTH_BOOTSTRAP_API_KEY: apiKey,
+    BERTH_PORT: String(await freePort()),
+    BERTH_POSTGRES_IMAGE: images.BERTH_POSTGRES_IMAGE ?? 'postgres:15-bookworm',
+    BERTH_API_IMAGE: images.BERTH_API_IMAGE ?? 'berth/api:latest',
+    BERTH_SANDBOX_IMAGE: images.BERTH_SANDBOX_IMAGE ?? 'berth/sandbox:latest',
+    // Sandboxes of this stack (none are made here) apart from any other deployment's.
+    BERTH_INSTANCE: project,
+  };
+  baseURL = `http://127.0.0.1:${env.BERTH_PORT}`;
+}, BUILD_TIMEOUT_MS);
+
+afterAll(async () => {
+  if (!env) return;
+  await composeAsync(['-p', project, 'down', '-v', '--remove-orphans', '-t', '5'], env, 120_000);
+}, 150_000);
+
+describe('docker compose redeploy', () => {
+  it(
+    'keeps every Files API blob when the API container is recreated from its image',
+    async () => {
+      try {
+        await up([]);
+        await waitForReady();
+        const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey, maxRetries: 0 });
+
+        const blobs = [1, 64 * 1024 + 7, 3 * 1024 * 1024 + 13].map((size) => randomBytes(size));
+        const uploaded: { id: string; sha: string; bytes: number }[] = [];
+        for (const [i, data] of blobs.entries()) {
+          const file = await client.files.create({
+            file: await toFile(data, `blob-${i}.bin`),
+            purpose: 'user_data',
+          });
+          uploaded.push({ id: file.id, sha: sha256(data), bytes: data.length });
+        }
+
+        const before = apiContainerId();
+        await up(['--force-recreate', '--no-deps', 'api']);
+        expect(apiContainerId(), 'a new API container').not.toBe(before);
+        await waitForReady();
+
+        for (const { id, sha, bytes } of uploaded) {
+          expect(await client.files.retrieve(id)).toMatchObject({ id, bytes });
+          const content = new Uint8Array(await (await client.files.content(id)).arrayBuffer());
+          expect({ id, bytes: content.length, sha: sha256(content) }).toEqual({ id, bytes, sha });
+        }
+      } catch (error) {
+        // The API's own words make a failure here readable without re-running it.
+        const logs = await composeAsync(['-p', project, 'logs', '--tail', '50', 'api'], env, 30_000)
+          .then((out) => out)
+          .catch((e: unknown) => String(e));
+        throw new Error(`${String(error)}\n--- api logs ---\n${logs}`, { cause: error });
+      }
+    },
+    HEALTH_TIMEOUT_MS * 2 + 600_000,
+  );
+});
