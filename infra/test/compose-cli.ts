@@ -1,6 +1,4 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -54,16 +52,4 @@ export function composeAsync(
       },
     );
   });
-}
-
-/** The image references provisioning chose (`.berth/images.env`); variables in the environment win. */
-export function provisionedImages(): Record<string, string> {
-  const file = join(root, '.berth/images.env');
-  const images: Record<string, string> = {};
-  if (!existsSync(file)) return images;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const match = /^([A-Z_]+)=(.*)$/.exec(line);
-    if (match) images[match[1]!] = process.env[match[1]!] || match[2]!;
-  }
-  return images;
 }

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compose, composeAsync, provisionedImages, root } from './compose-cli.js';
+import { compose, composeAsync, root } from './compose-cli.js';
 
 // A cold run builds the offline Node image and the API image (about a minute on two cores);
 // a warm one finds both up to date by their context hash.
@@ -37,9 +37,12 @@ const provision = (): Promise<void> =>
     );
   });
 
-const up = (args: string[]) =>
-  composeAsync(['-p', project, 'up', '-d', '--no-build', ...args], env, 300_000);
-const apiContainerId = () => compose(['-p', project, 'ps', '-q', 'api'], env).trim();
+// As the README starts it: the image references provisioning chose, the rest from the environment.
+const run = (args: string[], timeoutMs: number) =>
+  composeAsync(['-p', project, '--env-file', '.berth/images.env', ...args], env, timeoutMs);
+const up = (args: string[]) => run(['up', '-d', '--no-build', ...args], 300_000);
+const apiContainerId = () =>
+  compose(['-p', project, '--env-file', '.berth/images.env', 'ps', '-q', 'api'], env).trim();
 
 async function waitForReady(): Promise<void> {
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
@@ -61,14 +64,10 @@ const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('h
 
 beforeAll(async () => {
   await provision();
-  const images = provisionedImages();
   env = {
     BERTH_BOOTSTRAP_API_KEY: apiKey,
     BERTH_PORT: String(await freePort()),
-    BERTH_POSTGRES_IMAGE: images.BERTH_POSTGRES_IMAGE ?? 'postgres:15-bookworm',
-    BERTH_API_IMAGE: images.BERTH_API_IMAGE ?? 'berth/api:latest',
-    BERTH_SANDBOX_IMAGE: images.BERTH_SANDBOX_IMAGE ?? 'berth/sandbox:latest',
-    // Sandboxes of this stack (none are made here) apart from any other deployment's.
+    // This stack's reconciler must not take another deployment's sandboxes for orphans.
     BERTH_INSTANCE: project,
   };
   baseURL = `http://127.0.0.1:${env.BERTH_PORT}`;
@@ -76,7 +75,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!env) return;
-  await composeAsync(['-p', project, 'down', '-v', '--remove-orphans', '-t', '5'], env, 120_000);
+  await run(['down', '-v', '--remove-orphans', '-t', '5'], 120_000);
 }, 150_000);
 
 describe('docker compose redeploy', () => {
@@ -110,7 +109,7 @@ describe('docker compose redeploy', () => {
         }
       } catch (error) {
         // The API's own words make a failure here readable without re-running it.
-        const logs = await composeAsync(['-p', project, 'logs', '--tail', '50', 'api'], env, 30_000)
+        const logs = await run(['logs', '--tail', '50', 'api'], 30_000)
           .then((out) => out)
           .catch((e: unknown) => String(e));
         throw new Error(`${String(error)}\n--- api logs ---\n${logs}`, { cause: error });

@@ -10,6 +10,16 @@ describe('docker-compose.yml', () => {
     expect(config).toMatch(/127\.0\.0\.1/);
   });
 
+  it("keeps the API's data directory on a named volume, so a recreated container finds its files", () => {
+    const config = compose(['config'], { BERTH_BOOTSTRAP_API_KEY: 'compose-validation-key-0001' });
+    expect(config).toMatch(/BERTH_DATA_DIR: \/var\/lib\/berth/);
+    // compose v1 prints the short syntax, v2 the long one.
+    expect(config).toMatch(
+      /berth-data:\/var\/lib\/berth|source: berth-data\s+target: \/var\/lib\/berth/,
+    );
+    expect(config).toMatch(/^volumes:\n(?:\s.*\n)*\s+berth-data:/m);
+  });
+
   it('refuses to start without a bootstrap key instead of running with a default one', () => {
     expect(() => compose(['config', '-q'], { BERTH_BOOTSTRAP_API_KEY: '' })).toThrow(
       /BERTH_BOOTSTRAP_API_KEY/,
