@@ -162,13 +162,15 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
 fi
 
 mkdir -p .berth
-cat > .berth/images.env <<ENV
-BERTH_BASE_IMAGE=$base
-BERTH_SANDBOX_IMAGE=$SANDBOX_IMAGE
-BERTH_POSTGRES_IMAGE=$postgres
-BERTH_API_IMAGE=$API_IMAGE
-ENV
-# The Node base only when the API image was built: compose's `build:` reads it.
-[[ "$BUILD_API" == "1" ]] && echo "BERTH_NODE_IMAGE=$node" >> .berth/images.env
+# Written aside and renamed: tests run provisioning while other tests read the file.
+{
+  echo "BERTH_BASE_IMAGE=$base"
+  echo "BERTH_SANDBOX_IMAGE=$SANDBOX_IMAGE"
+  echo "BERTH_POSTGRES_IMAGE=$postgres"
+  echo "BERTH_API_IMAGE=$API_IMAGE"
+  # The Node base only when the API image was built: compose's `build:` reads it.
+  if [[ "$BUILD_API" == "1" ]]; then echo "BERTH_NODE_IMAGE=$node"; fi
+} > .berth/images.env.$$
+mv .berth/images.env.$$ .berth/images.env
 say "images: base=$base sandbox=$SANDBOX_IMAGE postgres=$postgres (written to .berth/images.env)"
 say "done in $(( $(date +%s) - started )) s"
