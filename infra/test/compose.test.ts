@@ -1,24 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
-/** `docker compose` (v2) when present, else Debian's `docker-compose` (v1), which provisioning installs. */
-function compose(args: string[], env: Record<string, string>): string {
-  const opts = {
-    cwd: root,
-    env: { ...process.env, ...env },
-    encoding: 'utf8' as const,
-    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
-  };
-  try {
-    execFileSync('docker', ['compose', 'version'], { stdio: 'ignore' });
-    return execFileSync('docker', ['compose', '-f', 'docker-compose.yml', ...args], opts);
-  } catch {
-    return execFileSync('docker-compose', ['-f', 'docker-compose.yml', ...args], opts);
-  }
-}
+import { compose } from './compose-cli.js';
 
 describe('docker-compose.yml', () => {
   it('is valid, and wires the API to Postgres and the Docker socket', () => {
@@ -27,6 +8,16 @@ describe('docker-compose.yml', () => {
     expect(config).toMatch(/\/var\/run\/docker\.sock:\/var\/run\/docker\.sock/);
     expect(config).toMatch(/condition: service_healthy/);
     expect(config).toMatch(/127\.0\.0\.1/);
+  });
+
+  it("keeps the API's data directory on a named volume, so a recreated container finds its files", () => {
+    const config = compose(['config'], { BERTH_BOOTSTRAP_API_KEY: 'compose-validation-key-0001' });
+    expect(config).toMatch(/BERTH_DATA_DIR: \/var\/lib\/berth/);
+    // compose v1 prints the short syntax, v2 the long one.
+    expect(config).toMatch(
+      /berth-data:\/var\/lib\/berth|source: berth-data\s+target: \/var\/lib\/berth/,
+    );
+    expect(config).toMatch(/^volumes:\n(?:\s.*\n)*\s+berth-data:/m);
   });
 
   it('refuses to start without a bootstrap key instead of running with a default one', () => {
