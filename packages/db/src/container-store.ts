@@ -66,7 +66,8 @@ export class PgContainerStore implements ContainerStore {
       } catch (error) {
         await client.query('rollback').catch(() => {});
         const e = error as { code?: string; constraint?: string };
-        if (e.code === '23505' && e.constraint === 'containers_live_sandbox_uid') return 'uid_taken';
+        if (e.code === '23505' && e.constraint === 'containers_live_sandbox_uid')
+          return 'uid_taken';
         throw error;
       } finally {
         client.release();

@@ -1,4 +1,12 @@
 import { z } from 'zod';
+import { parseCidrs } from '@berth/egress';
+
+/** A comma-separated setting as a list, blanks dropped. */
+export const splitList = (value: string): string[] =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 const int = (fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -124,6 +132,27 @@ export const ConfigSchema = z
     BERTH_EGRESS_DIR: z.string().default('.berth/egress'),
     /** Most entries in one `allowed_domains`. */
     BERTH_EGRESS_MAX_DOMAINS: int(64, 1, 4096),
+    /**
+     * Addresses the egress proxy never connects to, beyond the non-public ranges it always refuses
+     * and this host's own interfaces: comma-separated IPs or CIDRs. Under compose the API container
+     * can't see the host's LAN addresses; list them here (e.g. `192.0.2.10,2001:db8::10`).
+     */
+    BERTH_EGRESS_DENY_CIDRS: z
+      .string()
+      .default('')
+      .superRefine((value, ctx) => {
+        try {
+          parseCidrs(splitList(value));
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      }),
+    /** Connections one sandbox may hold open through the egress proxy at once. */
+    BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX: int(64, 1, 65_536),
+    /** Connections the egress proxy holds at once, across sandboxes. */
+    BERTH_EGRESS_MAX_CONNECTIONS: int(4096, 1, 1_048_576),
+    /** A tunnel with no bytes either way for this long is closed. */
+    BERTH_EGRESS_IDLE_TIMEOUT_MS: int(60_000, 100, 3_600_000),
     /**
      * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): `host:port=ip:port` pairs, comma-separated, sending an
      * allowed name straight to a local upstream (no DNS, no address guard).

@@ -12,7 +12,10 @@ import {
   sandboxProxyEnv,
 } from '@berth/egress';
 import type { SandboxEgress } from '@berth/sandbox-docker';
-import type { Config } from './config.js';
+import { splitList, type Config } from './config.js';
+
+/** The in-sandbox forwarder runs as nobody: not the sandbox's uid, so its code can't signal it. */
+const FORWARDER = { uid: 65534, gid: 65534 };
 
 /** `a=b,c=d` pairs of a test-only setting. */
 function pairs(value: string | undefined): [string, string][] {
@@ -51,11 +54,17 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
       pairs(config.BERTH_EGRESS_TEST_UPSTREAMS).map(([from, to]) => [from, hostPort(to)]),
     ),
     ...(testHosts.size ? { lookup: async (host: string) => testHosts.get(host) ?? [] } : {}),
+    denyCidrs: splitList(config.BERTH_EGRESS_DENY_CIDRS),
   });
   const proxy = new EgressProxy({
     runDir: resolve(config.BERTH_EGRESS_DIR),
     resolver,
     log: logger,
+    maxConnectionsPerSandbox: config.BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX,
+    maxConnections: config.BERTH_EGRESS_MAX_CONNECTIONS,
+    idleTimeoutMs: config.BERTH_EGRESS_IDLE_TIMEOUT_MS,
+    // Only the in-sandbox forwarder's uid may connect (needs root to chown; otherwise 0666).
+    ...(process.getuid?.() === 0 ? { socketOwner: FORWARDER } : {}),
   });
   const rulesOf = (domains: string[]) => {
     const parsed = parseAllowlist(domains, { maxEntries: Number.MAX_SAFE_INTEGER });
@@ -94,7 +103,7 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
       containerDir: SANDBOX_EGRESS_DIR,
       env: sandboxProxyEnv(),
       forwarder: forwarderCommand(),
-      forwarderUser: '65534:65534',
+      forwarderUser: `${FORWARDER.uid}:${FORWARDER.gid}`,
       port: SANDBOX_PROXY_PORT,
     },
     async close() {

@@ -317,7 +317,7 @@ describe('API memory', () => {
   it('stays bounded under 300 concurrent hostile exec requests with large bodies', async () => {
     const ids = [await create('flood-a'), await create('flood-b')];
     // One shared body: the client side adds almost nothing, so RSS growth is the server's.
-    const body = (id: string) =>
+    const body = () =>
       Buffer.from(
         JSON.stringify({
           command: 'cat > /dev/null',
@@ -325,7 +325,7 @@ describe('API memory', () => {
           timeout_ms: 5000,
         }),
       );
-    const bodies = ids.map(body);
+    const bodies = ids.map(() => body());
     const before = process.memoryUsage().rss;
     let peak = before;
     const sampler = setInterval(() => {
