@@ -220,34 +220,61 @@ export class DockerSandboxFiles implements SandboxFiles {
       stalled = true;
       guard.destroy(new DeadlineExceededError('upload stalled'));
     });
+    // The source is the caller's (a request body): on failure it is drained, never destroyed, so
+    // the caller sees this error, not a premature close of its own stream.
+    const source = (error: Error) => frames.destroy(error);
+    data.on('error', source);
+    data.pipe(frames);
     try {
       // Never end the socket before the zero frame is written: an incomplete upload must not commit.
-      await pipeline(data, frames, guard, run.stdin!, { end: false });
+      await pipeline(frames, guard, run.stdin!, { end: false });
       run.stdin!.end();
     } catch (error) {
+      data.unpipe(frames);
+      data.off('error', source);
+      data.on('error', () => {});
+      data.resume();
       // Close stdin without the final frame: the helper removes its temporary file and exits.
       // Wait for that (bounded), so nothing half-written is visible when the error is answered.
       run.stdin!.end();
-      await Promise.race([run.end, new Promise((r) => setTimeout(r, 5000).unref())]);
-      void run.kill();
-      run.stdin!.destroy();
+      const ended = await Promise.race([
+        run.end,
+        new Promise<null>((r) => setTimeout(() => r(null), 5000).unref()),
+      ]);
+      run.cancel();
       if (stalled)
         throw new DeadlineExceededError(
           `The upload of '${path}' stalled for ${this.#idleTimeoutMs} ms (the container stopped reading it, or the client stopped sending).`,
         );
+      // The helper stopping first (disk full, path in the way) is the reason, not the broken pipe.
+      if (ended && !(error instanceof PayloadTooLargeError)) {
+        const mapped = this.#written(ended, path, '');
+        if (mapped) throw mapped;
+      }
       throw error;
     }
     const end = await run.end;
     if (end.how === 'exited' && end.exitCode === 0)
       return { bytes: Number.parseInt(await out, 10) || frames.bytes };
+    throw (
+      this.#written(end, path, await err) ??
+      this.#failure(end, `the upload of '${path}'`, await err)
+    );
+  }
+
+  /** What a write helper's exit means, when it is one of its own answers. */
+  #written(end: ExecEnd, path: string, stderr: string): Error | null {
+    void stderr;
     if (end.how === 'exited' && end.exitCode === 3)
-      throw new InvalidRequestError(
+      return new InvalidRequestError(
         `Cannot write '${path}': a directory or an unusable path is in the way.`,
         { param: 'path' },
       );
     if (end.how === 'exited' && end.exitCode === 4)
-      throw new PayloadTooLargeError(`No space left in the container's /mnt/data for '${path}'.`);
-    throw this.#failure(end, `the upload of '${path}'`, await err);
+      return new PayloadTooLargeError(`No space left in the container's /mnt/data for '${path}'.`);
+    if (end.how === 'exited' && end.exitCode !== null && end.exitCode >= 128)
+      return this.#failure(end, `the upload of '${path}'`, stderr);
+    return null;
   }
 
   async open(
@@ -263,7 +290,7 @@ export class DockerSandboxFiles implements SandboxFiles {
     const err = text(run.stderr, 64 * 1024);
     const body = sizedBody(path);
     const guard = idleGuard(this.#idleTimeoutMs, () => {
-      void run.kill();
+      run.cancel();
       body.destroy(new DeadlineExceededError(`the download of '${path}' stalled`));
     });
     run.stdout.pipe(guard).pipe(body);
@@ -271,7 +298,7 @@ export class DockerSandboxFiles implements SandboxFiles {
     // A reader that goes away (a client abandoning a download) must not leave the helper running.
     body.once('close', () => {
       guard.destroy();
-      if (!body.readableEnded) void run.kill();
+      if (!body.readableEnded) run.cancel();
     });
     const size = await Promise.race([
       body.size,
@@ -280,7 +307,7 @@ export class DockerSandboxFiles implements SandboxFiles {
     ]);
     if (size === 'late') {
       body.destroy();
-      void run.kill();
+      run.cancel();
       throw new DeadlineExceededError(
         `The container did not start the download of '${path}' within ${this.#helperTimeoutMs} ms: its file helper stalled.`,
       );
@@ -310,8 +337,7 @@ export class DockerSandboxFiles implements SandboxFiles {
       total += chunk.length;
       if (total > MAX_LIST_BYTES) {
         tooLarge = true;
-        void run.kill();
-        run.stdout.destroy();
+        run.cancel();
         return;
       }
       chunks.push(chunk);

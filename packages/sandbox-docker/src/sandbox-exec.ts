@@ -43,6 +43,11 @@ export interface RunningExec {
   end: Promise<ExecEnd>;
   /** Kills the run's whole process tree from outside (idempotent). */
   kill(): Promise<void>;
+  /**
+   * Ends the run now, for a reader that went away: kills the tree, drops the Docker stream (an
+   * unread stream would hold the exec, and the engine, forever) and settles `end` as aborted.
+   */
+  cancel(): void;
 }
 
 /**
@@ -162,7 +167,12 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
     if (!stderr.readableEnded) onClosed();
   });
 
-  return { stdin: spec.stdin ? stream : null, stdout, stderr, end, kill };
+  const cancel = (): void => {
+    stdout.destroy();
+    stderr.destroy();
+    giveUp('aborted');
+  };
+  return { stdin: spec.stdin ? stream : null, stdout, stderr, end, kill, cancel };
 }
 
 /** The exec's exit code; null when Docker can't say in time (the stream ends a moment before). */
@@ -186,23 +196,31 @@ async function exitCode(
   return null;
 }
 
-/** Kills every process of a tagged run, and escaped orphans, from a fresh exec. Never throws. */
+/**
+ * Kills every process of a tagged run, and escaped orphans, from a fresh exec. The sweep runs as
+ * the sandbox's uid, so the code it hunts can stop it too: until a sweep reports the tree gone,
+ * it is tried again a few times (the later sweeps also kill the stopped ones). Never throws.
+ */
 async function killTree(
   client: DockerClient,
   containerId: string,
   user: string,
   tag: string,
 ): Promise<void> {
-  try {
-    await collect(client, {
-      containerId,
-      user,
-      argv: [...PYTHON, SUPERVISOR, 'kill', tag],
-      tag: `${tag}-kill`,
-      deadlineMs: KILL_DEADLINE_MS,
-    });
-  } catch {
-    // The sandbox is gone or wedged: nothing left to kill, or nothing we can do from here.
+  for (const pause of [0, 2_000, 5_000, 10_000]) {
+    if (pause) await new Promise((r) => setTimeout(r, pause).unref());
+    try {
+      const swept = await collect(client, {
+        containerId,
+        user,
+        argv: [...PYTHON, SUPERVISOR, 'kill', tag],
+        tag: `${tag}-kill`,
+        deadlineMs: KILL_DEADLINE_MS,
+      });
+      if (swept.end.how === 'exited' && swept.end.exitCode === 0) return;
+    } catch {
+      return; // The sandbox is gone or wedged: nothing left to kill, or nothing we can do here.
+    }
   }
 }
 

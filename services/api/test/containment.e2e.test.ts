@@ -143,12 +143,26 @@ describe('every exec answers by its deadline', () => {
   });
 });
 
+/** Hostile code: signals every process of Berth's files helper it can see, for N seconds. */
+const STOPPER = `import os, signal, sys, time
+sig = getattr(signal, 'SIG' + sys.argv[1]); end = time.time() + float(sys.argv[2]); me = os.getpid()
+while time.time() < end:
+    for p in os.listdir('/proc'):
+        if not p.isdigit() or int(p) == me: continue
+        try:
+            if b'berth:files-' in open('/proc/%s/cmdline' % p, 'rb').read(): os.kill(int(p), sig)
+        except OSError: pass`;
+
 describe('files helper', () => {
   it('answers 504 when code stops the helper, and the helper is not left behind', async () => {
     const id = await create('stopper');
+    // Enough files that a listing takes a while: the attacker has time to catch its helper.
+    await run(id, {
+      command: 'mkdir /mnt/data/many && cd /mnt/data/many && seq 1 3000 | xargs touch',
+    });
     // The attacker: stop every files helper as soon as it appears, for 10 s.
     const attack = run(id, {
-      command: 'for i in $(seq 1 200); do pkill -STOP -f berth:files- ; sleep 0.05; done',
+      command: ['python3', '-c', STOPPER, 'STOP', '8'],
       timeout_ms: 15_000,
     });
     await new Promise((r) => setTimeout(r, 300));
@@ -160,7 +174,15 @@ describe('files helper', () => {
     expect(body.error.message).toMatch(/stalled/);
     expect(Date.now() - started).toBeLessThan(3000 + 2000);
     await attack;
-    expect(await processes(id)).not.toMatch(/berth:files-/);
+    // The kill sweep runs as the sandbox's uid, so the attacker could stop it too; it is retried,
+    // and once the attack ends nothing of Berth's is left stopped in the sandbox.
+    const deadline = Date.now() + 20_000;
+    let ps = await processes(id);
+    while (/berth:files-/.test(ps) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      ps = await processes(id);
+    }
+    expect(ps).not.toMatch(/berth:files-/);
     // Once the attack ends, files work again.
     expect((await berth.api(`/v1/containers/${id}/files`)).status).toBe(200);
     await healthy();
@@ -169,16 +191,40 @@ describe('files helper', () => {
   it('answers a clear 400 when code kills the helper mid-upload, and keeps nothing', async () => {
     const id = await create('killer');
     const attack = run(id, {
-      command: 'for i in $(seq 1 100); do pkill -KILL -f berth:files- ; sleep 0.05; done',
+      command: ['python3', '-c', STOPPER, 'KILL', '5'],
       timeout_ms: 15_000,
     });
     await new Promise((r) => setTimeout(r, 300));
-    const form = new FormData();
-    form.append('file', new Blob([Buffer.alloc(4 * 1024 * 1024, 7)]), 'victim.bin');
-    const res = await berth.api(`/v1/containers/${id}/files`, { method: 'POST', body: form });
-    const body = (await res.json()) as { error: { code: string } };
+    // A slow upload (2 s of 64 KiB chunks), so the helper is alive while the attack runs.
+    const boundary = 'berthboundary';
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 0)
+          controller.enqueue(
+            Buffer.from(
+              `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="victim.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+            ),
+          );
+        if (sent >= 40) {
+          controller.enqueue(Buffer.from(`\r\n--${boundary}--\r\n`));
+          controller.close();
+          return;
+        }
+        sent += 1;
+        await new Promise((r) => setTimeout(r, 50));
+        controller.enqueue(Buffer.alloc(64 * 1024, 7));
+      },
+    });
+    const res = await berth.api(`/v1/containers/${id}/files`, {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    const answer = (await res.json()) as { error: { code: string } };
     expect([400, 504]).toContain(res.status);
-    expect(body.error).toBeDefined();
+    expect(answer.error).toBeDefined();
     await attack;
     expect((await run(id, { command: 'ls -A /mnt/data' })).stdout).toBe('');
   });

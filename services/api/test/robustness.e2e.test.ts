@@ -62,7 +62,7 @@ describe('a wedged sandbox', () => {
     const docker = await proxy();
     const berth = await berthOn({
       BERTH_DOCKER_SOCKET: docker.socketPath,
-      BERTH_DOCKER_TIMEOUT_MS: '1500',
+      BERTH_DOCKER_TIMEOUT_MS: '4000',
       BERTH_EXEC_MAX_CONCURRENT: '1',
     });
     const wedged = (await berth.client.containers.create({ name: 'wedged' })).id;
@@ -75,7 +75,7 @@ describe('a wedged sandbox', () => {
     expect(await res.json()).toMatchObject({
       error: { type: 'server_error', code: 'container_unresponsive' },
     });
-    expect(Date.now() - started).toBeLessThan(1500 + 3000);
+    expect(Date.now() - started).toBeLessThan(4000 + 4000);
     const row = await berth.client.containers.retrieve(wedged);
     expect(row.status).toBe('failed');
     const { rows } = await berth.pool.query<{ status_reason: string }>(
@@ -117,7 +117,7 @@ describe('a wedged sandbox', () => {
     const started = Date.now();
     const second = await berthOn({
       BERTH_DOCKER_SOCKET: docker.socketPath,
-      BERTH_DOCKER_TIMEOUT_MS: '1500',
+      BERTH_DOCKER_TIMEOUT_MS: '4000',
       BERTH_INSTANCE: first.instance,
     });
     expect(Date.now() - started).toBeLessThan(15_000);
@@ -150,7 +150,7 @@ function hangUp(url: string, path: string, key: string, readBytes: number): Prom
 }
 
 describe('clients that hang up', () => {
-  it('survives early closes on every download and stream route', async () => {
+  it('survives early closes on every download and stream route', { timeout: 120_000 }, async () => {
     const berth = await berthOn();
     const { id } = await berth.client.containers.create({ name: 'downloads' });
     const big = Buffer.alloc(8 * 1024 * 1024, 1);
@@ -161,7 +161,7 @@ describe('clients that hang up', () => {
       file: new File([big], 'big.bin'),
       purpose: 'user_data',
     });
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 2; round++) {
       for (const readBytes of [1, 64 * 1024, 20 * 1024 * 1024]) {
         await hangUp(
           berth.url,
