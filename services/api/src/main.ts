@@ -256,6 +256,20 @@ if (isEntryPoint) {
     }
     throw error;
   }
+  // The process policy: a rejection nobody handled is a bug to log, not a reason to drop every
+  // request in flight; an uncaught exception may have left state half-changed, so it is fatal and
+  // the supervisor (compose, systemd) restarts the process.
+  process.on('unhandledRejection', (reason) => {
+    process.stderr.write(
+      `${JSON.stringify({ level: 50, msg: 'unhandled rejection', err: String((reason as Error)?.stack ?? reason) })}\n`,
+    );
+  });
+  process.on('uncaughtException', (error) => {
+    process.stderr.write(
+      `${JSON.stringify({ level: 60, msg: 'uncaught exception; exiting', err: String(error.stack ?? error) })}\n`,
+    );
+    process.exit(70);
+  });
   main(config).then(
     ({ close }) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {

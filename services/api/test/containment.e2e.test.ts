@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerExec, inspectSandbox } from '@berth/testkit';
+import { DockerSocketProxy, dockerExec, inspectSandbox } from '@berth/testkit';
 import { loadConfig } from '../src/config.js';
 import { startBerth, type RunningBerth } from './fixtures.js';
 
@@ -332,6 +332,50 @@ describe('start-up trust', () => {
     expect((await run(id, { command: 'pwd', workdir: '/mnt/data/real' })).stdout).toBe(
       '/mnt/data/real\n',
     );
+  });
+
+  it('refuses to start on an engine without seccomp', async () => {
+    const docker = await DockerSocketProxy.start();
+    try {
+      docker.respond(
+        (r) => r.method === 'GET' && /\/info$/.test(r.path),
+        async (upstream) => ({
+          status: 200,
+          body: { ...JSON.parse((await upstream()).toString()), SecurityOptions: [] },
+        }),
+      );
+      await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
+        /without seccomp/,
+      );
+    } finally {
+      await docker.close();
+    }
+  });
+
+  it('refuses to start on a runtime that lets a container start in a leaked host directory', async () => {
+    // What a runc vulnerable to CVE-2024-21626 does: the probe containers, whose working
+    // directory is /proc/self/fd/N, start. Here the engine is made to say so.
+    const docker = await DockerSocketProxy.start();
+    try {
+      const probe = (r: { path: string }) =>
+        r.path.includes('berth-probe-') || r.path.includes('/fakeprobe');
+      docker.respond(
+        (r) => r.method === 'POST' && r.path.includes('/containers/create') && probe(r),
+        async () => ({
+          status: 201,
+          body: { Id: `fakeprobe${Math.random().toString(16).slice(2)}` },
+        }),
+      );
+      docker.respond(
+        (r) => r.path.includes('/containers/fakeprobe'),
+        async () => ({ status: 204, body: null }),
+      );
+      await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
+        /CVE-2024-21626/,
+      );
+    } finally {
+      await docker.close();
+    }
   });
 
   it('says nothing of its dependencies’ errors on the public /readyz', async () => {
