@@ -55,6 +55,7 @@ let operations: Operation[];
 let ids: Record<string, string[]>;
 let baselineRss = 0;
 let peakRss = 0;
+let finalRss = 0;
 let creates = 0;
 const statuses = new Map<number, number>();
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -258,7 +259,7 @@ afterAll(async () => {
   agent.destroy();
   console.log(
     `fuzz: ${[...statuses.values()].reduce((a, b) => a + b, 0)} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}, ` +
-      `${creates} containers created, RSS baseline ${(baselineRss / 2 ** 20).toFixed(0)} MiB, peak ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
+      `${creates} containers created, RSS baseline ${(baselineRss / 2 ** 20).toFixed(0)} MiB, peak ${(peakRss / 2 ** 20).toFixed(0)} MiB, at the end ${(finalRss / 2 ** 20).toFixed(0)} MiB`,
   );
   await berth?.[Symbol.asyncDispose]();
 });
@@ -363,6 +364,7 @@ describe('fuzz: every operation of the OpenAPI document', () => {
     const health = await fetch(`${berth.url}/healthz`);
     expect(health.status).toBe(200);
     const rss = process.memoryUsage().rss;
+    finalRss = rss;
     expect(rss - baselineRss).toBeLessThan(RSS_HEADROOM_BYTES);
     // Everything the fuzz made valid was removed again: one seed file each.
     expect((await berth.client.files.list()).data).toHaveLength(1);
