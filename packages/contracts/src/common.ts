@@ -1,5 +1,11 @@
 import { z } from 'zod';
 
+/** Postgres refuses NUL in text and the kernel in names: no string a client sends may carry one. */
+export const noNul = (s: string) => !s.includes('\0');
+export const NUL_MESSAGE = 'NUL bytes are not allowed';
+/** A string param: any text but NUL. Bounds go first, e.g. `text().min(1).max(64)`. */
+export const text = () => z.string().refine(noNul, NUL_MESSAGE);
+
 export const ErrorEnvelope = z
   .object({
     error: z.object({
@@ -22,7 +28,7 @@ export const ListQuery = z
       .max(100, 'limit must be an integer between 1 and 100')
       .default(20),
     order: z.enum(['asc', 'desc']).default('desc'),
-    after: z.string().min(1).max(128).optional(),
+    after: text().min(1).max(128).optional(),
   })
   .strict();
 export type ListQuery = z.infer<typeof ListQuery>;

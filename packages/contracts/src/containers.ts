@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ListQuery, listOf, Deleted } from './common.js';
+import { ListQuery, listOf, Deleted, text } from './common.js';
 
 export const MEMORY_LIMITS = ['1g', '4g', '16g', '64g'] as const;
 export const MemoryLimit = z.enum(MEMORY_LIMITS).meta({ id: 'ContainerMemoryLimit' });
@@ -7,13 +7,12 @@ export type MemoryLimit = z.infer<typeof MemoryLimit>;
 
 export const DomainSecret = z
   .object({
-    domain: z.string().min(1).max(253),
-    name: z
-      .string()
+    domain: text().min(1).max(253),
+    name: text()
       .min(1)
       .max(128)
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'name must be an environment variable name'),
-    value: z.string().min(1).max(10_485_760),
+    value: text().min(1).max(10_485_760),
   })
   .strict();
 
@@ -22,7 +21,7 @@ export const NetworkPolicyAllowlist = z
   .object({
     type: z.literal('allowlist'),
     // Entry syntax is checked in depth by the egress policy (packages/core), which names the entry.
-    allowed_domains: z.array(z.string().min(1).max(253)).min(1),
+    allowed_domains: z.array(text().min(1).max(253)).min(1),
     domain_secrets: z.array(DomainSecret).min(1).optional(),
   })
   .strict();
@@ -36,20 +35,20 @@ export const SkillParam = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('skill_reference'),
-      skill_id: z.string().min(1).max(64),
-      version: z.string().min(1).optional(),
+      skill_id: text().min(1).max(64),
+      version: text().min(1).optional(),
     })
     .strict(),
   z
     .object({
       type: z.literal('inline'),
-      name: z.string().min(1),
-      description: z.string(),
+      name: text().min(1),
+      description: text(),
       source: z
         .object({
           type: z.literal('base64'),
           media_type: z.literal('application/zip'),
-          data: z.string().min(1),
+          data: text().min(1),
         })
         .strict(),
     })
@@ -65,7 +64,7 @@ export interface CreateContainerLimits {
 export const createContainerBody = (limits: CreateContainerLimits) =>
   z
     .object({
-      name: z.string().min(1).max(256),
+      name: text().min(1).max(256),
       expires_after: z
         .object({
           anchor: z.literal('last_active_at'),
@@ -80,7 +79,7 @@ export const createContainerBody = (limits: CreateContainerLimits) =>
         })
         .strict()
         .default({ anchor: 'last_active_at', minutes: 20 }),
-      file_ids: z.array(z.string().min(1).max(128)).max(limits.maxFileIds).optional(),
+      file_ids: z.array(text().min(1).max(128)).max(limits.maxFileIds).optional(),
       memory_limit: MemoryLimit.default('1g'),
       network_policy: NetworkPolicyParam.default({ type: 'disabled' }),
       skills: z.array(SkillParam).optional(),
@@ -111,6 +110,6 @@ export const ContainerList = listOf(ContainerResource, 'ContainerListResource');
 export const ContainerDeleted = Deleted('container.deleted', 'ContainerDeletedResource');
 
 export const ListContainersQuery = ListQuery.extend({
-  name: z.string().min(1).max(256).optional(),
+  name: text().min(1).max(256).optional(),
 });
 export type ListContainersQuery = z.infer<typeof ListContainersQuery>;

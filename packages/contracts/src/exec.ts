@@ -1,6 +1,5 @@
 import { z } from 'zod';
-
-const noNul = (s: string) => !s.includes('\0');
+import { noNul } from './common.js';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface ExecLimits {
@@ -37,7 +36,7 @@ export const execBody = (limits: ExecLimits) =>
         )
         .refine((env) => Object.keys(env).length <= 128, 'at most 128 variables')
         .optional(),
-      workdir: z.string().max(4096).optional(),
+      workdir: z.string().max(4096).refine(noNul, 'NUL bytes are not allowed').optional(),
       timeout_ms: z
         .number()
         .int()

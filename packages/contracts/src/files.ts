@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ListQuery, listOf, Deleted } from './common.js';
+import { ListQuery, listOf, Deleted, text } from './common.js';
 
 export const FileObject = z
   .object({
@@ -25,7 +25,7 @@ export const ListFilesQuery = ListQuery.extend({
     .min(1, 'limit must be an integer between 1 and 10000')
     .max(10_000, 'limit must be an integer between 1 and 10000')
     .default(10_000),
-  purpose: z.string().min(1).max(64).optional(),
+  purpose: text().min(1).max(64).optional(),
 });
 
 export const ContainerFileResource = z
@@ -47,4 +47,4 @@ export const ContainerFileDeleted = Deleted(
   'ContainerFileDeletedResource',
 );
 
-export const CreateContainerFileJson = z.object({ file_id: z.string().min(1).max(128) }).strict();
+export const CreateContainerFileJson = z.object({ file_id: text().min(1).max(128) }).strict();

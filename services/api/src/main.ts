@@ -27,6 +27,7 @@ import {
   UnsafeHostError,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
+import { installClientErrorHandler } from './http/client-errors.js';
 import { openDatabase } from './database.js';
 import { createEgress, type Egress } from './egress.js';
 import { startBackgroundJobs, type BackgroundJobs } from './background.js';
@@ -214,6 +215,7 @@ export async function main(config: Config): Promise<RunningService> {
     const listening: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.PORT, config.HOST, () => resolve(s)).once('error', reject);
     });
+    installClientErrorHandler(listening, logger);
     server = listening;
     const address = listening.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;

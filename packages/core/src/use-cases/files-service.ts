@@ -25,6 +25,41 @@ export interface FilesServiceOptions {
 
 const notFound = (id: string) => new NotFoundError(`No such File object: ${id}`);
 
+const MAX_NAME_BYTES = 255;
+const hasControl = (name: string) =>
+  [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+
+/**
+ * A stored file is later copied into containers as /mnt/data/<filename>, so its name must be one
+ * a file system takes: no separators, no `.`/`..` (also percent-encoded, as the copy decodes it),
+ * no NUL or other control characters, at most 255 bytes. Refused at upload, never rewritten.
+ */
+function fileNameProblem(filename: string): string | null {
+  let decoded = filename;
+  try {
+    decoded = decodeURIComponent(filename);
+  } catch {
+    // Not percent-encoding after all (e.g. "100%.txt"): judged as written.
+  }
+  const forms = [filename, decoded];
+  if (!filename) return 'it is empty';
+  if (forms.some((n) => /[/\\]/.test(n))) return 'it must be a plain name, not a path';
+  if (decoded === '.' || decoded === '..') return "'.' and '..' are not file names";
+  if (forms.some(hasControl)) return 'NUL and control characters are not allowed';
+  if (forms.some((n) => Buffer.byteLength(n) > MAX_NAME_BYTES)) {
+    return `it is longer than ${MAX_NAME_BYTES} bytes`;
+  }
+  return null;
+}
+
+function checkFileName(filename: string): void {
+  const problem = fileNameProblem(filename);
+  if (problem) {
+    const shown = JSON.stringify(filename.slice(0, 64));
+    throw new InvalidRequestError(`Invalid file name ${shown}: ${problem}.`, { param: 'file' });
+  }
+}
+
 /** The part of the Files API that `file_ids` needs: bytes in the blob store, rows in Postgres. */
 export class FilesService {
   constructor(private readonly options: FilesServiceOptions) {}
@@ -35,6 +70,7 @@ export class FilesService {
     filename: string,
     data: Readable,
   ): Promise<{ id: string; bytes: number; createdAt: number }> {
+    checkFileName(filename);
     const createdAt = unixSeconds(this.options.clock.now());
     const id = newId('file', createdAt);
     const { bytes } = await this.options.blobs.put(id, data, { maxBytes: this.options.maxBytes });

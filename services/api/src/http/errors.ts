@@ -2,7 +2,15 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { BerthError, NotFoundError, InvalidRequestError, PayloadTooLargeError } from '@berth/core';
 import type { Logger } from 'pino';
 
-/** Body-parser and multer errors carry these; map them to the client's mistake they are. */
+/** A 415 in the envelope: the body is in an encoding or charset this server does not read. */
+export const unsupportedMediaType = (message: string, cause?: unknown) =>
+  new BerthError(415, 'invalid_request_error', message, { cause });
+
+/**
+ * Errors from the router, body-parser and multer are the client's mistake they describe; map them
+ * to the envelope. Anything that carries a 4xx `status` (http-errors, the router's URIError for a
+ * bad percent-escape) is a 4xx here too, never a 500.
+ */
 function fromParserError(error: unknown): BerthError | null {
   const e = error as {
     type?: string;
@@ -10,7 +18,7 @@ function fromParserError(error: unknown): BerthError | null {
     code?: string;
     name?: string;
     field?: string;
-  };
+  } | null;
   if (e?.name === 'MulterError') {
     if (e.code === 'LIMIT_FILE_SIZE') return new PayloadTooLargeError('File too large.');
     if (e.code === 'LIMIT_UNEXPECTED_FILE') {
@@ -18,6 +26,9 @@ function fromParserError(error: unknown): BerthError | null {
         `Unexpected file part '${e.field ?? ''}': send the file as the part 'file'.`,
         { param: e.field ?? null },
       );
+    }
+    if (e.code === 'LIMIT_FILE_COUNT') {
+      return new InvalidRequestError("Send exactly one part 'file'.", { param: 'file' });
     }
     return new InvalidRequestError(`Malformed multipart body (${e.code ?? 'error'}).`);
   }
@@ -29,13 +40,26 @@ function fromParserError(error: unknown): BerthError | null {
   if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE') {
     return new PayloadTooLargeError('Request body too large.');
   }
-  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
-    return new InvalidRequestError('Unsupported request body encoding.');
+  if (e?.type === 'encoding.unsupported') {
+    return unsupportedMediaType(
+      'Unsupported Content-Encoding: send identity, gzip, deflate or br.',
+    );
   }
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.type) {
-    return new InvalidRequestError('Malformed request body.');
+  if (e?.type === 'charset.unsupported') {
+    return unsupportedMediaType('Unsupported charset: send the body as UTF-8.');
   }
-  return null;
+  if (typeof e?.status !== 'number' || e.status < 400 || e.status >= 500) return null;
+  if (error instanceof URIError) {
+    return new InvalidRequestError('Malformed percent-encoding in the URL path.', { cause: error });
+  }
+  if (e.status === 413) return new PayloadTooLargeError('Request body too large.');
+  if (e.status === 415) return unsupportedMediaType('Unsupported request body encoding.');
+  if (typeof e.code === 'string' && e.code.startsWith('Z_')) {
+    return new InvalidRequestError(
+      'The request body could not be decompressed: it does not match its Content-Encoding.',
+    );
+  }
+  return new InvalidRequestError('Malformed request body.');
 }
 
 export const notFoundRoute: RequestHandler = (req, _res, next) => {

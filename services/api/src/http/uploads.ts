@@ -1,18 +1,29 @@
 import type { Request, Response } from 'express';
 import multer, { type StorageEngine } from 'multer';
 import type { Readable } from 'node:stream';
-import { PayloadTooLargeError } from '@berth/core';
+import { BerthError, InvalidRequestError, PayloadTooLargeError } from '@berth/core';
+import { unsupportedMediaType } from './errors.js';
 
 type Store<T> = (req: Request, file: { originalname: string; stream: Readable }) => Promise<T>;
+/** Takes back what `store` kept, when the request fails after a part was stored. */
+type Undo<T> = (req: Request, stored: T) => Promise<void>;
+
+/** Errors the store raised on its own account (not a relayed parse error): passed on as they are. */
+const storeErrors = new WeakSet<object>();
 
 /**
  * A multer storage engine that hands the part's stream straight to `store`, so an upload is
  * never held in memory or spooled to disk. Past `maxBytes` the stream is failed before its end,
- * so nothing incomplete is committed.
+ * so nothing incomplete is committed. When the request fails after a part was stored (a second
+ * `file` part, a form cut off later), multer calls `_removeFile`, which runs `undo`.
  */
-function streamingStorage<T>(store: Store<T>): StorageEngine {
+function streamingStorage<T>(store: Store<T>, undo: Undo<T>): StorageEngine {
   return {
     _handleFile(req, file, cb) {
+      let streamFailed = false;
+      file.stream.once('error', () => {
+        streamFailed = true;
+      });
       file.stream.once('limit', () =>
         file.stream.destroy(new PayloadTooLargeError('File too large.')),
       );
@@ -22,35 +33,62 @@ function streamingStorage<T>(store: Store<T>): StorageEngine {
         .then(
           (stored) => cb(null, { stored } as unknown as Partial<Express.Multer.File>),
           (error: unknown) => {
+            // A store that failed because the part itself broke relays busboy's error: that one
+            // is judged as a parse error, not as the store's own.
+            if (!streamFailed && error instanceof Object) storeErrors.add(error);
             file.stream.resume();
             cb(error as Error);
           },
         );
     },
-    _removeFile(_req, _file, cb) {
-      cb(null);
+    _removeFile(req, file, cb) {
+      const { stored } = file as unknown as { stored: T };
+      undo(req, stored).then(
+        () => cb(null),
+        (error: unknown) => cb(error as Error),
+      );
     },
   };
 }
 
-/** Parses one multipart part named `file` (plus text fields), streaming it to `store`. */
-export function singleFileUpload<T>(maxBytes: number, store: Store<T>) {
+/** What the client got wrong, as a 4xx; the store's own errors (and ours) pass through. */
+function uploadError(error: unknown): unknown {
+  if (error instanceof BerthError || storeErrors.has(error as object)) return error;
+  if ((error as { name?: string } | null)?.name === 'MulterError') return error;
+  // busboy's plain Errors: no boundary, 'Malformed part header', 'Unexpected end of form'...
+  return new InvalidRequestError('Malformed multipart body.', { cause: error });
+}
+
+/**
+ * Parses one multipart part named `file` (plus text fields), streaming it to `store`. If the
+ * request then fails (another `file` part, a broken form), `undo` takes the stored part back.
+ */
+export function singleFileUpload<T>(maxBytes: number, store: Store<T>, undo: Undo<T>) {
   const parse = multer({
-    storage: streamingStorage(store),
+    storage: streamingStorage(store, undo),
     // One byte over the limit reaches the store's own counter, which refuses it with a 413.
     limits: { fileSize: maxBytes + 1, files: 1, fields: 8, fieldSize: 8192, parts: 10 },
     defParamCharset: 'utf8',
     // The name as the client sent it: a name with a path in it is refused, not quietly cut down.
     preservePath: true,
   }).single('file');
-  return (req: Request, res: Response): Promise<{ stored: T; filename: string } | null> =>
-    new Promise((resolve, reject) => {
+  return (req: Request, res: Response): Promise<{ stored: T; filename: string } | null> => {
+    // multer reads the bytes as sent: a compressed form would only fail later as "malformed".
+    const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity' && encoding !== '') {
+      req.resume();
+      return Promise.reject(
+        unsupportedMediaType('Send multipart uploads without a Content-Encoding.'),
+      );
+    }
+    return new Promise((resolve, reject) => {
       parse(req, res, (error: unknown) => {
-        if (error) return reject(error);
+        if (error) return reject(uploadError(error));
         const file = req.file as unknown as { stored: T; originalname: string } | undefined;
         resolve(file ? { stored: file.stored, filename: file.originalname } : null);
       });
     });
+  };
 }
 
 const TYPES: Record<string, string> = {

@@ -24,12 +24,17 @@ export function containerFileRoutes({
 }): Router {
   const router = Router();
   // `path`, when sent, must come before `file` in the form: the bytes stream as they arrive.
-  const upload = singleFileUpload(maxUploadBytes, (req, file) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const path = typeof body.path === 'string' ? body.path : undefined;
-    const target = ContainerFilesService.targetPath(file.originalname, path);
-    return containerFiles.upload(req.projectId, req.params.id as string, target, file.stream);
-  });
+  const upload = singleFileUpload(
+    maxUploadBytes,
+    (req, file) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const path = typeof body.path === 'string' ? body.path : undefined;
+      const target = ContainerFilesService.targetPath(file.originalname, path);
+      return containerFiles.upload(req.projectId, req.params.id as string, target, file.stream);
+    },
+    // The request failed after the file landed: take it out of the sandbox (and its row) again.
+    (req, stored) => containerFiles.delete(req.projectId, stored.containerId, stored.id),
+  );
 
   router.post('/containers/:id/files', async (req, res) => {
     if (req.is('multipart/form-data')) {

@@ -24,8 +24,11 @@ export function fileRoutes({
   maxUploadBytes: number;
 }): Router {
   const router = Router();
-  const upload = singleFileUpload(maxUploadBytes, (req, file) =>
-    files.upload(req.projectId, file.originalname, file.stream),
+  const upload = singleFileUpload(
+    maxUploadBytes,
+    (req, file) => files.upload(req.projectId, file.originalname, file.stream),
+    // The blob has no row yet: dropping it leaves nothing behind.
+    (_req, stored) => files.discard(stored.id),
   );
 
   router.post('/files', async (req, res) => {
