@@ -59,8 +59,15 @@ async function run(interrupted: AbortSignal): Promise<boolean> {
   console.log(`chaos: ${minutes} min, ${clients} clients, instance ${instance}, logs ${logsDir}`);
 
   try {
-    await engine.start();
-    cleanups.push(() => engine.stop());
+    engine.lock();
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw error;
+  }
+  cleanups.push(async () => engine.unlock());
+  try {
+    await engine.start({ fresh: true });
+    cleanups.push(() => engine.destroy());
     const main = new Dockerode();
     for (const image of [sandboxImage(), postgresImage()]) await engine.ensureImage(main, image);
     cleanups.push(async () => {
