@@ -54,4 +54,25 @@ describe('createPool', () => {
       await pool.end();
     }
   });
+
+  it('survives a checked-out connection being killed between two queries (a Postgres restart)', async () => {
+    await using db = await createTestDatabase();
+    const pool = createPool(db.url, { max: 1, applicationName: 'berth-busy-victim' });
+    try {
+      const client = await pool.connect();
+      await client.query('begin');
+      // pg-pool has no listener on a client it has lent out: without ours, this is a crash.
+      await db.pool.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity
+          where application_name = 'berth-busy-victim'`,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await expect(client.query('select 1')).rejects.toBeInstanceOf(Error);
+      client.release(true);
+      const { rows } = await pool.query('select 42 as answer');
+      expect(rows[0]).toEqual({ answer: 42 });
+    } finally {
+      await pool.end();
+    }
+  });
 });

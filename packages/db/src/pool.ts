@@ -23,5 +23,11 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  // Nor may a checked-out one: pg-pool takes its own listener off a client while it is lent out,
+  // and Postgres can end the connection between two queries of a transaction (a restart). The
+  // query in flight fails and is answered 503; the 'error' event itself has nothing to add.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }

@@ -24,7 +24,10 @@ export function isUnreachable(error: unknown): boolean {
   const e = error as DockerishError | null;
   if (!e) return false;
   if (e.code && CONNECTION_CODES.has(e.code)) return true;
-  return /socket hang up|connect ENOENT|Cannot connect to the Docker daemon/i.test(e.message ?? '');
+  // Also the engine's own answers while it restarts or its containerd is gone.
+  return /socket hang up|connect ENOENT|Cannot connect to the Docker daemon|transport is closing|containerd\.sock.*(connection refused|no such file)|daemon is shutting down/i.test(
+    `${e.message ?? ''} ${e.reason ?? ''} ${JSON.stringify((e as { json?: unknown }).json ?? '')}`,
+  );
 }
 
 /** Translates at the edge, keeping the cause; anything not about reachability is rethrown as is. */

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  BerthError,
   DeadlineExceededError,
+  UnavailableError,
   InvalidRequestError,
   PayloadTooLargeError,
   type SandboxFileEntry,
@@ -251,7 +253,12 @@ export class DockerSandboxFiles implements SandboxFiles {
         const mapped = this.#written(ended, path, '');
         if (mapped) throw mapped;
       }
-      throw error;
+      if (error instanceof BerthError) throw error;
+      // The stream to the sandbox broke under us (the engine restarted, the sandbox died).
+      throw new UnavailableError(
+        `The upload of '${path}' was cut off by the container's engine. Please retry.`,
+        { cause: error },
+      );
     }
     const end = await run.end;
     if (end.how === 'exited' && end.exitCode === 0)
@@ -289,6 +296,8 @@ export class DockerSandboxFiles implements SandboxFiles {
     });
     const err = text(run.stderr, 64 * 1024);
     const body = sizedBody(path);
+    // Failures are reported to whoever reads the body; unread, they must not crash the process.
+    body.on('error', () => {});
     const guard = idleGuard(this.#idleTimeoutMs, () => {
       run.cancel();
       body.destroy(new DeadlineExceededError(`the download of '${path}' stalled`));

@@ -10,6 +10,7 @@ import type {
 } from '@berth/core';
 import { openApiDocument, type CreateContainerLimits, type ExecLimits } from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
+import { inflightLimit, isTransfer } from './http/inflight.js';
 import { errorHandler, notFoundRoute } from './http/errors.js';
 import { containerRoutes } from './routes/containers.js';
 import { execRoutes } from './routes/exec.js';
@@ -28,6 +29,8 @@ export interface AppDependencies {
   files: FilesService;
   containerFiles: ContainerFilesService;
   maxUploadBytes: number;
+  /** Uploads and downloads in flight at once; past it, 429. */
+  maxInflightTransfers: number;
   egressStats: (containerId: string) => EgressStats | null;
   execLimits: ExecLimits & { defaultTimeoutMs: number; maxInflightBodyBytes: number };
   readiness: Record<string, ReadinessCheck>;
@@ -50,6 +53,7 @@ export function createApp(deps: AppDependencies): express.Express {
     res.json(openapi);
   });
   v1.use(authenticate(deps.authenticator));
+  v1.use(inflightLimit(deps.maxInflightTransfers, isTransfer, 'file transfers'));
   // Before the general JSON parser: exec bodies may carry stdin larger than its limit.
   v1.use(execRoutes({ exec: deps.exec, limits: deps.execLimits }));
   v1.use(

@@ -176,6 +176,7 @@ export async function main(config: Config): Promise<RunningService> {
       files,
       containerFiles,
       maxUploadBytes: config.BERTH_MAX_UPLOAD_BYTES,
+      maxInflightTransfers: config.BERTH_MAX_INFLIGHT_TRANSFERS,
       egressStats: (id) => egress?.proxy.stats(id) ?? null,
       logger,
       clock,

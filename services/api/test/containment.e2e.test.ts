@@ -404,6 +404,53 @@ describe('start-up trust', () => {
 });
 
 describe('API memory', () => {
+  it('caps file transfers in flight with 429 and Retry-After', async () => {
+    const small = await startBerth({ BERTH_MAX_INFLIGHT_TRANSFERS: '1' });
+    try {
+      // One upload that takes its time holds the only slot.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const boundary = 'slowboundary';
+      let step = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (step++ === 0) {
+            controller.enqueue(
+              Buffer.from(
+                `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.bin"\r\n\r\n`,
+              ),
+            );
+            return;
+          }
+          await held;
+          controller.enqueue(Buffer.from(`data\r\n--${boundary}--\r\n`));
+          controller.close();
+        },
+      });
+      const slow = small.api('/v1/files', {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      await new Promise((r) => setTimeout(r, 300));
+      const refused = await small.api('/v1/files?limit=1');
+      expect(refused.status).toBe(200); // listing is not a transfer
+      const form = new FormData();
+      form.append('file', new Blob(['x']), 'x.txt');
+      form.append('purpose', 'user_data');
+      const second = await small.api('/v1/files', { method: 'POST', body: form });
+      expect(second.status).toBe(429);
+      expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+      release();
+      expect((await slow).status).toBe(400); // no purpose: refused, but it ran
+      const third = await small.api('/v1/files', { method: 'POST', body: form });
+      expect(third.status).toBe(200);
+    } finally {
+      await small[Symbol.asyncDispose]();
+    }
+  });
+
   it('stays bounded under 300 concurrent hostile exec requests with large bodies', async () => {
     const ids = [await create('flood-a'), await create('flood-b')];
     // One shared body: the client side adds almost nothing, so RSS growth is the server's.

@@ -77,14 +77,19 @@ export const errorHandler =
     }
     const known = error instanceof BerthError ? error : fromParserError(error);
     if (known) {
-      const log = known.status >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
+      // Expected outcomes (client mistakes, a dependency down: 503) are warnings; a 5xx that
+      // says something is broken here (504: a wedged sandbox) is an error.
+      const log =
+        known.status >= 500 && known.status !== 503
+          ? logger.error.bind(logger)
+          : logger.warn.bind(logger);
       log(
         {
           requestId: req.id,
           status: known.status,
           code: known.code,
           cause: known.cause ?? undefined,
-          msg: known.message,
+          reason: known.message,
         },
         'request failed',
       );

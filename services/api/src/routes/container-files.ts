@@ -51,10 +51,16 @@ export function containerFileRoutes({
   });
 
   router.get('/containers/:id/files', async (req, res) => {
+    // A client that goes away stops the listing inside the sandbox.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
     const page = await containerFiles.list(
       req.projectId,
       req.params.id,
       parseOrThrow(ListQuery, req.query),
+      gone.signal,
     );
     res.json(listBody(page, toResource));
   });
