@@ -146,12 +146,25 @@ describe('every exec answers by its deadline', () => {
 /** Hostile code: signals every process of Berth's files helper it can see, for N seconds. */
 const STOPPER = `import os, signal, sys, time
 sig = getattr(signal, 'SIG' + sys.argv[1]); end = time.time() + float(sys.argv[2]); me = os.getpid()
+print('ready', flush=True)
 while time.time() < end:
     for p in os.listdir('/proc'):
         if not p.isdigit() or int(p) == me: continue
         try:
             if b'berth:files-' in open('/proc/%s/cmdline' % p, 'rb').read(): os.kill(int(p), sig)
         except OSError: pass`;
+
+/** Starts hostile code as a streaming exec; `ready` once it printed its first line. */
+function attacker(id: string, body: Record<string, unknown>) {
+  const res = exec(id, { ...body, stream: true });
+  const reader = res.then((r) => r.body!.getReader());
+  const ready = reader.then((r) => r.read());
+  const done = ready.then(async () => {
+    const r = await reader;
+    while (!(await r.read()).done);
+  });
+  return { ready, done };
+}
 
 describe('files helper', () => {
   it('answers 504 when code stops the helper, and the helper is not left behind', async () => {
@@ -161,11 +174,11 @@ describe('files helper', () => {
       command: 'mkdir /mnt/data/many && cd /mnt/data/many && seq 1 3000 | xargs touch',
     });
     // The attacker: stop every files helper as soon as it appears, for 10 s.
-    const attack = run(id, {
+    const attack = attacker(id, {
       command: ['python3', '-c', STOPPER, 'STOP', '8'],
       timeout_ms: 15_000,
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await attack.ready;
     const started = Date.now();
     const res = await berth.api(`/v1/containers/${id}/files`);
     const body = (await res.json()) as { error: { type: string; message: string } };
@@ -173,7 +186,7 @@ describe('files helper', () => {
     expect(body.error.type).toBe('server_error');
     expect(body.error.message).toMatch(/stalled/);
     expect(Date.now() - started).toBeLessThan(3000 + 2000);
-    await attack;
+    await attack.done;
     // The kill sweep runs as the sandbox's uid, so the attacker could stop it too; it is retried,
     // and once the attack ends nothing of Berth's is left stopped in the sandbox.
     const deadline = Date.now() + 20_000;
@@ -190,11 +203,11 @@ describe('files helper', () => {
 
   it('answers a clear 400 when code kills the helper mid-upload, and keeps nothing', async () => {
     const id = await create('killer');
-    const attack = run(id, {
+    const attack = attacker(id, {
       command: ['python3', '-c', STOPPER, 'KILL', '5'],
       timeout_ms: 15_000,
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await attack.ready;
     // A slow upload (2 s of 64 KiB chunks), so the helper is alive while the attack runs.
     const boundary = 'berthboundary';
     let sent = 0;
@@ -225,7 +238,7 @@ describe('files helper', () => {
     const answer = (await res.json()) as { error: { code: string } };
     expect([400, 504]).toContain(res.status);
     expect(answer.error).toBeDefined();
-    await attack;
+    await attack.done;
     expect((await run(id, { command: 'ls -A /mnt/data' })).stdout).toBe('');
   });
 });
