@@ -29,6 +29,8 @@ export interface AppDependencies {
   files: FilesService;
   containerFiles: ContainerFilesService;
   maxUploadBytes: number;
+  /** `GET /metrics`, guarded by its own token (see metrics.ts). */
+  metricsRoute: express.Router;
   /** Uploads and downloads in flight at once; past it, 429. */
   maxInflightTransfers: number;
   egressStats: (containerId: string) => EgressStats | null;
@@ -45,6 +47,7 @@ export function createApp(deps: AppDependencies): express.Express {
   app.set('query parser', 'simple');
   app.use(requestId, accessLog(deps.logger));
   app.use(healthRoutes(deps.readiness));
+  app.use(deps.metricsRoute);
 
   const v1 = express.Router();
   // The service's own contract, public like any API reference.

@@ -163,6 +163,14 @@ export const ConfigSchema = z
      * (the address guard still applies: this is how tests show private answers are refused).
      */
     BERTH_EGRESS_TEST_HOSTS: z.string().optional(),
+    /**
+     * Bearer token a Prometheus scraper sends to `GET /metrics` (≥ 20 characters). Unset: no
+     * metrics route at all.
+     */
+    BERTH_METRICS_TOKEN: z
+      .string()
+      .min(20, 'BERTH_METRICS_TOKEN must be at least 20 characters')
+      .optional(),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

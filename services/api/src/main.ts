@@ -27,6 +27,7 @@ import {
   UnsafeHostError,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
+import { Metrics, metricsRoute } from './metrics.js';
 import { installClientErrorHandler } from './http/client-errors.js';
 import { openDatabase } from './database.js';
 import { createEgress, type Egress } from './egress.js';
@@ -53,6 +54,7 @@ export async function main(config: Config): Promise<RunningService> {
     log: (msg) => logger.info(msg),
   });
 
+  const metrics = new Metrics();
   const store = new PgContainerStore(pool);
   // The one Docker client: every call through it has a deadline.
   const docker = new DockerClient({
@@ -95,8 +97,10 @@ export async function main(config: Config): Promise<RunningService> {
       runtime,
       clock,
       creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000,
-      onError: (containerId, err) =>
-        logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries'),
+      onError: (containerId, err) => {
+        metrics.reconcileErrors.inc();
+        logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries');
+      },
     });
     const reaper = new Reaper({
       store: new PgExpiryStore(pool),
@@ -152,8 +156,10 @@ export async function main(config: Config): Promise<RunningService> {
         },
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
-      onUnresponsive: (containerId, reason) =>
-        logger.error({ containerId, reason }, 'sandbox not responding; marked failed'),
+      onUnresponsive: (containerId, reason) => {
+        metrics.sandboxesUnresponsive.inc();
+        logger.error({ containerId, reason }, 'sandbox not responding; marked failed');
+      },
       onCleanupError: (err, id) =>
         logger.warn(
           { err, containerId: id },
@@ -177,6 +183,7 @@ export async function main(config: Config): Promise<RunningService> {
       containerFiles,
       maxUploadBytes: config.BERTH_MAX_UPLOAD_BYTES,
       maxInflightTransfers: config.BERTH_MAX_INFLIGHT_TRANSFERS,
+      metricsRoute: metricsRoute(metrics, config.BERTH_METRICS_TOKEN),
       egressStats: (id) => egress?.proxy.stats(id) ?? null,
       logger,
       clock,
@@ -192,6 +199,8 @@ export async function main(config: Config): Promise<RunningService> {
         clock,
         maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
         maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
+        onOutcome: (o) =>
+          metrics.execs.inc({ outcome: o.timedOut ? 'timeout' : o.oomKilled ? 'oom' : 'exit' }),
         maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
       }),
       execLimits: {

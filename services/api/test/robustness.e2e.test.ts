@@ -64,6 +64,7 @@ describe('a wedged sandbox', () => {
       BERTH_DOCKER_SOCKET: docker.socketPath,
       BERTH_DOCKER_TIMEOUT_MS: '4000',
       BERTH_EXEC_MAX_CONCURRENT: '1',
+      BERTH_METRICS_TOKEN: 'metrics-token-for-the-wedge-test',
     });
     const wedged = (await berth.client.containers.create({ name: 'wedged' })).id;
     const fine = (await berth.client.containers.create({ name: 'fine' })).id;
@@ -83,6 +84,14 @@ describe('a wedged sandbox', () => {
       [wedged],
     );
     expect(rows[0]!.status_reason).toMatch(/not responding/);
+    // Reported as a metric too (and the metrics route wants its token).
+    expect((await fetch(`${berth.url}/metrics`)).status).toBe(401);
+    const scraped = await (
+      await fetch(`${berth.url}/metrics`, {
+        headers: { authorization: 'Bearer metrics-token-for-the-wedge-test' },
+      })
+    ).text();
+    expect(scraped).toMatch(/^berth_sandboxes_unresponsive_total 1$/m);
 
     // Its file calls answer at once now (the container is failed), never hang.
     expect((await berth.api(`/v1/containers/${wedged}/files`)).status).toBe(400);
