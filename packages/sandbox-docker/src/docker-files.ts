@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   BerthError,
   DeadlineExceededError,
@@ -226,12 +225,21 @@ export class DockerSandboxFiles implements SandboxFiles {
     // the caller sees this error, not a premature close of its own stream.
     const source = (error: Error) => frames.destroy(error);
     data.on('error', source);
-    data.pipe(frames);
+    // The socket is never destroyed on failure either: it is half-closed without the final frame,
+    // so the helper reads EOF, removes its temporary file and exits before the error is answered.
+    const sent = new Promise<void>((resolve, reject) => {
+      frames.once('error', reject);
+      guard.once('error', reject);
+      guard.once('end', resolve);
+      void run.end.then(() => reject(new Error('the file helper ended before the upload did')));
+    });
+    data.pipe(frames).pipe(guard).pipe(run.stdin!, { end: false });
     try {
       // Never end the socket before the zero frame is written: an incomplete upload must not commit.
-      await pipeline(frames, guard, run.stdin!, { end: false });
+      await sent;
       run.stdin!.end();
     } catch (error) {
+      guard.unpipe(run.stdin!);
       data.unpipe(frames);
       data.off('error', source);
       data.on('error', () => {});
