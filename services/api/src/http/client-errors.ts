@@ -48,9 +48,6 @@ export function clientErrorResponse(code: string | undefined): Buffer {
  * client that reset the connection, or a socket whose response already started, gets nothing.
  */
 export function installClientErrorHandler(server: Server, logger?: Logger): void {
-  // A client that half-closes after its request (`nc -N`, some proxies) still gets its answer:
-  // by default Node aborts the request when the client's side ends, answering nothing.
-  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
     const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {

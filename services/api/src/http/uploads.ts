@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import multer, { type StorageEngine } from 'multer';
 import type { Readable } from 'node:stream';
-import { BerthError, InvalidRequestError, PayloadTooLargeError } from '@berth/core';
+import { BerthError, InvalidRequestError } from '@berth/core';
 import { unsupportedMediaType } from './errors.js';
 
 type Store<T> = (req: Request, file: { originalname: string; stream: Readable }) => Promise<T>;
@@ -24,9 +24,9 @@ function streamingStorage<T>(store: Store<T>, undo: Undo<T>): StorageEngine {
       file.stream.once('error', () => {
         streamFailed = true;
       });
-      file.stream.once('limit', () =>
-        file.stream.destroy(new PayloadTooLargeError('File too large.')),
-      );
+      // Past the limit busboy ends the part one byte over it; the store's own counter refuses that
+      // with a 413 and cleans up before answering. Destroying the part here instead would let the
+      // answer go out while the store is still removing what it wrote.
       // A store that throws synchronously (e.g. a refused path) must still answer, not hang.
       Promise.resolve()
         .then(() => store(req, file))
