@@ -3,10 +3,19 @@ import { percentile, time, type BenchBerth, type Row } from './harness.js';
 
 const docker = new Dockerode();
 
+/** Each sandbox runs as its own uid; looked up once, outside the timed calls. */
+const users = new Map<string, string>();
+async function userOf(name: string): Promise<string> {
+  let user = users.get(name);
+  if (!user) users.set(name, (user = (await docker.getContainer(name).inspect()).Config.User));
+  return user;
+}
+
 async function bareExec(name: string, cmd: string[]): Promise<void> {
+  const user = await userOf(name);
   const exec = await docker
     .getContainer(name)
-    .exec({ Cmd: cmd, User: '1000:1000', AttachStdout: true, AttachStderr: true });
+    .exec({ Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   await new Promise<void>((resolve, reject) => {
     docker.modem.demuxStream(stream, nullSink(), nullSink());

@@ -46,17 +46,25 @@ async function peakRss<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 /** The same bytes through a bare `docker exec … cat` (docker cp can't write into a tmpfs mount). */
+/** The sandbox's own user (each sandbox has a uid of its own): what its code runs as. */
+const userOf = async (name: string): Promise<string> =>
+  (await docker.getContainer(name).inspect()).Config.User;
+
 async function bareUpload(name: string): Promise<void> {
   const exec = await docker.getContainer(name).exec({
     Cmd: ['sh', '-c', 'cat > /mnt/data/bare.bin'],
-    User: '1000:1000',
+    User: await userOf(name),
     AttachStdin: true,
     AttachStdout: true,
     AttachStderr: true,
   });
   const stream = await exec.start({ hijack: true, stdin: true });
-  for await (const chunk of bytes(SIZE))
+  let failed: Error | null = null;
+  stream.on('error', (error: Error) => (failed = error));
+  for await (const chunk of bytes(SIZE)) {
+    if (failed) throw new Error(`bare upload failed: ${(failed as Error).message}`);
     if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
+  }
   stream.end();
   await new Promise((r) => stream.once('end', r));
 }
@@ -64,7 +72,7 @@ async function bareUpload(name: string): Promise<void> {
 async function bareDownload(name: string): Promise<number> {
   const exec = await docker.getContainer(name).exec({
     Cmd: ['cat', '/mnt/data/bare.bin'],
-    User: '1000:1000',
+    User: await userOf(name),
     AttachStdout: true,
     AttachStderr: true,
   });
