@@ -1,5 +1,3 @@
-import { UnavailableError } from '@berth/core';
-
 interface DockerishError {
   statusCode?: number;
   code?: string;
@@ -28,11 +26,4 @@ export function isUnreachable(error: unknown): boolean {
   return /socket hang up|connect ENOENT|Cannot connect to the Docker daemon|transport is closing|containerd\.sock.*(connection refused|no such file)|daemon is shutting down/i.test(
     `${e.message ?? ''} ${e.reason ?? ''} ${JSON.stringify((e as { json?: unknown }).json ?? '')}`,
   );
-}
-
-/** Translates at the edge, keeping the cause; anything not about reachability is rethrown as is. */
-export function translateDockerError(error: unknown): unknown {
-  if (isUnreachable(error))
-    return new UnavailableError('Docker engine unavailable. Please retry.', { cause: error });
-  return error;
 }

@@ -279,7 +279,6 @@ export class DockerSandboxFiles implements SandboxFiles {
 
   /** What a write helper's exit means, when it is one of its own answers. */
   #written(end: ExecEnd, path: string, stderr: string): Error | null {
-    void stderr;
     if (end.how === 'exited' && end.exitCode === 3)
       return new InvalidRequestError(
         `Cannot write '${path}': a directory or an unusable path is in the way.`,

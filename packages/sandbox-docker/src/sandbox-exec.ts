@@ -154,9 +154,7 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
   const onClosed = (): void => {
     closed += 1;
     if (closed < 2 || settled) return;
-    void exitCode(client, exec, spec.containerId).then((code) =>
-      finish({ how: 'exited', exitCode: code }),
-    );
+    void exitCode(client, exec).then((code) => finish({ how: 'exited', exitCode: code }));
   };
   stdout.once('end', onClosed);
   stderr.once('end', onClosed);
@@ -176,11 +174,7 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
 }
 
 /** The exec's exit code; null when Docker can't say in time (the stream ends a moment before). */
-async function exitCode(
-  client: DockerClient,
-  exec: Dockerode.Exec,
-  containerId: string,
-): Promise<number | null> {
+async function exitCode(client: DockerClient, exec: Dockerode.Exec): Promise<number | null> {
   for (let i = 0; i < 50; i++) {
     try {
       const info = await client.call('exec inspect', (abortSignal) =>
@@ -188,7 +182,6 @@ async function exitCode(
       );
       if (!info.Running) return info.ExitCode ?? null;
     } catch {
-      void containerId;
       return null;
     }
     await new Promise((r) => setTimeout(r, 20));

@@ -55,13 +55,16 @@ def kill_all(pids):
 
 
 def reap():
+    """Collects every child that has exited; pid -> wait status."""
+    done = {}
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return done
         if pid == 0:
-            return
+            return done
+        done[pid] = status
 
 
 def kill_tree(me):
@@ -114,15 +117,7 @@ def run(tag, timeout_ms, workdir, argv):
             kill_tree(os.getpid())
             return 137
         signal.sigtimedwait([signal.SIGCHLD], min(left, 1.0))
-        while True:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            if pid == child:
-                status = st
+        status = reap().get(child)
     # The command is done; whatever it left running goes with it.
     kill_tree(os.getpid())
     if os.WIFSIGNALED(status):
