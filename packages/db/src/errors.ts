@@ -38,12 +38,3 @@ export function translatePgError(error: unknown): unknown {
   }
   return error;
 }
-
-/** Runs a query function, translating what it throws. */
-export async function translated<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    throw translatePgError(error);
-  }
-}

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { ContainerRecord, ExpiryStore } from '@berth/core';
-import { translatePgError } from './errors.js';
+import { systemClock, type Clock, type ContainerRecord, type ExpiryStore } from '@berth/core';
+import { Sql } from './sql.js';
 import { rowToContainer, type ContainerRow } from './container-rows.js';
 
 const CLAIM_DUE = `
@@ -17,58 +17,40 @@ const CLAIM_DUE = `
  * releases its claim with its connection, so nothing stays claimed forever.
  */
 export class PgExpiryStore implements ExpiryStore {
-  constructor(private readonly pool: pg.Pool) {}
+  readonly #sql: Sql;
 
-  async reapOne(
+  constructor(
+    pool: pg.Pool,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.#sql = Sql.of(pool);
+  }
+
+  reapOne(
     now: Date,
     exclude: readonly string[],
     work: (record: ContainerRecord) => Promise<void>,
   ): Promise<ContainerRecord | null> {
-    const client = await this.pool.connect().catch((error: unknown) => {
-      throw translatePgError(error);
-    });
-    let failed = false;
-    try {
-      await client.query('begin');
-      const { rows } = await client.query<ContainerRow>(CLAIM_DUE, [now, exclude]);
-      const row = rows[0];
-      if (!row) {
-        await client.query('commit');
-        return null;
-      }
+    return this.#sql.transaction(async (tx) => {
+      const row = await tx.one<ContainerRow>(CLAIM_DUE, [now, exclude]);
+      if (!row) return null;
       const record = rowToContainer(row);
-      try {
-        await work(record);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-      await client.query(
-        "update containers set status = 'expired', updated_at = now() where id = $1",
-        [record.id],
-      );
-      await client.query('commit');
-      return { ...record, status: 'expired' };
-    } catch (error) {
-      await client.query('rollback').catch(() => {});
-      throw failed ? error : translatePgError(error);
-    } finally {
-      client.release();
-    }
+      await work(record);
+      await tx.query("update containers set status = 'expired', updated_at = $2 where id = $1", [
+        record.id,
+        this.clock.now(),
+      ]);
+      return { ...record, status: 'expired' as const };
+    });
   }
 
-  async purge(before: Date, limit: number): Promise<number> {
-    try {
-      const result = await this.pool.query(
-        `delete from containers where id in (
-           select id from containers
-            where status in ('expired', 'failed') and updated_at < $1
-            limit $2)`,
-        [before, limit],
-      );
-      return result.rowCount ?? 0;
-    } catch (error) {
-      throw translatePgError(error);
-    }
+  purge(before: Date, limit: number): Promise<number> {
+    return this.#sql.run(
+      `delete from containers where id in (
+         select id from containers
+          where status in ('expired', 'failed') and updated_at < $1
+          limit $2)`,
+      [before, limit],
+    );
   }
 }

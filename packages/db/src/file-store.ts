@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { FileRecord, FileStore, Page, PageRequest } from '@berth/core';
-import { translated } from './errors.js';
-import { keyset, toPage } from './keyset.js';
+import { Sql } from './sql.js';
 
 interface FileRow {
   id: string;
@@ -22,25 +21,25 @@ const toRecord = (r: FileRow): FileRecord => ({
 });
 
 export class PgFileStore implements FileStore {
-  constructor(private readonly pool: pg.Pool) {}
+  readonly #sql: Sql;
+
+  constructor(pool: pg.Pool) {
+    this.#sql = Sql.of(pool);
+  }
 
   async insert(f: FileRecord): Promise<void> {
-    await translated(() =>
-      this.pool.query(
-        'insert into files (id, project_id, filename, purpose, bytes, created_at) values ($1, $2, $3, $4, $5, $6)',
-        [f.id, f.projectId, f.filename, f.purpose, f.bytes, f.createdAt],
-      ),
+    await this.#sql.run(
+      'insert into files (id, project_id, filename, purpose, bytes, created_at) values ($1, $2, $3, $4, $5, $6)',
+      [f.id, f.projectId, f.filename, f.purpose, f.bytes, f.createdAt],
     );
   }
 
-  get(projectId: string, id: string): Promise<FileRecord | null> {
-    return translated(async () => {
-      const { rows } = await this.pool.query<FileRow>(
-        'select * from files where id = $1 and project_id = $2',
-        [id, projectId],
-      );
-      return rows[0] ? toRecord(rows[0]) : null;
-    });
+  async get(projectId: string, id: string): Promise<FileRecord | null> {
+    const row = await this.#sql.one<FileRow>(
+      'select * from files where id = $1 and project_id = $2',
+      [id, projectId],
+    );
+    return row ? toRecord(row) : null;
   }
 
   list(
@@ -53,24 +52,21 @@ export class PgFileStore implements FileStore {
       params.push(filter.purpose);
       where.push(`purpose = $${params.length}`);
     }
-    const { condition, tail } = keyset('file', filter, params);
-    if (condition) where.push(condition);
-    return translated(async () => {
-      const { rows } = await this.pool.query<FileRow>(
-        `select * from files where ${where.join(' and ')} ${tail}`,
-        params,
-      );
-      return toPage(rows, filter.limit, toRecord);
+    return this.#sql.listPage({
+      from: 'files',
+      kind: 'file',
+      where,
+      params,
+      page: filter,
+      map: toRecord,
     });
   }
 
-  delete(projectId: string, id: string): Promise<boolean> {
-    return translated(async () => {
-      const result = await this.pool.query('delete from files where id = $1 and project_id = $2', [
-        id,
-        projectId,
-      ]);
-      return (result.rowCount ?? 0) > 0;
-    });
+  async delete(projectId: string, id: string): Promise<boolean> {
+    const deleted = await this.#sql.run('delete from files where id = $1 and project_id = $2', [
+      id,
+      projectId,
+    ]);
+    return deleted > 0;
   }
 }

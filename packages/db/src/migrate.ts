@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { Sql } from './sql.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 // One lock for every runner, held per transaction: concurrent runners take turns.
@@ -40,43 +41,32 @@ export async function migrate(
   const migrations = options.migrations ?? (await loadMigrations());
   const known = new Set(migrations.map((m) => m.id));
   const applied: number[] = [];
-  const client = await pool.connect();
-  try {
-    for (const migration of migrations) {
-      await client.query('begin');
-      try {
-        await client.query('select pg_advisory_xact_lock($1)', [LOCK_KEY]);
-        await client.query(`create table if not exists berth_migrations (
-          id integer primary key, name text not null, applied_at timestamptz not null default now())`);
-        const { rows } = await client.query<{ id: number }>('select id from berth_migrations');
-        const done = new Set(rows.map((r) => r.id));
-        const unknown = [...done].filter((id) => !known.has(id));
-        if (unknown.length > 0) {
-          throw new SchemaTooNewError(
-            `The database has migration(s) ${unknown.join(', ')} that this version does not know: it is newer than this code. Deploy the newer version.`,
-          );
-        }
-        if (done.has(migration.id)) {
-          await client.query('commit');
-          continue;
-        }
-        await client.query('insert into berth_migrations (id, name) values ($1, $2)', [
-          migration.id,
-          migration.name,
-        ]);
-        await client.query(migration.sql);
-        await client.query('commit');
-        applied.push(migration.id);
-        options.log?.(
-          `applied migration ${String(migration.id).padStart(4, '0')}_${migration.name}`,
+  const sql = Sql.of(pool);
+  for (const migration of migrations) {
+    const ran = await sql.transaction(async (tx) => {
+      await tx.query('select pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      await tx.query(`create table if not exists berth_migrations (
+        id integer primary key, name text not null, applied_at timestamptz not null default now())`);
+      const done = new Set(
+        (await tx.rows<{ id: number }>('select id from berth_migrations')).map((r) => r.id),
+      );
+      const unknown = [...done].filter((id) => !known.has(id));
+      if (unknown.length > 0) {
+        throw new SchemaTooNewError(
+          `The database has migration(s) ${unknown.join(', ')} that this version does not know: it is newer than this code. Deploy the newer version.`,
         );
-      } catch (error) {
-        await client.query('rollback').catch(() => {});
-        throw error;
       }
-    }
-    return applied;
-  } finally {
-    client.release();
+      if (done.has(migration.id)) return false;
+      await tx.query('insert into berth_migrations (id, name) values ($1, $2)', [
+        migration.id,
+        migration.name,
+      ]);
+      await tx.query(migration.sql);
+      return true;
+    });
+    if (!ran) continue;
+    applied.push(migration.id);
+    options.log?.(`applied migration ${String(migration.id).padStart(4, '0')}_${migration.name}`);
   }
+  return applied;
 }
