@@ -40,6 +40,10 @@ export type {
   ContainersServiceOptions,
 } from './use-cases/containers-service.js';
 export { Reconciler, runningContainers } from './use-cases/reconciler.js';
+export { ContainerAccess, unresponsiveReason } from './use-cases/container-access.js';
+export type { ContainerAccessOptions, ContainerUse } from './use-cases/container-access.js';
+export { EgressSync } from './use-cases/egress-sync.js';
+export type { EgressSyncReport } from './use-cases/egress-sync.js';
 export type { ReconcileReport, ReconcilerOptions } from './use-cases/reconciler.js';
 export type {
   SandboxExecutor,

@@ -2,6 +2,7 @@ export { parseAllowlist, matchHost, normalizeHost, ruleToString } from './allowl
 export type { Rule, AllowlistResult } from './allowlist.js';
 export { isPublicUnicast, parseCidrs } from './address-guard.js';
 export { Resolver, EgressDenied } from './resolver.js';
+export { ProxyEgressController } from './controller.js';
 export type { ResolverOptions } from './resolver.js';
 export {
   EgressProxy,

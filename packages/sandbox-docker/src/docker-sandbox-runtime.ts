@@ -68,6 +68,8 @@ export interface DockerSandboxRuntimeOptions extends SandboxLimits {
   runtime?: string;
   /** How allowlist sandboxes reach the egress proxy; without it, allowlist sandboxes are refused. */
   egress?: SandboxEgress;
+  /** Called once a sandbox is gone, so per-sandbox state elsewhere (the executor's) is dropped. */
+  onRemoved?: (containerId: string) => void;
 }
 
 /**
@@ -258,10 +260,14 @@ raise SystemExit(1)`,
         await client.call('remove', (abortSignal) =>
           container.remove({ force: true, v: true, abortSignal }),
         );
+        this.options.onRemoved?.(containerId);
         return;
       } catch (error) {
         const status = statusOf(error);
-        if (status === 404) return;
+        if (status === 404) {
+          this.options.onRemoved?.(containerId);
+          return;
+        }
         // 409: a removal is already in progress; wait for it to finish.
         if (status === 409 && attempt < 50) {
           await new Promise((r) => setTimeout(r, 100));

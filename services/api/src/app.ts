@@ -36,7 +36,7 @@ export interface AppDependencies {
   egressStats: (containerId: string) => EgressStats | null;
   execLimits: ExecLimits & { defaultTimeoutMs: number; maxInflightBodyBytes: number };
   readiness: Record<string, ReadinessCheck>;
-  limits: CreateContainerLimits & { maxJsonBytes: number; maxAllowedDomains: number };
+  limits: CreateContainerLimits & { maxJsonBytes: number };
 }
 
 /** The HTTP app, with every dependency passed in; main.ts is the only place that builds them. */

@@ -1,14 +1,13 @@
 import { resolve } from 'node:path';
-import cron from 'node-cron';
 import type { Logger } from 'pino';
-import { runningContainers, type ContainerStore, type EgressController } from '@berth/core';
+import type { EgressController } from '@berth/core';
 import {
   EgressProxy,
+  ProxyEgressController,
   Resolver,
   SANDBOX_EGRESS_DIR,
   SANDBOX_PROXY_PORT,
   forwarderCommand,
-  parseAllowlist,
   sandboxProxyEnv,
 } from '@berth/egress';
 import type { SandboxEgress } from '@berth/sandbox-docker';
@@ -39,13 +38,10 @@ export interface Egress {
   controller: EgressController;
   sandbox: SandboxEgress;
   proxy: EgressProxy;
-  /** Serve exactly the running allowlist containers: after a restart, and as sandboxes come and go. */
-  sync(): Promise<void>;
-  close(): Promise<void>;
 }
 
-/** The egress proxy, run in the API process on the Docker host, and its wiring. */
-export function createEgress(config: Config, store: ContainerStore, logger: Logger): Egress {
+/** The egress proxy, run in the API process on the Docker host, and its wiring. No I/O. */
+export function createEgress(config: Config, logger: Logger): Egress {
   const testHosts = new Map<string, string[]>();
   for (const [host, ip] of pairs(config.BERTH_EGRESS_TEST_HOSTS))
     testHosts.set(host, [...(testHosts.get(host) ?? []), ip]);
@@ -66,38 +62,9 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     // Only the in-sandbox forwarder's uid may connect (needs root to chown; otherwise 0666).
     ...(process.getuid?.() === 0 ? { socketOwner: FORWARDER } : {}),
   });
-  const rulesOf = (domains: string[]) => {
-    const parsed = parseAllowlist(domains, { maxEntries: Number.MAX_SAFE_INTEGER });
-    if (!parsed.ok) throw new Error(`stored allowlist no longer parses: ${parsed.message}`);
-    return parsed.rules;
-  };
-  const controller: EgressController = {
-    attach: (id, domains) => proxy.attach(id, rulesOf(domains)),
-    detach: (id) => proxy.detach(id),
-  };
-  const sync = async () => {
-    const live = new Set<string>();
-    for await (const row of runningContainers(store)) {
-      if (row.networkPolicy.type !== 'allowlist') continue;
-      live.add(row.id);
-      await proxy.attach(row.id, rulesOf(row.networkPolicy.allowedDomains));
-    }
-    // Running rows only: creates in flight attach before their row is running, so keep young ones.
-    for (const id of proxy.attachedIds())
-      if (!live.has(id) && !(await store.liveIds([id])).has(id)) await proxy.detach(id);
-  };
-  const task = cron.schedule(
-    '*/30 * * * * *',
-    () => void sync().catch((err: unknown) => logger.warn({ err }, 'egress sync failed')),
-    {
-      noOverlap: true,
-      name: 'egress-sync',
-    },
-  );
   return {
-    controller,
+    controller: new ProxyEgressController(proxy, { maxDomains: config.BERTH_EGRESS_MAX_DOMAINS }),
     proxy,
-    sync,
     sandbox: {
       hostDir: (id) => proxy.hostDir(id),
       containerDir: SANDBOX_EGRESS_DIR,
@@ -105,10 +72,6 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
       forwarder: forwarderCommand(),
       forwarderUser: `${FORWARDER.uid}:${FORWARDER.gid}`,
       port: SANDBOX_PROXY_PORT,
-    },
-    async close() {
-      await task.stop();
-      await proxy.close();
     },
   };
 }

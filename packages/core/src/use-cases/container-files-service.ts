@@ -8,11 +8,12 @@ import type { Page, PageRequest } from '../pagination.js';
 import { DATA_ROOT, resolveDataPath } from '../paths.js';
 import type { ContainerFileRecord, ContainerFileStore } from '../ports/file-store.js';
 import type { SandboxFiles, SandboxRef } from '../ports/sandbox-files.js';
-import type { ContainersService } from './containers-service.js';
+import type { ContainerUse } from './container-access.js';
+import type { ContainerSeeder } from './containers-service.js';
 import type { FilesService } from './files-service.js';
 
 export interface ContainerFilesServiceOptions {
-  containers: ContainersService;
+  containers: ContainerUse;
   files: FilesService;
   store: ContainerFileStore;
   sandbox: SandboxFiles;
@@ -136,6 +137,16 @@ export class ContainerFilesService {
   }
 
   /** Validates `file_ids` before a container is created: each must be this project's file. */
+  /** These files as a create's seeder: unknown ids refused first, the rest copied in later. */
+  seeder(): ContainerSeeder {
+    return {
+      check: (projectId, fileIds) => this.checkFileIds(projectId, fileIds),
+      copy: async (projectId, container, fileIds) => {
+        for (const id of fileIds) await this.copyFile(projectId, container, id);
+      },
+    };
+  }
+
   async checkFileIds(projectId: string, fileIds: string[]): Promise<void> {
     for (const [index, id] of fileIds.entries()) {
       try {

@@ -1,15 +1,13 @@
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
 import type { ContainerRecord, MemoryLimit, NetworkPolicy } from '../container.js';
-import { isExpiredAt, memoryLimitBytes } from '../container.js';
+import { memoryLimitBytes } from '../container.js';
 import { randomInt } from 'node:crypto';
 import {
-  ContainerExpiredError,
   DeadlineExceededError,
   InvalidRequestError,
   NotFoundError,
   QuotaExceededError,
-  SandboxGoneError,
   SandboxUnresponsiveError,
 } from '../errors.js';
 import { isId, newId } from '../ids.js';
@@ -17,6 +15,7 @@ import type { Page } from '../pagination.js';
 import type { ContainerListFilter, ContainerStore } from '../ports/container-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { EgressController } from '../ports/egress-controller.js';
+import { ContainerAccess } from './container-access.js';
 
 export interface CreateContainerInput {
   name: string;
@@ -50,6 +49,8 @@ export interface ContainersServiceOptions {
   onUnresponsive?: (containerId: string, reason: string) => void;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
+  /** Shared with exec and files; built from store, clock and onUnresponsive when not given. */
+  access?: ContainerAccess;
 }
 
 /** Sandbox uids: far from system and image users (1000, nobody 65534), 16 M of them. */
@@ -66,16 +67,29 @@ const notFound = (id: string) => new NotFoundError(`No container found with id '
  * removing the sandbox. Whatever a crash leaves half-done, `reconcile` finishes.
  */
 export class ContainersService {
-  constructor(private readonly options: ContainersServiceOptions) {}
+  readonly access: ContainerAccess;
+
+  constructor(private readonly options: ContainersServiceOptions) {
+    this.access =
+      options.access ??
+      new ContainerAccess({
+        store: options.store,
+        clock: options.clock,
+        ...(options.onUnresponsive ? { onUnresponsive: options.onUnresponsive } : {}),
+      });
+  }
 
   async create(projectId: string, input: CreateContainerInput): Promise<ContainerRecord> {
     const { store, runtime, clock, seeder, egress } = this.options;
     const fileIds = input.fileIds ?? [];
-    const policy = input.networkPolicy;
-    if (policy.type === 'allowlist' && !egress) {
-      throw new InvalidRequestError("network_policy 'allowlist' is not available on this server.", {
-        param: 'network_policy.type',
-      });
+    let policy = input.networkPolicy;
+    if (policy.type === 'allowlist') {
+      if (!egress)
+        throw new InvalidRequestError(
+          "network_policy 'allowlist' is not available on this server.",
+          { param: 'network_policy.type' },
+        );
+      policy = egress.checkPolicy(policy);
     }
     if (fileIds.length > 0) {
       if (!seeder)
@@ -95,7 +109,7 @@ export class ContainersService {
       lastActiveAt: now,
       expiresAfterMinutes: input.expiresAfterMinutes,
       memoryLimit: input.memoryLimit,
-      networkPolicy: input.networkPolicy,
+      networkPolicy: policy,
       statusReason: null,
       sandboxUid: 0,
     };
@@ -119,7 +133,7 @@ export class ContainersService {
         projectId,
         uid: record.sandboxUid,
         memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
-        network: input.networkPolicy,
+        network: policy,
       });
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
       await store.markRunning(record.id);
@@ -134,36 +148,6 @@ export class ContainersService {
     return { ...record, status: 'running' };
   }
 
-  /**
-   * Runs a call against a container's sandbox and says what its failure means for the container:
-   * a sandbox that is gone, or wedged (a Docker call past its deadline while the engine answers),
-   * makes the container `failed` with the reason, so the row tells the truth and the reconciler
-   * removes the sandbox when Docker allows.
-   */
-  async withSandbox<T>(record: ContainerRecord, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof SandboxGoneError) {
-        await this.markFailed(record.id, 'sandbox vanished');
-        throw new InvalidRequestError(
-          `Container '${record.id}' has failed (its sandbox is gone); create a new one.`,
-          { code: 'container_failed' },
-        );
-      }
-      if (error instanceof SandboxUnresponsiveError) {
-        const reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
-        await this.markFailed(record.id, reason);
-        this.options.onUnresponsive?.(record.id, reason);
-        throw new DeadlineExceededError(
-          `Container '${record.id}' is not responding: ${reason}. It is marked failed and will be removed; create a new one.`,
-          { code: 'container_unresponsive' },
-        );
-      }
-      throw error;
-    }
-  }
-
   async #undoCreate(id: string): Promise<void> {
     try {
       await this.options.runtime.remove(id);
@@ -174,36 +158,24 @@ export class ContainersService {
     }
   }
 
-  async get(projectId: string, id: string): Promise<ContainerRecord> {
-    if (!isId('container', id)) throw notFound(id);
-    const record = await this.options.store.get(projectId, id);
-    if (!record) throw notFound(id);
-    return record;
+  get(projectId: string, id: string): Promise<ContainerRecord> {
+    return this.access.get(projectId, id);
   }
 
-  /** A container that may be used now: visible, running and not past its deadline. */
-  async getUsable(projectId: string, id: string): Promise<ContainerRecord> {
-    const record = await this.get(projectId, id);
-    if (record.status === 'expired' || isExpiredAt(record, this.options.clock.now())) {
-      throw new ContainerExpiredError();
-    }
-    if (record.status === 'failed') {
-      throw new InvalidRequestError(
-        `Container '${id}' has failed (${record.statusReason ?? 'its sandbox is gone'}); create a new one.`,
-        { code: 'container_failed' },
-      );
-    }
-    return record;
+  getUsable(projectId: string, id: string): Promise<ContainerRecord> {
+    return this.access.getUsable(projectId, id);
   }
 
-  /** Activity moves the expiry deadline. */
-  async touch(record: ContainerRecord): Promise<void> {
-    await this.options.store.touch(record.id, this.options.clock.now());
+  touch(record: ContainerRecord): Promise<void> {
+    return this.access.touch(record);
   }
 
-  /** The sandbox behind a container died or vanished: say so instead of `running`. */
-  async markFailed(id: string, reason: string): Promise<void> {
-    await this.options.store.setStatus(id, 'failed', reason);
+  markFailed(id: string, reason: string): Promise<void> {
+    return this.access.markFailed(id, reason);
+  }
+
+  withSandbox<T>(record: ContainerRecord, call: () => Promise<T>): Promise<T> {
+    return this.access.withSandbox(record, call);
   }
 
   async list(projectId: string, filter: ContainerListFilter): Promise<Page<ContainerRecord>> {
@@ -222,9 +194,7 @@ export class ContainersService {
       // sandbox lingers). A wedged sandbox shows as failed; the reconciler removes it when Docker
       // allows. A crash here instead leaves a `deleting` row, which reconcile finishes.
       if (error instanceof SandboxUnresponsiveError) {
-        const reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
-        await store.setStatus(id, 'failed', reason);
-        this.options.onUnresponsive?.(id, reason);
+        const reason = await this.access.markUnresponsive(id, error);
         throw new DeadlineExceededError(
           `Container '${id}' could not be deleted: ${reason}. It is marked failed and will be removed when Docker allows.`,
           { code: 'container_unresponsive' },

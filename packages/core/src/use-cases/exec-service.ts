@@ -6,7 +6,7 @@ import { checkExecArguments } from '../exec-limits.js';
 import { newId } from '../ids.js';
 import type { ExecResult, OutputStream, SandboxExecutor } from '../ports/sandbox-executor.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
-import type { ContainersService } from './containers-service.js';
+import type { ContainerUse } from './container-access.js';
 
 export interface ExecInput {
   argv: string[];
@@ -25,7 +25,7 @@ export interface ExecOutcome extends ExecResult {
 }
 
 export interface ExecServiceOptions {
-  containers: ContainersService;
+  containers: ContainerUse;
   executor: SandboxExecutor;
   runtime: SandboxRuntime;
   clock: Clock;

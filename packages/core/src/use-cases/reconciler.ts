@@ -3,6 +3,7 @@ import { eachWithDeadline } from '../concurrency.js';
 import type { ContainerRecord } from '../container.js';
 import { SandboxUnresponsiveError } from '../errors.js';
 import type { ContainerStore } from '../ports/container-store.js';
+import { unresponsiveReason } from './container-access.js';
 import type { ManagedSandbox, SandboxRuntime } from '../ports/sandbox-runtime.js';
 
 export interface ReconcileReport {
@@ -104,7 +105,7 @@ export class Reconciler {
               : `sandbox stopped (exit code ${state.exitCode ?? 'unknown'})`;
         } catch (error) {
           if (!(error instanceof SandboxUnresponsiveError)) throw error;
-          reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
+          reason = unresponsiveReason(error);
         }
         await store.setStatus(row.id, 'failed', reason);
         report.markedFailed += 1;

@@ -17,7 +17,6 @@ import {
 } from '@berth/core';
 import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
-import { parseAllowlist, ruleToString } from '@berth/egress';
 
 export function toContainerResource(c: ContainerRecord, now: Date): ContainerResource {
   return {
@@ -37,41 +36,28 @@ export function toContainerResource(c: ContainerRecord, now: Date): ContainerRes
   };
 }
 
-/** Validates an allowlist entry by entry (the 400 names the entry) and normalises it. */
-function toNetworkPolicy(p: NetworkPolicyParam, maxEntries: number): NetworkPolicy {
-  if (p.type === 'disabled') return { type: 'disabled' };
-  if (p.domain_secrets) {
-    throw new InvalidRequestError(
-      'domain_secrets are not supported on this server yet: injecting them into HTTPS needs TLS interception, which Berth does not do.',
-      { param: 'network_policy.domain_secrets', code: 'unsupported_parameter' },
-    );
-  }
-  const parsed = parseAllowlist(p.allowed_domains, { maxEntries });
-  if (!parsed.ok) {
-    throw new InvalidRequestError(
-      `Invalid 'network_policy.allowed_domains.${parsed.index}': ${parsed.message}.`,
-      {
-        param: `network_policy.allowed_domains.${parsed.index}`,
-      },
-    );
-  }
-  return { type: 'allowlist', allowedDomains: [...new Set(parsed.rules.map(ruleToString))] };
-}
+/** The wire's policy in the domain's words; the egress port checks and normalises it. */
+const toNetworkPolicy = (p: NetworkPolicyParam): NetworkPolicy =>
+  p.type === 'disabled'
+    ? { type: 'disabled' }
+    : {
+        type: 'allowlist',
+        allowedDomains: p.allowed_domains,
+        ...(p.domain_secrets ? { domainSecrets: p.domain_secrets } : {}),
+      };
 
 export interface ContainerRoutesOptions {
   containers: ContainersService;
   clock: Clock;
-  limits: CreateContainerLimits & { maxAllowedDomains: number };
+  limits: CreateContainerLimits;
 }
 
 export function containerRoutes({ containers, clock, limits }: ContainerRoutesOptions): Router {
   const router = Router();
   const CreateBody = createContainerBody(limits);
-  const maxAllowedDomains = limits.maxAllowedDomains;
 
   router.post('/containers', async (req, res) => {
     const body = parseOrThrow(CreateBody, req.body ?? {});
-    const networkPolicy = toNetworkPolicy(body.network_policy, maxAllowedDomains);
     if (body.skills?.length) {
       throw new InvalidRequestError('skills are not supported on this server yet.', {
         param: 'skills',
@@ -82,7 +68,7 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
       name: body.name,
       expiresAfterMinutes: body.expires_after.minutes,
       memoryLimit: body.memory_limit,
-      networkPolicy,
+      networkPolicy: toNetworkPolicy(body.network_policy),
       ...(body.file_ids ? { fileIds: body.file_ids } : {}),
     });
     res.json(toContainerResource(record, clock.now()));

@@ -1,0 +1,260 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { FsBlobStore } from '@berth/blob-store-fs';
+import {
+  Authenticator,
+  ContainerAccess,
+  ContainerFilesService,
+  ContainersService,
+  EgressSync,
+  ExecService,
+  FilesService,
+  Reaper,
+  Reconciler,
+  type Clock,
+} from '@berth/core';
+import {
+  PgApiKeyStore,
+  PgContainerFileStore,
+  PgContainerStore,
+  PgExpiryStore,
+  PgFileStore,
+  type Pool,
+} from '@berth/db';
+import {
+  DockerClient,
+  DockerSandboxExecutor,
+  DockerSandboxFiles,
+  DockerSandboxRuntime,
+} from '@berth/sandbox-docker';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { createEgress } from './egress.js';
+import { HttpServer } from './http/server.js';
+import { Scheduled, type Job, type Service } from './lifecycle.js';
+import { Metrics, metricsRoute } from './metrics.js';
+
+/** What `main` opened (the I/O) before the graph is built. */
+export interface Opened {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  pool: Pool;
+  /** The one Docker client: every call through it has a deadline. */
+  docker: DockerClient;
+  /** The bootstrap key and its project, when one is configured. */
+  bootstrap: { key: string; projectId: string } | null;
+}
+
+export interface Berth {
+  /** In start order; stopped in reverse. */
+  services: Service[];
+  runtime: DockerSandboxRuntime;
+  /** Null for the `reaper` role. */
+  http: HttpServer | null;
+  /** Null for the `api` role. */
+  reaper: Job | null;
+  reconciler: Job | null;
+}
+
+export function dockerClient(config: Config): DockerClient {
+  return new DockerClient({
+    socketPath: config.BERTH_DOCKER_SOCKET,
+    callTimeoutMs: config.BERTH_DOCKER_TIMEOUT_MS,
+  });
+}
+
+/**
+ * The composition step: builds the whole object graph from what `main` opened, and does no I/O
+ * itself. Roles decide which services exist: `api` serves HTTP (and the egress proxy its sandboxes
+ * need), `reaper` runs the reaper and the reconciler, `all` both.
+ */
+export function compose({ config, logger, clock, pool, docker, bootstrap }: Opened): Berth {
+  const serves = config.BERTH_ROLE !== 'reaper';
+  const reaps = config.BERTH_ROLE !== 'api';
+  const metrics = new Metrics();
+  const store = new PgContainerStore(pool, clock);
+
+  // The proxy serves sockets from this process; a reaper-only process has no sandboxes to serve.
+  const egress = serves ? createEgress(config, logger) : null;
+  const executor = new DockerSandboxExecutor({
+    client: docker,
+    graceMs: config.BERTH_EXEC_GRACE_MS,
+  });
+  const runtime = new DockerSandboxRuntime({
+    client: docker,
+    image: config.BERTH_SANDBOX_IMAGE,
+    instance: config.BERTH_INSTANCE,
+    pidsLimit: config.BERTH_SANDBOX_PIDS_LIMIT,
+    nanoCpus: Math.round(config.BERTH_SANDBOX_CPUS * 1e9),
+    nofile: config.BERTH_SANDBOX_NOFILE,
+    tmpSizeBytes: config.BERTH_SANDBOX_TMP_MB * 1024 * 1024,
+    dataSizeBytes: config.BERTH_SANDBOX_DATA_MB * 1024 * 1024,
+    dataInodes: config.BERTH_SANDBOX_DATA_INODES,
+    tmpInodes: config.BERTH_SANDBOX_TMP_INODES,
+    ...(config.BERTH_SANDBOX_RUNTIME ? { runtime: config.BERTH_SANDBOX_RUNTIME } : {}),
+    ...(egress ? { egress: egress.sandbox } : {}),
+    onRemoved: (containerId) => executor.forget(containerId),
+  });
+
+  const services: Service[] = [];
+  if (egress) {
+    const sync = new EgressSync({ store, egress: egress.controller });
+    // Sandboxes that were running before a restart regain egress before the API answers.
+    services.push(
+      new Scheduled({
+        name: 'egress-sync',
+        cron: '*/30 * * * * *',
+        run: () => sync.run(),
+        logger,
+        firstRun: 'await',
+        failureMessage: 'egress sync failed',
+      }),
+      { name: 'egress-proxy', start: async () => {}, stop: () => egress.proxy.close() },
+    );
+  }
+
+  let reaper: Job | null = null;
+  let reconciler: Job | null = null;
+  if (reaps) {
+    const reconcile = new Reconciler({
+      store,
+      runtime,
+      clock,
+      creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000,
+      onError: (containerId, err) => {
+        metrics.reconcileErrors.inc();
+        logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries');
+      },
+    });
+    const reap = new Reaper({
+      store: new PgExpiryStore(pool, clock),
+      runtime,
+      clock,
+      concurrency: config.BERTH_REAPER_CONCURRENCY,
+      maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
+      retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
+      onReaped: (containerId, lagMs) => logger.info({ containerId, lagMs }, 'container expired'),
+      onError: (err, containerId) =>
+        logger.warn({ err, containerId }, 'removing an expired sandbox failed; retrying next tick'),
+    });
+    // Start-up never waits on a sandbox: the first reconcile runs in the background.
+    const reconcileJob = new Scheduled({
+      name: 'reconciler',
+      cron: config.BERTH_RECONCILE_CRON,
+      run: () => reconcile.run(),
+      logger,
+      firstRun: 'background',
+      onReport: (report) => logger.info({ report }, 'reconciled'),
+      failureMessage: 'reconcile failed; the next run retries',
+    });
+    const reapJob = new Scheduled({
+      name: 'reaper',
+      cron: config.BERTH_REAPER_CRON,
+      run: (signal) => reap.tick(signal),
+      logger,
+      firstRun: 'none',
+      onReport: (report) => {
+        if (report.expired || report.failed || report.purged) logger.info({ report }, 'reaped');
+      },
+      failureMessage: 'reaper tick failed; the next tick retries',
+    });
+    services.push(reconcileJob, reapJob);
+    reconciler = reconcileJob;
+    reaper = reapJob;
+  }
+
+  let http: HttpServer | null = null;
+  if (serves && egress) {
+    const access = new ContainerAccess({
+      store,
+      clock,
+      onUnresponsive: (containerId, reason) => {
+        metrics.sandboxesUnresponsive.inc();
+        logger.error({ containerId, reason }, 'sandbox not responding; marked failed');
+      },
+    });
+    const files = new FilesService({
+      files: new PgFileStore(pool),
+      blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'files')),
+      clock,
+      maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
+    });
+    const containerFiles = new ContainerFilesService({
+      containers: access,
+      files,
+      store: new PgContainerFileStore(pool, clock),
+      sandbox: new DockerSandboxFiles({
+        client: docker,
+        helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
+        idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
+      }),
+      clock,
+      maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
+    });
+    const containers = new ContainersService({
+      store,
+      runtime,
+      clock,
+      access,
+      egress: egress.controller,
+      seeder: containerFiles.seeder(),
+      maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      onCleanupError: (err, id) =>
+        logger.warn(
+          { err, containerId: id },
+          'cleanup after a failed create failed; reconcile will finish it',
+        ),
+    });
+    const app = createApp({
+      files,
+      containerFiles,
+      maxUploadBytes: config.BERTH_MAX_UPLOAD_BYTES,
+      maxInflightTransfers: config.BERTH_MAX_INFLIGHT_TRANSFERS,
+      metricsRoute: metricsRoute(metrics, config.BERTH_METRICS_TOKEN),
+      egressStats: (id) => egress.proxy.stats(id),
+      logger,
+      clock,
+      authenticator: new Authenticator(new PgApiKeyStore(pool), bootstrap),
+      containers,
+      exec: new ExecService({
+        containers: access,
+        executor,
+        runtime,
+        clock,
+        maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
+        maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
+        onOutcome: (o) =>
+          metrics.execs.inc({ outcome: o.timedOut ? 'timeout' : o.oomKilled ? 'oom' : 'exit' }),
+        maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+      }),
+      execLimits: {
+        defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
+        maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,
+        maxStdinBytes: config.BERTH_EXEC_MAX_STDIN_BYTES,
+        maxInflightBodyBytes: config.BERTH_EXEC_MAX_INFLIGHT_BODY_MB * 1024 * 1024,
+      },
+      readiness: {
+        postgres: async () => {
+          await pool.query('select 1');
+        },
+        docker: () => runtime.ping(),
+      },
+      limits: {
+        maxExpiryMinutes: config.BERTH_MAX_EXPIRY_MINUTES,
+        maxFileIds: 100,
+        maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
+      },
+    });
+    http = new HttpServer({
+      app,
+      host: config.HOST,
+      port: config.PORT,
+      shutdownTimeoutMs: config.BERTH_SHUTDOWN_TIMEOUT_MS,
+      logger,
+    });
+    services.push(http);
+  }
+
+  return { services, runtime, http, reaper, reconciler };
+}
