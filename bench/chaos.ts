@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import Dockerode from 'dockerode';
-import { postgresImage, sandboxImage } from '@berth/testkit';
+import { postgresImage, sandboxImage, testDocker } from '@berth/testkit';
 import { BerthProcess } from './chaos/berth-process.js';
 import { checkAckedFiles, checkSandboxes, type Check } from './chaos/checks.js';
 import { chaosClient, clientLoop, type LoopResults } from './chaos/client-loop.js';
@@ -68,7 +67,7 @@ async function run(interrupted: AbortSignal): Promise<boolean> {
   try {
     await engine.start({ fresh: true });
     cleanups.push(() => engine.destroy());
-    const main = new Dockerode();
+    const main = testDocker.docker;
     for (const image of [sandboxImage(), postgresImage()]) await engine.ensureImage(main, image);
     cleanups.push(async () => {
       const leftovers = await engine.docker.listContainers({

@@ -1,9 +1,10 @@
-import Dockerode from 'dockerode';
 import { newId } from '@berth/core';
 import { sandboxImage } from '@berth/testkit';
 import { percentile, time, type BenchBerth, type Row } from './harness.js';
+import { testDocker } from '@berth/testkit';
 
-const docker = new Dockerode();
+// The bare twin: dockerode itself, through the one client (no Berth helper in the way).
+const docker = testDocker.docker;
 
 /** Create latency over HTTP beside a bare dockerode create+start of the same image. */
 export async function benchCreate(berth: BenchBerth, runs = 20): Promise<Row[]> {

@@ -1,7 +1,8 @@
-import Dockerode from 'dockerode';
 import { percentile, time, type BenchBerth, type Row } from './harness.js';
+import { testDocker } from '@berth/testkit';
 
-const docker = new Dockerode();
+// The bare twin: dockerode itself, through the one client (no Berth helper in the way).
+const docker = testDocker.docker;
 
 /** Each sandbox runs as its own uid; looked up once, outside the timed calls. */
 const users = new Map<string, string>();

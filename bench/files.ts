@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import Dockerode from 'dockerode';
 import { time, type BenchBerth, type Row } from './harness.js';
+import { testDocker } from '@berth/testkit';
 
-const docker = new Dockerode();
+// The bare twin: dockerode itself, through the one client (no Berth helper in the way).
+const docker = testDocker.docker;
 const SIZE = 200 * 1024 * 1024;
 const CHUNK = randomBytes(1024 * 1024);
 

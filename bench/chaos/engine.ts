@@ -9,7 +9,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
+import { DockerClient } from '@berth/sandbox-docker';
 
 const ROOT = '/var/lib/berth-chaos/docker';
 const RUN = '/run/berth-chaos';
@@ -21,7 +22,8 @@ const RUN = '/run/berth-chaos';
  */
 export class ChaosEngine {
   readonly socketPath = `${RUN}/docker.sock`;
-  readonly docker = new Dockerode({ socketPath: this.socketPath });
+  readonly client = new DockerClient({ socketPath: this.socketPath, callTimeoutMs: 30_000 });
+  readonly docker = this.client.docker;
   #child: ChildProcess | null = null;
 
   constructor(private readonly logPath: string) {}

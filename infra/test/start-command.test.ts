@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import Dockerode from 'dockerode';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
+import { testDocker } from '@berth/testkit';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const docker = new Dockerode();
+const docker = testDocker.docker;
 const suffix = randomBytes(4).toString('hex');
 const devPostgres = `berth-smoke-${suffix}`;
 

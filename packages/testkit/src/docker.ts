@@ -1,7 +1,10 @@
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
+import { DockerClient, collect, sandboxName } from '@berth/sandbox-docker';
 import { provisionedSetting } from './postgres-image.js';
 
-const docker = new Dockerode();
+/** The tests' one Docker client, with the service's deadlines. */
+export const testDocker = new DockerClient({ callTimeoutMs: 30_000 });
+const docker = testDocker.docker;
 
 export interface ExecOutput {
   exitCode: number;
@@ -9,36 +12,24 @@ export interface ExecOutput {
   stderr: string;
 }
 
-/** Runs a command in a sandbox the way an operator's `docker exec` would, as the image's user. */
+/**
+ * Runs a command in a sandbox the way an operator's `docker exec` would, as the image's user
+ * (or `user`), through the service's own exec helper.
+ */
 export async function dockerExec(
   containerId: string,
   cmd: string[],
   user?: string,
 ): Promise<ExecOutput> {
-  const container = docker.getContainer(`berth-${containerId}`);
-  const exec = await container.exec({
-    Cmd: cmd,
-    AttachStdout: true,
-    AttachStderr: true,
-    ...(user ? { User: user } : {}),
-  });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.demuxStream(
-      stream,
-      { write: (c: Buffer) => out.push(c) } as unknown as NodeJS.WritableStream,
-      { write: (c: Buffer) => err.push(c) } as unknown as NodeJS.WritableStream,
-    );
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  const { ExitCode } = await exec.inspect();
+  const run = await collect(
+    testDocker,
+    { containerId, user: user ?? '', argv: cmd, tag: 'berth:testkit', deadlineMs: 120_000 },
+    64 * 1024 * 1024,
+  );
   return {
-    exitCode: ExitCode ?? -1,
-    stdout: Buffer.concat(out).toString(),
-    stderr: Buffer.concat(err).toString(),
+    exitCode: run.end.exitCode ?? -1,
+    stdout: run.stdout.toString(),
+    stderr: run.stderr.toString(),
   };
 }
 
@@ -47,7 +38,7 @@ export async function inspectSandbox(
   containerId: string,
 ): Promise<Dockerode.ContainerInspectInfo | null> {
   try {
-    return await docker.getContainer(`berth-${containerId}`).inspect();
+    return await docker.getContainer(sandboxName(containerId)).inspect();
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return null;
     throw error;
@@ -56,7 +47,7 @@ export async function inspectSandbox(
 
 /** Removes a sandbox behind Berth's back, as an operator might. */
 export async function removeSandboxByHand(containerId: string): Promise<void> {
-  await docker.getContainer(`berth-${containerId}`).remove({ force: true });
+  await docker.getContainer(sandboxName(containerId)).remove({ force: true });
 }
 
 export function sandboxImage(): string {

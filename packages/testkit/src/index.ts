@@ -1,7 +1,13 @@
 export { createTestDatabase } from './postgres.js';
 export type { TestDatabase, TestDatabaseOptions } from './postgres.js';
 export { postgresImage, provisionedSetting } from './postgres-image.js';
-export { dockerExec, inspectSandbox, removeSandboxByHand, sandboxImage } from './docker.js';
+export {
+  dockerExec,
+  inspectSandbox,
+  removeSandboxByHand,
+  sandboxImage,
+  testDocker,
+} from './docker.js';
 export type { ExecOutput } from './docker.js';
 export { DockerSocketProxy } from './docker-proxy.js';
 export type { ProxiedRequest } from './docker-proxy.js';

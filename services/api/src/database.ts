@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createPool, migrate, type Pool } from '@berth/db';
-import { ensureDevPostgres } from '@berth/sandbox-docker';
+import { ensureDevPostgres, type DockerClient } from '@berth/sandbox-docker';
 import type { Config } from './config.js';
 
 /**
@@ -9,13 +9,19 @@ import type { Config } from './config.js';
  */
 export async function openDatabase(
   config: Config,
-  options: { applicationName: string; max?: number; log?: (message: string) => void },
+  options: {
+    applicationName: string;
+    /** For the local development Postgres, when no DATABASE_URL is set. */
+    docker: DockerClient;
+    max?: number;
+    log?: (message: string) => void;
+  },
 ): Promise<Pool> {
   const log = options.log ?? (() => {});
   const url =
     config.DATABASE_URL ??
     (await ensureDevPostgres({
-      socketPath: config.BERTH_DOCKER_SOCKET,
+      client: options.docker,
       image: config.BERTH_POSTGRES_IMAGE,
       name: config.BERTH_DEV_POSTGRES_NAME,
       log,

@@ -40,8 +40,10 @@ export async function main(config: Config): Promise<RunningService> {
     level: config.BERTH_LOG_LEVEL,
     base: { service: 'berth', role: config.BERTH_ROLE },
   });
+  const docker = dockerClient(config);
   const pool = await openDatabase(config, {
     applicationName: `berth-${config.BERTH_ROLE}`,
+    docker,
     log: (msg) => logger.info(msg),
   });
   let stop: () => Promise<void>;
@@ -53,7 +55,7 @@ export async function main(config: Config): Promise<RunningService> {
       logger,
       clock: systemClock,
       pool,
-      docker: dockerClient(config),
+      docker,
       bootstrap,
     });
     if (berth.http) await verifyEngine(berth.runtime, logger);

@@ -7,6 +7,7 @@ import { generateApiKey } from '@berth/core';
 import { PgApiKeyStore } from '@berth/db';
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../database.js';
+import { dockerClient } from '../compose.js';
 
 const usage = 'usage: pnpm keys create <project> [--name NAME] | list | revoke <key id>';
 
@@ -17,7 +18,11 @@ async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const pool = await openDatabase(config, { applicationName: 'berth-keys', max: 2 });
+  const pool = await openDatabase(config, {
+    applicationName: 'berth-keys',
+    docker: dockerClient(config),
+    max: 2,
+  });
   try {
     const keys = new PgApiKeyStore(pool);
     if (command === 'create') {
