@@ -7,6 +7,74 @@ const only = (pkg, where) => ({
   message: `${pkg} belongs in ${where} only: keep foreign types behind the ports.`,
 });
 
+const FOREIGN = {
+  dockerode: 'packages/sandbox-docker',
+  pg: 'packages/db',
+  express: 'services/api',
+  multer: 'services/api',
+  'node-cron': 'services/api',
+};
+const ADAPTERS = ['db', 'sandbox-docker', 'egress', 'blob-store-fs'];
+
+/** One block per layer: which workspace packages and foreign libraries it may not import. */
+function boundaries() {
+  const foreign = (allowed = []) =>
+    Object.entries(FOREIGN)
+      .filter(([pkg]) => !allowed.includes(pkg))
+      .map(([pkg, where]) => only(pkg, where));
+  const workspace = (names, message, extra = {}) =>
+    names.map((n) => ({ group: [`@berth/${n}`, `@berth/${n}/*`], message, ...extra }));
+  const block = (files, { paths, patterns = [], ignores = [] }) => ({
+    files,
+    ignores,
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { paths, patterns }] },
+  });
+  const inward = 'Dependencies point one way: contracts ← core ← adapters ← services.';
+  return [
+    block(['packages/contracts/**'], {
+      paths: foreign(),
+      patterns: workspace(['core', ...ADAPTERS, 'testkit', 'api'], inward),
+    }),
+    block(['packages/core/**'], {
+      paths: foreign(),
+      patterns: workspace([...ADAPTERS, 'api'], inward),
+      ignores: ['packages/core/**/*.test.ts'],
+    }),
+    ...ADAPTERS.map((name) =>
+      block([`packages/${name}/**`], {
+        paths: foreign(name === 'db' ? ['pg'] : name === 'sandbox-docker' ? ['dockerode'] : []),
+        patterns: workspace(
+          [...ADAPTERS.filter((a) => a !== name), 'api'],
+          'Adapters do not know each other: the composition root (services/api/src/compose.ts) wires them.',
+        ),
+        ignores: [`packages/${name}/**/*.test.ts`],
+      }),
+    ),
+    block(['services/api/src/**'], {
+      paths: foreign(['express', 'multer', 'node-cron']),
+      patterns: workspace(['testkit'], '@berth/testkit is for tests only.'),
+      ignores: ['services/api/src/**/*.test.ts'],
+    }),
+    // Routes and middleware speak the domain: adapters' values only through the wiring files.
+    block(['services/api/src/**'], {
+      paths: foreign(['express', 'multer', 'node-cron']),
+      patterns: [
+        ...workspace(['testkit'], '@berth/testkit is for tests only.'),
+        ...workspace(
+          ADAPTERS,
+          'Only the wiring files (compose.ts, main.ts, database.ts, egress.ts, config.ts, cli/) build adapters.',
+          { allowTypeImports: true },
+        ),
+      ],
+      ignores: [
+        'services/api/src/**/*.test.ts',
+        'services/api/src/{compose,main,database,egress,config}.ts',
+        'services/api/src/cli/**',
+      ],
+    }),
+  ];
+}
+
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**', '.berth/**'] },
   js.configs.recommended,
@@ -22,56 +90,9 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  // Dependencies point one way; each foreign library lives in one adapter.
-  {
-    files: ['packages/contracts/**', 'packages/core/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          paths: [
-            only('dockerode', 'packages/sandbox-docker'),
-            only('pg', 'packages/db'),
-            only('express', 'services/api'),
-            only('multer', 'services/api'),
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['packages/db/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { paths: [only('dockerode', 'packages/sandbox-docker'), only('express', 'services/api')] },
-      ],
-    },
-  },
-  {
-    files: ['packages/sandbox-docker/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { paths: [only('pg', 'packages/db'), only('express', 'services/api')] },
-      ],
-    },
-  },
-  {
-    files: ['services/api/src/**'],
-    ignores: [
-      'services/api/src/main.ts',
-      'services/api/src/cli/**',
-      'services/api/src/**/*.test.ts',
-      'services/api/test/**',
-    ],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { paths: [only('dockerode', 'packages/sandbox-docker'), only('pg', 'packages/db')] },
-      ],
-    },
-  },
+  // Dependencies point one way (contracts ← core ← adapters ← services) and each foreign library
+  // lives in one adapter. Every package is covered; the rules are generated from this table.
+  ...boundaries(),
   {
     files: [
       '**/*.test.ts',

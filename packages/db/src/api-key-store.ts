@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type pg from 'pg';
 import type { ApiKeyRecord, ApiKeyStore } from '@berth/core';
-import { Sql } from './sql.js';
+import { PgStore } from './sql.js';
 
 interface KeyRow {
   id: string;
@@ -21,15 +20,9 @@ const toRecord = (r: KeyRow): ApiKeyRecord => ({
   revokedAt: r.revoked_at,
 });
 
-export class PgApiKeyStore implements ApiKeyStore {
-  readonly #sql: Sql;
-
-  constructor(pool: pg.Pool) {
-    this.#sql = Sql.of(pool);
-  }
-
+export class PgApiKeyStore extends PgStore implements ApiKeyStore {
   async findProjectByHash(hash: Buffer): Promise<string | null> {
-    const row = await this.#sql.one<{ project_id: string }>(
+    const row = await this.sql.one<{ project_id: string }>(
       'select project_id from api_keys where hash = $1 and revoked_at is null',
       [hash],
     );
@@ -42,7 +35,7 @@ export class PgApiKeyStore implements ApiKeyStore {
     prefix: string;
     hash: Buffer;
   }): Promise<ApiKeyRecord> {
-    const row = await this.#sql.one<KeyRow>(
+    const row = await this.sql.one<KeyRow>(
       `insert into api_keys (id, project_id, name, prefix, hash) values ($1, $2, $3, $4, $5)
        returning id, project_id, name, prefix, created_at, revoked_at`,
       [
@@ -57,7 +50,7 @@ export class PgApiKeyStore implements ApiKeyStore {
   }
 
   async list(projectId?: string): Promise<ApiKeyRecord[]> {
-    const rows = await this.#sql.rows<KeyRow>(
+    const rows = await this.sql.rows<KeyRow>(
       `select id, project_id, name, prefix, created_at, revoked_at from api_keys
         where $1::text is null or project_id = $1 order by created_at, id`,
       [projectId ?? null],
@@ -66,7 +59,7 @@ export class PgApiKeyStore implements ApiKeyStore {
   }
 
   async revoke(id: string): Promise<boolean> {
-    const revoked = await this.#sql.run(
+    const revoked = await this.sql.run(
       'update api_keys set revoked_at = now() where id = $1 and revoked_at is null',
       [id],
     );
@@ -75,7 +68,7 @@ export class PgApiKeyStore implements ApiKeyStore {
 
   async ensureProject(name: string): Promise<string> {
     // Race-safe upsert: the no-op update makes `returning` give the existing row too.
-    const row = await this.#sql.one<{ id: string }>(
+    const row = await this.sql.one<{ id: string }>(
       `insert into projects (id, name) values ($1, $2)
        on conflict (name) do update set name = excluded.name
        returning id`,

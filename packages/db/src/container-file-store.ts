@@ -1,14 +1,11 @@
-import type pg from 'pg';
 import {
-  systemClock,
-  type Clock,
   type ContainerFileRecord,
   type ContainerFileSource,
   type ContainerFileStore,
   type Page,
   type PageRequest,
 } from '@berth/core';
-import { Sql } from './sql.js';
+import { PgStore } from './sql.js';
 
 interface Row {
   id: string;
@@ -32,18 +29,9 @@ const toRecord = (r: Row): ContainerFileRecord => ({
  * Container files in Postgres. `written_at`, which `sync` compares with the service's listing
  * time, comes from the same injected clock as that time.
  */
-export class PgContainerFileStore implements ContainerFileStore {
-  readonly #sql: Sql;
-
-  constructor(
-    pool: pg.Pool,
-    private readonly clock: Clock = systemClock,
-  ) {
-    this.#sql = Sql.of(pool);
-  }
-
+export class PgContainerFileStore extends PgStore implements ContainerFileStore {
   async upsert(f: ContainerFileRecord): Promise<ContainerFileRecord> {
-    const row = await this.#sql.one<Row>(
+    const row = await this.sql.one<Row>(
       `insert into container_files (id, container_id, path, bytes, source, created_at, written_at)
        values ($1, $2, $3, $4, $5, $6, $7)
        on conflict (container_id, path) do update
@@ -56,7 +44,7 @@ export class PgContainerFileStore implements ContainerFileStore {
   }
 
   async get(containerId: string, id: string): Promise<ContainerFileRecord | null> {
-    const row = await this.#sql.one<Row>(
+    const row = await this.sql.one<Row>(
       'select * from container_files where id = $1 and container_id = $2',
       [id, containerId],
     );
@@ -64,18 +52,17 @@ export class PgContainerFileStore implements ContainerFileStore {
   }
 
   list(containerId: string, page: PageRequest): Promise<Page<ContainerFileRecord>> {
-    return this.#sql.listPage({
+    return this.sql.listPage({
       from: 'container_files',
       kind: 'containerFile',
-      where: ['container_id = $1'],
-      params: [containerId],
+      equal: { container_id: containerId },
       page,
       map: toRecord,
     });
   }
 
   async delete(containerId: string, id: string): Promise<void> {
-    await this.#sql.run('delete from container_files where id = $1 and container_id = $2', [
+    await this.sql.run('delete from container_files where id = $1 and container_id = $2', [
       id,
       containerId,
     ]);
@@ -87,7 +74,7 @@ export class PgContainerFileStore implements ContainerFileStore {
     listedAt: Date,
     newId: () => { id: string; createdAt: number },
   ): Promise<void> {
-    return this.#sql.transaction(async (tx) => {
+    return this.sql.transaction(async (tx) => {
       // One sync per container at a time; concurrent lists then see the same rows.
       await tx.query(`select pg_advisory_xact_lock(hashtext('berth:files:' || $1))`, [containerId]);
       const paths = present.map((p) => p.path);

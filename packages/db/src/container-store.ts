@@ -1,7 +1,4 @@
-import type pg from 'pg';
 import {
-  systemClock,
-  type Clock,
   type ContainerListFilter,
   type ContainerRecord,
   type ContainerStatus,
@@ -9,7 +6,7 @@ import {
   type InsertOutcome,
   type Page,
 } from '@berth/core';
-import { Sql, isUniqueViolation } from './sql.js';
+import { PgStore, isUniqueViolation } from './sql.js';
 import { policyToJson, rowToContainer, type ContainerRow } from './container-rows.js';
 
 const VISIBLE = `status in ('running', 'expired', 'failed')`;
@@ -18,16 +15,7 @@ const VISIBLE = `status in ('running', 'expired', 'failed')`;
  * Containers in Postgres. `updated_at`, which the reconciler and the purge compare with the
  * service's clock, is written from that same injected clock, never the database's `now()`.
  */
-export class PgContainerStore implements ContainerStore {
-  readonly #sql: Sql;
-
-  constructor(
-    pool: pg.Pool,
-    private readonly clock: Clock = systemClock,
-  ) {
-    this.#sql = Sql.of(pool);
-  }
-
+export class PgContainerStore extends PgStore implements ContainerStore {
   /**
    * `now` decides which rows still count towards the cap (their deadline is after it); it is
    * a parameter so an injected clock governs it, not the record's own timestamps.
@@ -38,7 +26,7 @@ export class PgContainerStore implements ContainerStore {
     now: Date = this.clock.now(),
   ): Promise<InsertOutcome> {
     try {
-      return await this.#sql.transaction(async (tx) => {
+      return await this.sql.transaction(async (tx) => {
         // Serialises creates per project so concurrent requests can't pass the cap together.
         await tx.query(`select pg_advisory_xact_lock(hashtext('berth:project:' || $1))`, [
           record.projectId,
@@ -78,14 +66,14 @@ export class PgContainerStore implements ContainerStore {
   }
 
   async markRunning(id: string): Promise<void> {
-    await this.#sql.run(
+    await this.sql.run(
       `update containers set status = 'running', updated_at = $2 where id = $1 and status = 'creating'`,
       [id, this.clock.now()],
     );
   }
 
   async get(projectId: string, id: string): Promise<ContainerRecord | null> {
-    const row = await this.#sql.one<ContainerRow>(
+    const row = await this.sql.one<ContainerRow>(
       `select * from containers where id = $1 and project_id = $2 and ${VISIBLE}`,
       [id, projectId],
     );
@@ -93,24 +81,18 @@ export class PgContainerStore implements ContainerStore {
   }
 
   list(projectId: string, filter: ContainerListFilter): Promise<Page<ContainerRecord>> {
-    const params: unknown[] = [projectId];
-    const where = [`project_id = $1`, VISIBLE];
-    if (filter.name !== undefined) {
-      params.push(filter.name);
-      where.push(`name = $${params.length}`);
-    }
-    return this.#sql.listPage({
+    return this.sql.listPage({
       from: 'containers',
       kind: 'container',
-      where,
-      params,
+      equal: { project_id: projectId, name: filter.name },
+      where: [VISIBLE],
       page: filter,
       map: rowToContainer,
     });
   }
 
   async markDeleting(projectId: string, id: string): Promise<ContainerRecord | null> {
-    const row = await this.#sql.one<ContainerRow>(
+    const row = await this.sql.one<ContainerRow>(
       `update containers c set status = 'deleting', updated_at = $3
          from (select id, status, status_reason from containers
                 where id = $1 and project_id = $2 and ${VISIBLE} for update) old
@@ -123,11 +105,11 @@ export class PgContainerStore implements ContainerStore {
   }
 
   async remove(id: string): Promise<void> {
-    await this.#sql.run('delete from containers where id = $1', [id]);
+    await this.sql.run('delete from containers where id = $1', [id]);
   }
 
   async touch(id: string, at: Date): Promise<boolean> {
-    const changed = await this.#sql.run(
+    const changed = await this.sql.run(
       `update containers set last_active_at = greatest(last_active_at, $2) where id = $1 and status = 'running'`,
       [id, at],
     );
@@ -139,14 +121,14 @@ export class PgContainerStore implements ContainerStore {
     status: ContainerStatus,
     reason: string | null = null,
   ): Promise<void> {
-    await this.#sql.run(
+    await this.sql.run(
       `update containers set status = $2, status_reason = $3, updated_at = $4 where id = $1`,
       [id, status, reason, this.clock.now()],
     );
   }
 
   async listAbandoned(creatingBefore: Date): Promise<ContainerRecord[]> {
-    const rows = await this.#sql.rows<ContainerRow>(
+    const rows = await this.sql.rows<ContainerRow>(
       `select * from containers
         where (status = 'creating' and updated_at < $1)
            or status = 'deleting'
@@ -157,7 +139,7 @@ export class PgContainerStore implements ContainerStore {
   }
 
   async liveIds(ids: string[]): Promise<Set<string>> {
-    const rows = await this.#sql.rows<{ id: string }>(
+    const rows = await this.sql.rows<{ id: string }>(
       `select id from containers where id = any($1) and status in ('creating', 'running', 'deleting')`,
       [ids],
     );
@@ -165,7 +147,7 @@ export class PgContainerStore implements ContainerStore {
   }
 
   async listRunning(limit: number, afterId?: string): Promise<ContainerRecord[]> {
-    const rows = await this.#sql.rows<ContainerRow>(
+    const rows = await this.sql.rows<ContainerRow>(
       `select * from containers where status = 'running' and ($2::text is null or id > $2) order by id limit $1`,
       [limit, afterId ?? null],
     );

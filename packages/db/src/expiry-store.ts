@@ -1,6 +1,5 @@
-import type pg from 'pg';
-import { systemClock, type Clock, type ContainerRecord, type ExpiryStore } from '@berth/core';
-import { Sql } from './sql.js';
+import type { ContainerRecord, ExpiryStore } from '@berth/core';
+import { PgStore } from './sql.js';
 import { rowToContainer, type ContainerRow } from './container-rows.js';
 
 const CLAIM_DUE = `
@@ -16,22 +15,13 @@ const CLAIM_DUE = `
  * Expiry claims are row locks held for the length of one removal: a replica that dies mid-removal
  * releases its claim with its connection, so nothing stays claimed forever.
  */
-export class PgExpiryStore implements ExpiryStore {
-  readonly #sql: Sql;
-
-  constructor(
-    pool: pg.Pool,
-    private readonly clock: Clock = systemClock,
-  ) {
-    this.#sql = Sql.of(pool);
-  }
-
+export class PgExpiryStore extends PgStore implements ExpiryStore {
   reapOne(
     now: Date,
     exclude: readonly string[],
     work: (record: ContainerRecord) => Promise<void>,
   ): Promise<ContainerRecord | null> {
-    return this.#sql.transaction(async (tx) => {
+    return this.sql.transaction(async (tx) => {
       const row = await tx.one<ContainerRow>(CLAIM_DUE, [now, exclude]);
       if (!row) return null;
       const record = rowToContainer(row);
@@ -45,7 +35,7 @@ export class PgExpiryStore implements ExpiryStore {
   }
 
   purge(before: Date, limit: number): Promise<number> {
-    return this.#sql.run(
+    return this.sql.run(
       `delete from containers where id in (
          select id from containers
           where status in ('expired', 'failed') and updated_at < $1

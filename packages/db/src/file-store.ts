@@ -1,6 +1,5 @@
-import type pg from 'pg';
 import type { FileRecord, FileStore, Page, PageRequest } from '@berth/core';
-import { Sql } from './sql.js';
+import { PgStore } from './sql.js';
 
 interface FileRow {
   id: string;
@@ -20,22 +19,16 @@ const toRecord = (r: FileRow): FileRecord => ({
   createdAt: Number(r.created_at),
 });
 
-export class PgFileStore implements FileStore {
-  readonly #sql: Sql;
-
-  constructor(pool: pg.Pool) {
-    this.#sql = Sql.of(pool);
-  }
-
+export class PgFileStore extends PgStore implements FileStore {
   async insert(f: FileRecord): Promise<void> {
-    await this.#sql.run(
+    await this.sql.run(
       'insert into files (id, project_id, filename, purpose, bytes, created_at) values ($1, $2, $3, $4, $5, $6)',
       [f.id, f.projectId, f.filename, f.purpose, f.bytes, f.createdAt],
     );
   }
 
   async get(projectId: string, id: string): Promise<FileRecord | null> {
-    const row = await this.#sql.one<FileRow>(
+    const row = await this.sql.one<FileRow>(
       'select * from files where id = $1 and project_id = $2',
       [id, projectId],
     );
@@ -46,24 +39,17 @@ export class PgFileStore implements FileStore {
     projectId: string,
     filter: PageRequest & { purpose?: string | undefined },
   ): Promise<Page<FileRecord>> {
-    const params: unknown[] = [projectId];
-    const where = ['project_id = $1'];
-    if (filter.purpose !== undefined) {
-      params.push(filter.purpose);
-      where.push(`purpose = $${params.length}`);
-    }
-    return this.#sql.listPage({
+    return this.sql.listPage({
       from: 'files',
       kind: 'file',
-      where,
-      params,
+      equal: { project_id: projectId, purpose: filter.purpose },
       page: filter,
       map: toRecord,
     });
   }
 
   async delete(projectId: string, id: string): Promise<boolean> {
-    const deleted = await this.#sql.run('delete from files where id = $1 and project_id = $2', [
+    const deleted = await this.sql.run('delete from files where id = $1 and project_id = $2', [
       id,
       projectId,
     ]);

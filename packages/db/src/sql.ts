@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { IdKind, Page, PageRequest } from '@berth/core';
+import { systemClock, type Clock, type IdKind, type Page, type PageRequest } from '@berth/core';
 import { translatePgError } from './errors.js';
 import { keyset, toPage } from './keyset.js';
 
@@ -68,20 +68,24 @@ export class Sql {
     }
   }
 
-  /**
-   * One page of a keyset list over (created_at, id): `where` are the filter conditions (with
-   * `params` numbered from $1), the `after` cursor and the order come from `page`.
-   */
+  /** One page of a keyset list over (created_at, id); the `after` cursor and order come from `page`. */
   async listPage<R extends pg.QueryResultRow, T>(query: {
     from: string;
     kind: IdKind;
-    where: string[];
-    params: unknown[];
+    /** column = value for each value that is not undefined (an absent filter). */
+    equal: Record<string, unknown>;
+    /** Further fixed conditions, without parameters. */
+    where?: string[];
     page: PageRequest;
     map: (row: R) => T;
   }): Promise<Page<T>> {
-    const params = [...query.params];
-    const where = [...query.where];
+    const params: unknown[] = [];
+    const where = [...(query.where ?? [])];
+    for (const [column, value] of Object.entries(query.equal)) {
+      if (value === undefined) continue;
+      params.push(value);
+      where.push(`${column} = $${params.length}`);
+    }
     const { condition, tail } = keyset(query.kind, query.page, params);
     if (condition) where.push(condition);
     const rows = await this.rows<R>(
@@ -96,4 +100,16 @@ export class Sql {
 export function isUniqueViolation(error: unknown, constraint: string): boolean {
   const cause = (error as { cause?: { code?: string; constraint?: string } } | null)?.cause;
   return cause?.code === '23505' && cause.constraint === constraint;
+}
+
+/** What every store is built from: the pool, reached through `Sql`, and the service's clock. */
+export abstract class PgStore {
+  protected readonly sql: Sql;
+
+  constructor(
+    pool: pg.Pool,
+    protected readonly clock: Clock = systemClock,
+  ) {
+    this.sql = Sql.of(pool);
+  }
 }
