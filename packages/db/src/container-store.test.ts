@@ -6,7 +6,7 @@ import {
   type ContainerRecord,
   type ContainerStatus,
 } from '@berth/core';
-import { createTestDatabase, type TestDatabase } from '@berth/testkit';
+import { aContainer, createTestDatabase, type TestDatabase } from '@berth/testkit';
 import { PgApiKeyStore } from './api-key-store.js';
 import { PgContainerStore } from './container-store.js';
 import { createPool } from './pool.js';
@@ -15,24 +15,15 @@ const T0 = new Date('2026-03-01T12:00:00Z');
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 const minutes = (n: number) => n * 60_000;
 
-let uids = 100_000;
-function record(projectId: string, overrides: Partial<ContainerRecord> = {}): ContainerRecord {
-  const createdAt = overrides.createdAt ?? seconds(T0);
-  return {
-    id: newId('container', createdAt),
+/** A `creating` row of `projectId` created and last active at T0, with a uid of its own. */
+const record = (projectId: string, overrides: Partial<ContainerRecord> = {}): ContainerRecord =>
+  aContainer({
     projectId,
-    name: 'c',
-    createdAt,
     status: 'creating',
     lastActiveAt: T0,
-    expiresAfterMinutes: 20,
-    memoryLimit: '1g',
-    networkPolicy: { type: 'disabled' },
-    statusReason: null,
-    sandboxUid: ++uids,
+    createdAt: seconds(T0),
     ...overrides,
-  };
-}
+  });
 
 let db: TestDatabase;
 let store: PgContainerStore;

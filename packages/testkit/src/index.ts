@@ -5,3 +5,4 @@ export { dockerExec, inspectSandbox, removeSandboxByHand, sandboxImage } from '.
 export type { ExecOutput } from './docker.js';
 export { DockerSocketProxy } from './docker-proxy.js';
 export type { ProxiedRequest } from './docker-proxy.js';
+export { aContainer, RECORD_EPOCH } from './builders.js';
