@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import pg from 'pg';
-import { migrate } from '@berth/db';
-import { postgresImage, sandboxImage } from '@berth/testkit';
+import { sandboxImage, startPostgresServer } from '@berth/testkit';
 import { loadConfig } from '../services/api/src/config.js';
 import { main } from '../services/api/src/main.js';
 
@@ -36,26 +34,9 @@ export interface BenchBerth {
 
 /** One Postgres (testcontainers) and the real service on a free port, for a whole bench run. */
 export async function startBenchBerth(env: Record<string, string> = {}): Promise<BenchBerth> {
-  const container: StartedTestContainer = await new GenericContainer(postgresImage())
-    .withEnvironment({ POSTGRES_USER: 'bench', POSTGRES_PASSWORD: 'bench', POSTGRES_DB: 'bench' })
-    .withCommand(['postgres', '-c', 'fsync=off', '-c', 'synchronous_commit=off'])
-    .withExposedPorts(5432)
-    .withTmpFs({ '/var/lib/postgresql/data': 'rw' })
-    .withLabels({ 'org.berth.test': 'true' })
-    .withWaitStrategy(Wait.forListeningPorts())
-    .start();
-  const databaseUrl = `postgres://bench:bench@${container.getHost()}:${container.getMappedPort(5432)}/bench`;
+  const postgres = await startPostgresServer({ user: 'bench', migratedDatabase: 'bench' });
+  const databaseUrl = postgres.url();
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
-  for (let i = 0; ; i++) {
-    try {
-      await pool.query('select 1');
-      break;
-    } catch (error) {
-      if (i > 100) throw error;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  await migrate(pool);
   const apiKey = `sk-bench-${randomBytes(16).toString('hex')}`;
   const instance = `bench${randomBytes(4).toString('hex')}`;
   const app = await main(
@@ -88,7 +69,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
     async close() {
       await app.close();
       await pool.end();
-      await container.stop({ remove: true, removeVolumes: true });
+      await postgres.stop();
     },
   };
 }

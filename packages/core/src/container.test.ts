@@ -1,27 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.js';
-import {
-  expiresAt,
-  isExpiredAt,
-  memoryLimitBytes,
-  visibleStatus,
-  type ContainerRecord,
-} from './container.js';
+import { aContainer } from '@berth/testkit/fakes';
+import { expiresAt, isExpiredAt, memoryLimitBytes, visibleStatus } from './container.js';
 
-const base = (over: Partial<ContainerRecord> = {}): ContainerRecord => ({
-  id: 'cntr_x',
-  projectId: 'p',
-  name: 'n',
-  createdAt: 0,
-  status: 'running',
-  lastActiveAt: new Date(Date.UTC(2026, 0, 1)),
-  expiresAfterMinutes: 20,
-  memoryLimit: '1g',
-  networkPolicy: { type: 'disabled' },
-  statusReason: null,
-  sandboxUid: 100_001,
-  ...over,
-});
+/** A running record active at 2026-01-01T00:00Z, expiring after 20 minutes. */
+const base = aContainer;
 
 describe('expiry', () => {
   it('is anchored on last_active_at plus minutes, and inclusive at the boundary', () => {

@@ -1,32 +1,26 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { BerthError } from '@berth/core';
-import { createTestDatabase, type TestDatabase } from '@berth/testkit';
+import { test } from '@berth/testkit/fixtures';
 import { PgApiKeyStore } from './api-key-store.js';
 import { createPool } from './pool.js';
 
 const hash = () => createHash('sha256').update(randomBytes(32)).digest();
 
-let db: TestDatabase;
-let keys: PgApiKeyStore;
-
-beforeEach(async () => {
-  db = await createTestDatabase();
-  keys = new PgApiKeyStore(db.pool);
-});
-afterEach(async () => {
-  await db[Symbol.asyncDispose]();
-});
+/** Each test: its own database, and the store on it. */
+const it = test.extend('keys', ({ database }) => new PgApiKeyStore(database.pool));
 
 describe('ensureProject', () => {
-  it('creates a project once and returns the same id after', async () => {
+  it('creates a project once and returns the same id after', async ({ keys }) => {
     const id = await keys.ensureProject('default');
     expect(id).toMatch(/^proj_[0-9a-f]{24}$/);
     expect(await keys.ensureProject('default')).toBe(id);
     expect(await keys.ensureProject('other')).not.toBe(id);
   });
 
-  it('is race-safe: concurrent calls for one name agree on one project', async () => {
+  it('is race-safe: concurrent calls for one name agree on one project', async ({
+    database: db,
+  }) => {
     const pool = createPool(db.url, { max: 20 });
     try {
       const racing = new PgApiKeyStore(pool);
@@ -41,7 +35,7 @@ describe('ensureProject', () => {
 });
 
 describe('keys', () => {
-  it('creates, finds by hash, lists and revokes', async () => {
+  it('creates, finds by hash, lists and revokes', async ({ keys }) => {
     const p1 = await keys.ensureProject('one');
     const p2 = await keys.ensureProject('two');
     const h1 = hash();
@@ -71,7 +65,7 @@ describe('keys', () => {
     expect((await keys.list(p1))[0]?.revokedAt).toBeInstanceOf(Date);
   });
 
-  it('refuses a second key with the same hash as a conflict', async () => {
+  it('refuses a second key with the same hash as a conflict', async ({ keys }) => {
     const p = await keys.ensureProject('p');
     const h = hash();
     await keys.create({ projectId: p, name: 'a', prefix: 'x', hash: h });
@@ -85,7 +79,10 @@ describe('keys', () => {
     expect((error as Error).cause).toMatchObject({ code: '23505' });
   });
 
-  it('goes with its project: deleting a project deletes its keys', async () => {
+  it('goes with its project: deleting a project deletes its keys', async ({
+    database: db,
+    keys,
+  }) => {
     const p = await keys.ensureProject('gone');
     const h = hash();
     await keys.create({ projectId: p, name: 'a', prefix: 'x', hash: h });

@@ -1,11 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
   InvalidRequestError,
   newId,
   type ContainerListFilter,
   type ContainerStatus,
 } from '@berth/core';
-import { createTestDatabase, type TestDatabase } from '@berth/testkit';
+import { test } from '@berth/testkit/fixtures';
 import { PgApiKeyStore } from './api-key-store.js';
 import { PgContainerStore } from './container-store.js';
 import type { Pool } from './pool.js';
@@ -57,38 +57,35 @@ const visibleSorted = (rows: Row[], order: 'asc' | 'desc', name?: string) => {
   return order === 'asc' ? out : out.reverse();
 };
 
-let db: TestDatabase;
-let store: PgContainerStore;
-let projectA: string;
-let projectB: string;
-
-beforeEach(async () => {
-  db = await createTestDatabase();
-  store = new PgContainerStore(db.pool);
-  const keys = new PgApiKeyStore(db.pool);
-  projectA = await keys.ensureProject('a');
-  projectB = await keys.ensureProject('b');
-});
-afterEach(async () => {
-  await db[Symbol.asyncDispose]();
-});
-
-/** Follows `after` from the first page to the one without more; checks each page's shape. */
-async function walk(projectId: string, filter: Omit<ContainerListFilter, 'after'>) {
-  const ids: string[] = [];
-  let after: string | undefined;
-  for (let pages = 0; pages < 10_000; pages += 1) {
-    const page = await store.list(projectId, { ...filter, after });
-    ids.push(...page.items.map((c) => c.id));
-    if (!page.hasMore) return ids;
-    expect(page.items).toHaveLength(filter.limit);
-    after = page.items.at(-1)!.id;
-  }
-  throw new Error('pagination did not end');
-}
+/** Each test: its own database, the store on it, two projects, and `walk` over the store's pages. */
+const it = test
+  .extend('store', ({ database }) => new PgContainerStore(database.pool))
+  .extend('projectA', ({ database }) => new PgApiKeyStore(database.pool).ensureProject('a'))
+  .extend('projectB', ({ database }) => new PgApiKeyStore(database.pool).ensureProject('b'))
+  /** Follows `after` from the first page to the one without more; checks each page's shape. */
+  .extend(
+    'walk',
+    ({ store }) =>
+      async (projectId: string, filter: Omit<ContainerListFilter, 'after'>) => {
+        const ids: string[] = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 10_000; pages += 1) {
+          const page = await store.list(projectId, { ...filter, after });
+          ids.push(...page.items.map((c) => c.id));
+          if (!page.hasMore) return ids;
+          expect(page.items).toHaveLength(filter.limit);
+          after = page.items.at(-1)!.id;
+        }
+        throw new Error('pagination did not end');
+      },
+  );
 
 describe('list: keyset pages', () => {
-  it('walks thousands of rows tied on created_at, in both orders, each visible row once', async () => {
+  it('walks thousands of rows tied on created_at, in both orders, each visible row once', async ({
+    database: db,
+    projectA,
+    walk,
+  }) => {
     // 3,000 visible rows over three seconds (1,000 per second) and 600 hidden ones among them.
     const rows = await insertRows(db.pool, projectA, 3_600, (i) => ({
       second: T + (i % 3),
@@ -108,7 +105,12 @@ describe('list: keyset pages', () => {
     }
   });
 
-  it('says has_more exactly: no empty last page, none missing', async () => {
+  it('says has_more exactly: no empty last page, none missing', async ({
+    database: db,
+    store,
+    projectA,
+    projectB,
+  }) => {
     const rows = await insertRows(db.pool, projectA, 1_000, (i) => ({ second: T + (i % 4) }));
     const expected = visibleSorted(rows, 'desc').map((r) => r.id);
 
@@ -139,7 +141,11 @@ describe('list: keyset pages', () => {
     expect(empty).toEqual({ items: [], hasMore: false });
   });
 
-  it('keeps its place when rows are deleted between pages, the after row included', async () => {
+  it('keeps its place when rows are deleted between pages, the after row included', async ({
+    database: db,
+    store,
+    projectA,
+  }) => {
     for (const order of ['asc', 'desc'] as const) {
       const rows = await insertRows(db.pool, projectA, 2_000, (i) => ({ second: T + (i % 5) }));
       const expected = visibleSorted(rows, order);
@@ -170,7 +176,7 @@ describe('list: keyset pages', () => {
     }
   });
 
-  it('starts right after a deleted after-row', async () => {
+  it('starts right after a deleted after-row', async ({ database: db, store, projectA }) => {
     const rows = await insertRows(db.pool, projectA, 300, (i) => ({ second: T + (i % 2) }));
     for (const order of ['asc', 'desc'] as const) {
       const expected = visibleSorted(rows, order).map((r) => r.id);
@@ -188,7 +194,11 @@ describe('list: keyset pages', () => {
     }
   });
 
-  it('positions an unknown but well-formed after by the time and id it encodes', async () => {
+  it('positions an unknown but well-formed after by the time and id it encodes', async ({
+    database: db,
+    store,
+    projectA,
+  }) => {
     const rows = await insertRows(db.pool, projectA, 1_500, (i) => ({ second: T + (i % 3) }));
     for (const order of ['asc', 'desc'] as const) {
       const expected = visibleSorted(rows, order);
@@ -224,7 +234,10 @@ describe('list: keyset pages', () => {
     );
   });
 
-  it('rejects an after that is not a container id, as a 400 on `after`', async () => {
+  it('rejects an after that is not a container id, as a 400 on `after`', async ({
+    store,
+    projectA,
+  }) => {
     for (const after of ['cntr_nothex', newId('file', T), `${newId('container', T)}0`, '']) {
       const error = await store.list(projectA, { limit: 5, order: 'asc', after }).catch((e) => e);
       expect(error).toBeInstanceOf(InvalidRequestError);
@@ -232,7 +245,7 @@ describe('list: keyset pages', () => {
     }
   });
 
-  it('filters by name, paging within the name', async () => {
+  it('filters by name, paging within the name', async ({ database: db, store, projectA, walk }) => {
     const rows = await insertRows(db.pool, projectA, 2_400, (i) => ({
       second: T + (i % 2),
       name: ['alpha', 'beta', 'gamma'][i % 3]!,
@@ -249,7 +262,13 @@ describe('list: keyset pages', () => {
     });
   });
 
-  it("never shows one project's rows to another", async () => {
+  it("never shows one project's rows to another", async ({
+    database: db,
+    store,
+    projectA,
+    projectB,
+    walk,
+  }) => {
     const a = await insertRows(db.pool, projectA, 1_000, (i) => ({
       second: T + (i % 2),
       name: 'same',
@@ -295,7 +314,11 @@ function render(n: PlanNode, depth = 0): string {
 }
 
 describe('list: query plans', () => {
-  it('reads a page straight off the keyset index among 50,000 rows', async () => {
+  it('reads a page straight off the keyset index among 50,000 rows', async ({
+    database: db,
+    projectA,
+    projectB,
+  }) => {
     const rows = await insertRows(db.pool, projectA, 50_000, (i) => ({
       second: T + Math.floor(i / 20),
       // 4,500 visible rows per name: a page must come off the index, not from sorting them.

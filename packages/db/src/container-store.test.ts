@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
   BerthError,
   newId,
@@ -6,7 +6,8 @@ import {
   type ContainerRecord,
   type ContainerStatus,
 } from '@berth/core';
-import { createTestDatabase, type TestDatabase } from '@berth/testkit';
+import { aContainer } from '@berth/testkit';
+import { test } from '@berth/testkit/fixtures';
 import { PgApiKeyStore } from './api-key-store.js';
 import { PgContainerStore } from './container-store.js';
 import { createPool } from './pool.js';
@@ -15,55 +16,40 @@ const T0 = new Date('2026-03-01T12:00:00Z');
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 const minutes = (n: number) => n * 60_000;
 
-let uids = 100_000;
-function record(projectId: string, overrides: Partial<ContainerRecord> = {}): ContainerRecord {
-  const createdAt = overrides.createdAt ?? seconds(T0);
-  return {
-    id: newId('container', createdAt),
+/** A `creating` row of `projectId` created and last active at T0, with a uid of its own. */
+const record = (projectId: string, overrides: Partial<ContainerRecord> = {}): ContainerRecord =>
+  aContainer({
     projectId,
-    name: 'c',
-    createdAt,
     status: 'creating',
     lastActiveAt: T0,
-    expiresAfterMinutes: 20,
-    memoryLimit: '1g',
-    networkPolicy: { type: 'disabled' },
-    statusReason: null,
-    sandboxUid: ++uids,
+    createdAt: seconds(T0),
     ...overrides,
-  };
-}
+  });
 
-let db: TestDatabase;
-let store: PgContainerStore;
-let projectA: string;
-let projectB: string;
-
-beforeEach(async () => {
-  db = await createTestDatabase();
-  store = new PgContainerStore(db.pool);
-  const keys = new PgApiKeyStore(db.pool);
-  projectA = await keys.ensureProject('a');
-  projectB = await keys.ensureProject('b');
-});
-afterEach(async () => {
-  await db[Symbol.asyncDispose]();
-});
-
-/** Inserts a row in the given status, bypassing the cap, as later transitions would leave it. */
-async function put(
-  r: ContainerRecord,
-  status: ContainerStatus = r.status,
-): Promise<ContainerRecord> {
-  expect(
-    await store.insertCreating({ ...r, status: 'creating' }, Number.MAX_SAFE_INTEGER, T0),
-  ).toBe('inserted');
-  if (status !== 'creating') await store.setStatus(r.id, status, r.statusReason);
-  return { ...r, status };
-}
+/** Each test: its own database, the store on it, two projects, and `put` to arrange rows. */
+const it = test
+  .extend('store', ({ database }) => new PgContainerStore(database.pool))
+  .extend('projectA', ({ database }) => new PgApiKeyStore(database.pool).ensureProject('a'))
+  .extend('projectB', ({ database }) => new PgApiKeyStore(database.pool).ensureProject('b'))
+  /** Inserts a row in the given status, bypassing the cap, as later transitions would leave it. */
+  .extend(
+    'put',
+    ({ store }) =>
+      async (r: ContainerRecord, status: ContainerStatus = r.status): Promise<ContainerRecord> => {
+        expect(
+          await store.insertCreating({ ...r, status: 'creating' }, Number.MAX_SAFE_INTEGER, T0),
+        ).toBe('inserted');
+        if (status !== 'creating') await store.setStatus(r.id, status, r.statusReason);
+        return { ...r, status };
+      },
+  );
 
 describe('insertCreating and the live cap', () => {
-  it('inserts up to the cap, then answers over_cap without inserting', async () => {
+  it('inserts up to the cap, then answers over_cap without inserting', async ({
+    database: db,
+    store,
+    projectA,
+  }) => {
     for (let i = 0; i < 3; i += 1) {
       expect(await store.insertCreating(record(projectA), 3, T0)).toBe('inserted');
     }
@@ -74,7 +60,12 @@ describe('insertCreating and the live cap', () => {
     );
   });
 
-  it('counts creating and running rows whose deadline has not passed, in this project only', async () => {
+  it('counts creating and running rows whose deadline has not passed, in this project only', async ({
+    store,
+    projectA,
+    projectB,
+    put,
+  }) => {
     await put(record(projectA), 'creating');
     await put(record(projectA), 'running');
     // Not live: past its deadline at T0, or in a status that holds no slot.
@@ -89,7 +80,7 @@ describe('insertCreating and the live cap', () => {
     expect(await store.insertCreating(record(projectA), 3, T0)).toBe('over_cap');
   });
 
-  it('judges deadlines against the `now` it is given', async () => {
+  it('judges deadlines against the `now` it is given', async ({ store, projectA, put }) => {
     await put(record(projectA), 'running'); // deadline T0 + 20 min
     const at = (ms: number) => new Date(T0.getTime() + ms);
 
@@ -99,7 +90,7 @@ describe('insertCreating and the live cap', () => {
     expect(await store.insertCreating(record(projectA), 1, at(minutes(20)))).toBe('inserted');
   });
 
-  it('lets exactly the cap through when many creates race', async () => {
+  it('lets exactly the cap through when many creates race', async ({ database: db, projectA }) => {
     const pool = createPool(db.url, { max: 40 });
     try {
       const racing = new PgContainerStore(pool);
@@ -115,7 +106,11 @@ describe('insertCreating and the live cap', () => {
     expect(rows[0]).toEqual({ n: 5 });
   });
 
-  it('gives the last free slot to exactly one of the creates racing for it', async () => {
+  it('gives the last free slot to exactly one of the creates racing for it', async ({
+    database: db,
+    projectA,
+    put,
+  }) => {
     for (let i = 0; i < 9; i += 1) await put(record(projectA), 'running');
     const pool = createPool(db.url, { max: 30 });
     try {
@@ -134,7 +129,10 @@ describe('insertCreating and the live cap', () => {
     }
   });
 
-  it('turns a duplicate id into a conflict error, keeping the pg error as cause', async () => {
+  it('turns a duplicate id into a conflict error, keeping the pg error as cause', async ({
+    store,
+    projectA,
+  }) => {
     const r = record(projectA);
     await store.insertCreating(r, 10, T0);
 
@@ -145,7 +143,11 @@ describe('insertCreating and the live cap', () => {
     expect((error as Error).cause).toMatchObject({ code: '23505' });
   });
 
-  it('answers uid_taken for a sandbox uid a live row holds; an expired row frees it', async () => {
+  it('answers uid_taken for a sandbox uid a live row holds; an expired row frees it', async ({
+    store,
+    projectA,
+    projectB,
+  }) => {
     const first = record(projectA);
     expect(await store.insertCreating(first, 10, T0)).toBe('inserted');
     const same = () => record(projectB, { sandboxUid: first.sandboxUid });
@@ -158,7 +160,12 @@ describe('insertCreating and the live cap', () => {
 });
 
 describe('rows read back', () => {
-  it('round-trips every field, network policy stored in snake_case', async () => {
+  it('round-trips every field, network policy stored in snake_case', async ({
+    database: db,
+    store,
+    projectA,
+    put,
+  }) => {
     const r = record(projectA, {
       name: 'with-policy',
       memoryLimit: '16g',
@@ -182,7 +189,12 @@ describe('rows read back', () => {
     });
   });
 
-  it('shows only visible rows, only to their own project', async () => {
+  it('shows only visible rows, only to their own project', async ({
+    store,
+    projectA,
+    projectB,
+    put,
+  }) => {
     const running = await put(record(projectA), 'running');
     const expired = await put(record(projectA), 'expired');
     const failed = await put(record(projectA, { statusReason: 'oom' }), 'failed');
@@ -200,7 +212,7 @@ describe('rows read back', () => {
 });
 
 describe('state changes', () => {
-  it('markRunning moves creating rows only', async () => {
+  it('markRunning moves creating rows only', async ({ store, projectA, put }) => {
     const creating = await put(record(projectA), 'creating');
     const expired = await put(record(projectA), 'expired');
 
@@ -211,7 +223,12 @@ describe('state changes', () => {
     expect((await store.get(projectA, expired.id))?.status).toBe('expired');
   });
 
-  it('markDeleting hides a visible row once and returns it as it was', async () => {
+  it('markDeleting hides a visible row once and returns it as it was', async ({
+    store,
+    projectA,
+    projectB,
+    put,
+  }) => {
     const failed = await put(record(projectA, { statusReason: 'sandbox vanished' }), 'failed');
 
     expect(await store.markDeleting(projectB, failed.id)).toBeNull();
@@ -224,7 +241,7 @@ describe('state changes', () => {
     expect(await store.listAbandoned(T0)).toEqual([]);
   });
 
-  it('only one of many concurrent deletes gets the row', async () => {
+  it('only one of many concurrent deletes gets the row', async ({ store, projectA, put }) => {
     const running = await put(record(projectA), 'running');
     const results = await Promise.all(
       Array.from({ length: 5 }, () => store.markDeleting(projectA, running.id)),
@@ -232,7 +249,11 @@ describe('state changes', () => {
     expect(results.filter((r) => r !== null)).toEqual([running]);
   });
 
-  it('touch moves last_active_at forward on running rows only', async () => {
+  it('touch moves last_active_at forward on running rows only', async ({
+    store,
+    projectA,
+    put,
+  }) => {
     const running = await put(record(projectA), 'running');
     const expired = await put(record(projectA), 'expired');
     const later = new Date(T0.getTime() + minutes(5));
@@ -246,7 +267,7 @@ describe('state changes', () => {
     expect((await store.get(projectA, expired.id))?.lastActiveAt).toEqual(T0);
   });
 
-  it('setStatus records and clears the reason', async () => {
+  it('setStatus records and clears the reason', async ({ store, projectA, put }) => {
     const r = await put(record(projectA), 'running');
     await store.setStatus(r.id, 'failed', 'sandbox stopped (exit code 137)');
     expect(await store.get(projectA, r.id)).toMatchObject({
@@ -262,7 +283,13 @@ describe('state changes', () => {
 });
 
 describe('reconciliation queries', () => {
-  it('listAbandoned: creating rows last updated before the cutoff, and every deleting row', async () => {
+  it('listAbandoned: creating rows last updated before the cutoff, and every deleting row', async ({
+    database: db,
+    store,
+    projectA,
+    projectB,
+    put,
+  }) => {
     const oldCreating = await put(record(projectA), 'creating');
     const deleting = await put(record(projectB), 'deleting');
     await put(record(projectA), 'running');
@@ -278,7 +305,12 @@ describe('reconciliation queries', () => {
     expect(ids).not.toContain(freshCreating.id);
   });
 
-  it('liveIds: the given ids that have a creating, running or deleting row', async () => {
+  it('liveIds: the given ids that have a creating, running or deleting row', async ({
+    store,
+    projectA,
+    projectB,
+    put,
+  }) => {
     const live = [
       await put(record(projectA), 'creating'),
       await put(record(projectA), 'running'),
@@ -294,7 +326,12 @@ describe('reconciliation queries', () => {
     expect(await store.liveIds([])).toEqual(new Set());
   });
 
-  it('listRunning pages running rows of every project by id', async () => {
+  it('listRunning pages running rows of every project by id', async ({
+    store,
+    projectA,
+    projectB,
+    put,
+  }) => {
     const running: string[] = [];
     for (let i = 0; i < 25; i += 1) {
       running.push((await put(record(i % 2 ? projectA : projectB), 'running')).id);
@@ -316,7 +353,7 @@ describe('reconciliation queries', () => {
 });
 
 describe('when Postgres is unreachable', () => {
-  it('every method fails with UnavailableError, keeping the cause', async () => {
+  it('every method fails with UnavailableError, keeping the cause', async ({ projectA }) => {
     const pool = createPool('postgres://berth:berth@127.0.0.1:1/nowhere', { max: 1 });
     const down = new PgContainerStore(pool);
     try {

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { BerthError, NotFoundError, UnavailableError } from '@berth/core';
-import { createTestDatabase } from '@berth/testkit';
+import { test as it } from '@berth/testkit/fixtures';
 import { translatePgError } from './errors.js';
 
 const pgError = (code: string, message = 'boom') => Object.assign(new Error(message), { code });
@@ -52,8 +52,9 @@ describe('translatePgError', () => {
     expect(translatePgError(undefined)).toBe(undefined);
   });
 
-  it("a backend terminated mid-query (pg's real error) is unavailable", async () => {
-    await using db = await createTestDatabase();
+  it("a backend terminated mid-query (pg's real error) is unavailable", async ({
+    database: db,
+  }) => {
     const client = await db.pool.connect();
     client.on('error', () => {}); // the terminated connection reports here too
     try {

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { createTestDatabase } from '@berth/testkit';
+import { describe, expect } from 'vitest';
+import { test as it } from '@berth/testkit/fixtures';
 import { createPool, type Pool } from './pool.js';
 import { loadMigrations, migrate, SchemaTooNewError } from './migrate.js';
 
@@ -37,8 +37,9 @@ describe('loadMigrations', () => {
 });
 
 describe('migrate', () => {
-  it('applies every migration to an empty database once, and nothing the second time', async () => {
-    await using db = await createTestDatabase({ migrated: false });
+  it('applies every migration to an empty database once, and nothing the second time', async ({
+    emptyDatabase: db,
+  }) => {
     const migrations = await loadMigrations();
     const logged: string[] = [];
 
@@ -53,9 +54,10 @@ describe('migrate', () => {
     expect(logged).toHaveLength(migrations.length);
   });
 
-  it('lets several runners race on a fresh database: all resolve, each migration applied once', async () => {
-    await using db = await createTestDatabase({ migrated: false });
-    await using reference = await createTestDatabase();
+  it('lets several runners race on a fresh database: all resolve, each migration applied once', async ({
+    emptyDatabase: db,
+    database: reference,
+  }) => {
     const migrations = await loadMigrations();
     // Separate pools: separate sessions, as separate replicas starting at once would have.
     const pools = Array.from({ length: 4 }, () => createPool(db.url, { max: 1 }));
@@ -70,8 +72,7 @@ describe('migrate', () => {
     }
   });
 
-  it('builds the schema the stores rely on', async () => {
-    await using db = await createTestDatabase({ migrated: false });
+  it('builds the schema the stores rely on', async ({ emptyDatabase: db }) => {
     await migrate(db.pool);
     const schema = (await schemaOf(db.pool)).join('\n');
 
@@ -92,8 +93,7 @@ describe('migrate', () => {
     expect(schema).toContain('api_keys UNIQUE (hash)');
   });
 
-  it('refuses a database that has migrations this code does not know', async () => {
-    await using db = await createTestDatabase();
+  it('refuses a database that has migrations this code does not know', async ({ database: db }) => {
     await db.pool.query(`insert into berth_migrations (id, name) values (9999, 'from_the_future')`);
 
     const run = migrate(db.pool);
@@ -102,8 +102,7 @@ describe('migrate', () => {
     await expect(run).rejects.toThrow(/9999.*newer than this code/);
   });
 
-  it('rolls a failing migration back whole, recording nothing', async () => {
-    await using db = await createTestDatabase({ migrated: false });
+  it('rolls a failing migration back whole, recording nothing', async ({ emptyDatabase: db }) => {
     const [init] = await loadMigrations();
     const broken = { id: 2, name: 'broken', sql: 'create table half_done (id int); select 1 / 0;' };
 

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { createTestDatabase } from '@berth/testkit';
+import { describe, expect } from 'vitest';
+import { test as it } from '@berth/testkit/fixtures';
 import { createPool } from './pool.js';
 
 const until = async (condition: () => boolean, timeoutMs = 5_000) => {
@@ -11,8 +11,7 @@ const until = async (condition: () => boolean, timeoutMs = 5_000) => {
 };
 
 describe('createPool', () => {
-  it('sets the application name and a statement timeout', async () => {
-    await using db = await createTestDatabase();
+  it('sets the application name and a statement timeout', async ({ database: db }) => {
     const pool = createPool(db.url, { applicationName: 'berth-pool-test' });
     try {
       const { rows } = await pool.query(
@@ -24,8 +23,7 @@ describe('createPool', () => {
     }
   });
 
-  it('cancels statements that run past the timeout', async () => {
-    await using db = await createTestDatabase();
+  it('cancels statements that run past the timeout', async ({ database: db }) => {
     const pool = createPool(db.url, { statementTimeoutMs: 100 });
     try {
       await expect(pool.query('select pg_sleep(2)')).rejects.toMatchObject({ code: '57014' });
@@ -34,8 +32,7 @@ describe('createPool', () => {
     }
   });
 
-  it('survives an idle connection being killed, and reconnects', async () => {
-    await using db = await createTestDatabase();
+  it('survives an idle connection being killed, and reconnects', async ({ database: db }) => {
     const pool = createPool(db.url, { max: 1, applicationName: 'berth-idle-victim' });
     try {
       await pool.query('select 1');
@@ -55,8 +52,9 @@ describe('createPool', () => {
     }
   });
 
-  it('survives a checked-out connection being killed between two queries (a Postgres restart)', async () => {
-    await using db = await createTestDatabase();
+  it('survives a checked-out connection being killed between two queries (a Postgres restart)', async ({
+    database: db,
+  }) => {
     const pool = createPool(db.url, { max: 1, applicationName: 'berth-busy-victim' });
     try {
       const client = await pool.connect();

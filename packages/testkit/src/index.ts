@@ -11,3 +11,6 @@ export {
 export type { ExecOutput } from './docker.js';
 export { DockerSocketProxy } from './docker-proxy.js';
 export type { ProxiedRequest } from './docker-proxy.js';
+export { aContainer, RECORD_EPOCH } from './builders.js';
+export { startPostgresServer } from './postgres-server.js';
+export type { PostgresServer, PostgresServerOptions } from './postgres-server.js';

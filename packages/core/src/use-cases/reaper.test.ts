@@ -1,74 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.js';
+import { aContainer, FakeContainerStore, FakeSandboxRuntime } from '@berth/testkit/fakes';
 import type { ContainerRecord } from '../container.js';
-import { isExpiredAt } from '../container.js';
-import type { ExpiryStore } from '../ports/expiry-store.js';
-import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import { Reaper } from './reaper.js';
 
-const record = (id: string, lastActiveAt: Date, minutes: number): ContainerRecord => ({
-  id,
-  projectId: 'p',
-  name: id,
-  createdAt: 0,
-  status: 'running',
-  lastActiveAt,
-  expiresAfterMinutes: minutes,
-  memoryLimit: '1g',
-  networkPolicy: { type: 'disabled' },
-  statusReason: null,
-  sandboxUid: 100_001,
-});
+const record = (id: string, lastActiveAt: Date, minutes: number): ContainerRecord =>
+  aContainer({ id, name: id, lastActiveAt, expiresAfterMinutes: minutes });
 
-/** An in-memory ExpiryStore with the same contract as the Postgres one (one claim at a time per row). */
-function memoryStore(rows: ContainerRecord[]): ExpiryStore & { rows: ContainerRecord[] } {
-  const claimed = new Set<string>();
-  return {
-    rows,
-    async reapOne(now, exclude, work) {
-      const due = rows.find(
-        (r) =>
-          r.status === 'running' &&
-          !claimed.has(r.id) &&
-          !exclude.includes(r.id) &&
-          isExpiredAt(r, now),
-      );
-      if (!due) return null;
-      claimed.add(due.id);
-      try {
-        await work(due);
-        due.status = 'expired';
-        return due;
-      } finally {
-        claimed.delete(due.id);
-      }
-    },
-    async purge() {
-      return 0;
-    },
-  };
+/** The in-memory containers table, holding these rows, on the test's clock. */
+function memoryStore(clock: ManualClock, rows: ContainerRecord[]): FakeContainerStore {
+  const store = new FakeContainerStore(clock);
+  for (const row of rows) store.seed(row);
+  return store;
 }
 
-function runtime(failing = new Set<string>()): SandboxRuntime & { removed: string[] } {
-  const removed: string[] = [];
-  return {
-    removed,
-    create: async () => {},
-    remove: async (id) => {
-      if (failing.has(id)) throw new Error(`cannot remove ${id}`);
-      removed.push(id);
-    },
-    inspect: async () => null,
-    listManaged: async () => [],
-    ping: async () => {},
+function runtime(failing = new Set<string>()): FakeSandboxRuntime {
+  const rt = new FakeSandboxRuntime();
+  rt.hooks.remove = (id) => {
+    if (failing.has(id)) throw new Error(`cannot remove ${id}`);
   };
+  return rt;
 }
 
 describe('Reaper', () => {
   it('expires exactly the containers past their deadline, with no sleeping', async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
     const t = clock.now();
-    const store = memoryStore([
+    const store = memoryStore(clock, [
       record('due-1m', new Date(t.getTime() - 60_000), 1),
       record('not-yet', new Date(t.getTime() - 59_999), 1),
       record('due-long', new Date(t.getTime() - 1440 * 60_000), 1440),
@@ -94,7 +52,7 @@ describe('Reaper', () => {
   it('keeps a container whose removal failed running, and retries it on the next tick', async () => {
     const clock = new ManualClock();
     const past = new Date(clock.now().getTime() - 120_000);
-    const store = memoryStore([record('stuck', past, 1), record('ok', past, 1)]);
+    const store = memoryStore(clock, [record('stuck', past, 1), record('ok', past, 1)]);
     const failing = new Set(['stuck']);
     const errors: string[] = [];
     const reaper = new Reaper({
@@ -117,7 +75,10 @@ describe('Reaper', () => {
   it('stops claiming when aborted and bounds work per tick', async () => {
     const clock = new ManualClock();
     const past = new Date(clock.now().getTime() - 120_000);
-    const store = memoryStore(Array.from({ length: 10 }, (_, i) => record(`c${i}`, past, 1)));
+    const store = memoryStore(
+      clock,
+      Array.from({ length: 10 }, (_, i) => record(`c${i}`, past, 1)),
+    );
     const reaper = new Reaper({
       store,
       runtime: runtime(),
