@@ -1,6 +1,7 @@
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { Reaper, Reconciler } from '@berth/core';
+import type { JobObserver } from './observers.js';
 
 export interface BackgroundJobsOptions {
   reaper: Reaper;
@@ -8,6 +9,10 @@ export interface BackgroundJobsOptions {
   reaperCron: string;
   reconcileCron: string;
   logger: Logger;
+  /** Metrics of each run. */
+  observer?: JobObserver;
+  /** More housekeeping each reaper tick (the event log's retention); its failure is logged. */
+  afterReap?: () => Promise<unknown>;
 }
 
 export interface BackgroundJobs {
@@ -26,21 +31,36 @@ export function startBackgroundJobs(options: BackgroundJobsOptions): BackgroundJ
   let reaping: Promise<void> | null = null;
   let reconciling: Promise<void> | null = null;
 
+  const { observer, afterReap } = options;
   const reap = (): Promise<void> =>
-    (reaping ??= reaper
-      .tick(stopping.signal)
-      .then((report) => {
-        if (report.expired || report.failed || report.purged) logger.info({ report }, 'reaped');
+    (reaping ??= (async () => {
+      const started = performance.now();
+      const report = await reaper.tick(stopping.signal);
+      observer?.reaped(report, performance.now() - started);
+      if (report.expired || report.failed || report.purged) logger.info({ report }, 'reaped');
+      if (afterReap && !stopping.signal.aborted)
+        await afterReap().catch((err: unknown) =>
+          logger.warn({ err }, 'reaper housekeeping failed'),
+        );
+    })()
+      .catch((err: unknown) => {
+        observer?.reapFailed(err);
+        logger.warn({ err }, 'reaper tick failed; the next tick retries');
       })
-      .catch((err: unknown) => logger.warn({ err }, 'reaper tick failed; the next tick retries'))
       .finally(() => {
         reaping = null;
       }));
   const reconcile = (): Promise<void> =>
     (reconciling ??= reconciler
       .run()
-      .then((report) => logger.info({ report }, 'reconciled'))
-      .catch((err: unknown) => logger.warn({ err }, 'reconcile failed; the next run retries'))
+      .then((report) => {
+        observer?.reconciled(report);
+        logger.info({ report }, 'reconciled');
+      })
+      .catch((err: unknown) => {
+        observer?.reconcileFailed(err);
+        logger.warn({ err }, 'reconcile failed; the next run retries');
+      })
       .finally(() => {
         reconciling = null;
       }));

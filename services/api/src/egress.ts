@@ -11,6 +11,7 @@ import {
   parseAllowlist,
   sandboxProxyEnv,
 } from '@berth/egress';
+import type { Decision } from '@berth/egress';
 import type { SandboxEgress } from '@berth/sandbox-docker';
 import { splitList, type Config } from './config.js';
 
@@ -45,7 +46,12 @@ export interface Egress {
 }
 
 /** The egress proxy, run in the API process on the Docker host, and its wiring. */
-export function createEgress(config: Config, store: ContainerStore, logger: Logger): Egress {
+export function createEgress(
+  config: Config,
+  store: ContainerStore,
+  logger: Logger,
+  onDecision?: (decision: Decision) => void,
+): Egress {
   const testHosts = new Map<string, string[]>();
   for (const [host, ip] of pairs(config.BERTH_EGRESS_TEST_HOSTS))
     testHosts.set(host, [...(testHosts.get(host) ?? []), ip]);
@@ -65,6 +71,7 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     idleTimeoutMs: config.BERTH_EGRESS_IDLE_TIMEOUT_MS,
     // Only the in-sandbox forwarder's uid may connect (needs root to chown; otherwise 0666).
     ...(process.getuid?.() === 0 ? { socketOwner: FORWARDER } : {}),
+    ...(onDecision ? { onDecision } : {}),
   });
   const rulesOf = (domains: string[]) => {
     const parsed = parseAllowlist(domains, { maxEntries: Number.MAX_SAFE_INTEGER });

@@ -18,6 +18,8 @@ import {
   PgContainerStore,
   PgExpiryStore,
   PgFileStore,
+  PgAdminStore,
+  PgEventStore,
 } from '@berth/db';
 import {
   DockerClient,
@@ -25,9 +27,11 @@ import {
   DockerSandboxFiles,
   DockerSandboxRuntime,
   UnsafeHostError,
+  CgroupUsageReader,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import { Metrics, metricsRoute } from './metrics.js';
+import { createObservers, httpMetrics } from './observers.js';
 import { installClientErrorHandler } from './http/client-errors.js';
 import { openDatabase } from './database.js';
 import { createEgress, type Egress } from './egress.js';
@@ -54,8 +58,12 @@ export async function main(config: Config): Promise<RunningService> {
     log: (msg) => logger.info(msg),
   });
 
-  const metrics = new Metrics();
   const store = new PgContainerStore(pool);
+  // Operators' view: metrics, the lifecycle event log and the admin API (docs/metrics.md).
+  const metrics = new Metrics();
+  const events = new PgEventStore(pool);
+  const adminStore = new PgAdminStore(pool);
+  const observe = createObservers({ metrics, events, logger });
   // The one Docker client: every call through it has a deadline.
   const docker = new DockerClient({
     socketPath: config.BERTH_DOCKER_SOCKET,
@@ -63,7 +71,7 @@ export async function main(config: Config): Promise<RunningService> {
   });
   // The proxy serves sockets from this process; a reaper-only process has no sandboxes to serve.
   const egress: Egress | null =
-    config.BERTH_ROLE === 'reaper' ? null : createEgress(config, store, logger);
+    config.BERTH_ROLE === 'reaper' ? null : createEgress(config, store, logger, observe.onEgress);
   const runtime = new DockerSandboxRuntime({
     client: docker,
     image: config.BERTH_SANDBOX_IMAGE,
@@ -101,6 +109,7 @@ export async function main(config: Config): Promise<RunningService> {
         metrics.reconcileErrors.inc();
         logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries');
       },
+      onMarkedFailed: observe.onReconcileFailed,
     });
     const reaper = new Reaper({
       store: new PgExpiryStore(pool),
@@ -109,9 +118,7 @@ export async function main(config: Config): Promise<RunningService> {
       concurrency: config.BERTH_REAPER_CONCURRENCY,
       maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
       retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
-      onReaped: (containerId, lagMs) => logger.info({ containerId, lagMs }, 'container expired'),
-      onError: (err, containerId) =>
-        logger.warn({ err, containerId }, 'removing an expired sandbox failed; retrying next tick'),
+      ...observe.reaper,
     });
     jobs = startBackgroundJobs({
       reaper,
@@ -119,6 +126,14 @@ export async function main(config: Config): Promise<RunningService> {
       reaperCron: config.BERTH_REAPER_CRON,
       reconcileCron: config.BERTH_RECONCILE_CRON,
       logger,
+      observer: observe.jobs,
+      afterReap: async () =>
+        metrics.eventsPurged.inc(
+          await events.purge(
+            new Date(clock.now().getTime() - config.BERTH_EVENT_RETENTION_HOURS * 3_600_000),
+            5_000,
+          ),
+        ),
     });
     // Start-up never waits on a sandbox: the first reconcile runs in the background.
     void jobs.reconcile();
@@ -156,6 +171,7 @@ export async function main(config: Config): Promise<RunningService> {
         },
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      ...observe.containers,
       onUnresponsive: (containerId, reason) => {
         metrics.sandboxesUnresponsive.inc();
         logger.error({ containerId, reason }, 'sandbox not responding; marked failed');
@@ -185,6 +201,20 @@ export async function main(config: Config): Promise<RunningService> {
       maxInflightTransfers: config.BERTH_MAX_INFLIGHT_TRANSFERS,
       metricsRoute: metricsRoute(metrics, config.BERTH_METRICS_TOKEN),
       egressStats: (id) => egress?.proxy.stats(id) ?? null,
+      operators: {
+        httpMetrics: httpMetrics(metrics),
+        admin: {
+          admin: adminStore,
+          events,
+          usage: new CgroupUsageReader({
+            client: docker,
+            instance: config.BERTH_INSTANCE,
+            root: config.BERTH_CGROUP_ROOT,
+          }),
+          usageDeadlineMs: config.BERTH_ADMIN_USAGE_DEADLINE_MS,
+          onUsageError: (err) => logger.warn({ err }, 'reading live sandbox usage failed'),
+        },
+      },
       logger,
       clock,
       authenticator: new Authenticator(keys, bootstrap),
@@ -199,8 +229,7 @@ export async function main(config: Config): Promise<RunningService> {
         clock,
         maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
         maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
-        onOutcome: (o) =>
-          metrics.execs.inc({ outcome: o.timedOut ? 'timeout' : o.oomKilled ? 'oom' : 'exit' }),
+        onOutcome: observe.onExec,
         maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
       }),
       execLimits: {
@@ -220,6 +249,18 @@ export async function main(config: Config): Promise<RunningService> {
         maxFileIds: 100,
         maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
         maxAllowedDomains: config.BERTH_EGRESS_MAX_DOMAINS,
+      },
+    });
+    metrics.probe({
+      containers: async () => {
+        const s = await adminStore.summary(clock.now());
+        return { byStatus: s.byStatus, backlog: s.reaperBacklog };
+      },
+      dependencies: {
+        postgres: async () => {
+          await pool.query('select 1');
+        },
+        docker: () => runtime.ping(),
       },
     });
     const listening: Server = await new Promise((resolve, reject) => {
@@ -249,6 +290,7 @@ export async function main(config: Config): Promise<RunningService> {
       );
       await Promise.all([drained, jobs?.stop()]);
       await egress?.close();
+      await observe.flush();
       clearTimeout(timer);
       await pool.end();
       logger.info('shut down');

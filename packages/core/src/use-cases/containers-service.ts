@@ -50,6 +50,12 @@ export interface ContainersServiceOptions {
   onUnresponsive?: (containerId: string, reason: string) => void;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
+  /** Lifecycle hooks for the event log and metrics; called after the fact, never awaited. */
+  onCreated?: (record: ContainerRecord, durationMs: number) => void;
+  onCreateFailed?: (error: unknown, durationMs: number) => void;
+  onDeleted?: (record: ContainerRecord) => void;
+  /** A container became `failed`, with the reason an operator reads. */
+  onFailed?: (containerId: string, reason: string) => void;
 }
 
 /** Sandbox uids: far from system and image users (1000, nobody 65534), 16 M of them. */
@@ -69,7 +75,7 @@ export class ContainersService {
   constructor(private readonly options: ContainersServiceOptions) {}
 
   async create(projectId: string, input: CreateContainerInput): Promise<ContainerRecord> {
-    const { store, runtime, clock, seeder, egress } = this.options;
+    const { clock, seeder, egress } = this.options;
     const fileIds = input.fileIds ?? [];
     const policy = input.networkPolicy;
     if (policy.type === 'allowlist' && !egress) {
@@ -85,6 +91,25 @@ export class ContainersService {
       await seeder.check(projectId, fileIds);
     }
     const now = clock.now();
+    const started = performance.now();
+    try {
+      const created = await this.#create(projectId, input, now);
+      this.options.onCreated?.(created, performance.now() - started);
+      return created;
+    } catch (error) {
+      this.options.onCreateFailed?.(error, performance.now() - started);
+      throw error;
+    }
+  }
+
+  async #create(
+    projectId: string,
+    input: CreateContainerInput,
+    now: Date,
+  ): Promise<ContainerRecord> {
+    const { store, runtime, seeder, egress } = this.options;
+    const fileIds = input.fileIds ?? [];
+    const policy = input.networkPolicy;
     const createdAt = unixSeconds(now);
     const record: ContainerRecord = {
       id: newId('container', createdAt),
@@ -204,6 +229,7 @@ export class ContainersService {
   /** The sandbox behind a container died or vanished: say so instead of `running`. */
   async markFailed(id: string, reason: string): Promise<void> {
     await this.options.store.setStatus(id, 'failed', reason);
+    this.options.onFailed?.(id, reason);
   }
 
   async list(projectId: string, filter: ContainerListFilter): Promise<Page<ContainerRecord>> {
@@ -224,6 +250,7 @@ export class ContainersService {
       if (error instanceof SandboxUnresponsiveError) {
         const reason = `sandbox is not responding (${error.operation} took over ${error.deadlineMs} ms)`;
         await store.setStatus(id, 'failed', reason);
+        this.options.onFailed?.(id, reason);
         this.options.onUnresponsive?.(id, reason);
         throw new DeadlineExceededError(
           `Container '${id}' could not be deleted: ${reason}. It is marked failed and will be removed when Docker allows.`,
@@ -235,5 +262,6 @@ export class ContainersService {
     }
     await this.options.egress?.detach(id);
     await store.remove(id);
+    this.options.onDeleted?.(record);
   }
 }
