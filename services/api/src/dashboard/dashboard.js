@@ -172,10 +172,10 @@ function renderChart(running, events) {
   add('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#ccd' });
   add('line', { x1: P, y1: P, x2: P, y2: H - P, stroke: '#ccd' });
   add('path', { d, fill: 'none', stroke: '#2f6fb5', 'stroke-width': 2 });
-  add('text', { x: 2, y: P + 4, 'font-size': 10, fill: '#667' }, String(max));
-  add('text', { x: 2, y: H - P, 'font-size': 10, fill: '#667' }, '0');
-  add('text', { x: P, y: H - 6, 'font-size': 10, fill: '#667' }, '-60 min');
-  add('text', { x: W - P - 20, y: H - 6, 'font-size': 10, fill: '#667' }, 'now');
+  add('text', { x: 2, y: P + 4, 'font-size': 12, fill: '#667' }, String(max));
+  add('text', { x: 2, y: H - P, 'font-size': 12, fill: '#667' }, '0');
+  add('text', { x: P, y: H - 6, 'font-size': 12, fill: '#667' }, '-60 min');
+  add('text', { x: W - P - 20, y: H - 6, 'font-size': 12, fill: '#667' }, 'now');
   $('chart-svg').replaceChildren(svg);
   $('chart-note').textContent = `${points.length - 2} lifecycle events in the window`;
 }
