@@ -171,6 +171,11 @@ export const ConfigSchema = z
       .string()
       .min(20, 'BERTH_METRICS_TOKEN must be at least 20 characters')
       .optional(),
+    /**
+     * `off` stops counting metrics and writing lifecycle events (the admin API and /metrics still
+     * answer, with nothing new in them): only for measuring their overhead.
+     */
+    BERTH_OPERATOR_METRICS: z.enum(['on', 'off']).default('on'),
     /** How long lifecycle events (`/v1/admin/events`) are kept; the reaper tick purges older ones. */
     BERTH_EVENT_RETENTION_HOURS: z.coerce
       .number()

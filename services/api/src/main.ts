@@ -31,7 +31,7 @@ import {
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import { Metrics, metricsRoute } from './metrics.js';
-import { createObservers, httpMetrics } from './observers.js';
+import { createObservers, httpMetrics, silenced, type Observers } from './observers.js';
 import { installClientErrorHandler } from './http/client-errors.js';
 import { openDatabase } from './database.js';
 import { createEgress, type Egress } from './egress.js';
@@ -63,7 +63,10 @@ export async function main(config: Config): Promise<RunningService> {
   const metrics = new Metrics();
   const events = new PgEventStore(pool);
   const adminStore = new PgAdminStore(pool);
-  const observe = createObservers({ metrics, events, logger });
+  const counting = config.BERTH_OPERATOR_METRICS === 'on';
+  const observe = (counting ? (o: Observers) => o : silenced)(
+    createObservers({ metrics, events, logger }),
+  );
   // The one Docker client: every call through it has a deadline.
   const docker = new DockerClient({
     socketPath: config.BERTH_DOCKER_SOCKET,
@@ -202,7 +205,7 @@ export async function main(config: Config): Promise<RunningService> {
       metricsRoute: metricsRoute(metrics, config.BERTH_METRICS_TOKEN),
       egressStats: (id) => egress?.proxy.stats(id) ?? null,
       operators: {
-        httpMetrics: httpMetrics(metrics),
+        httpMetrics: counting ? httpMetrics(metrics) : (_req, _res, next) => next(),
         admin: {
           admin: adminStore,
           events,
