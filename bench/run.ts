@@ -8,6 +8,7 @@ import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
 import { startBenchBerth, type Row } from './harness.js';
+import { benchAdmin } from './admin.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
 
@@ -22,6 +23,7 @@ async function run(): Promise<void> {
     rows.push(...(await benchFiles(berth)));
     rows.push(...(await benchReaper(berth)));
     rows.push(...(await benchEgress()));
+    rows.push(...(await benchAdmin()));
   } finally {
     await berth.close();
   }

@@ -161,6 +161,12 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   apt_install docker-compose
 fi
 
+# 5. Debian's Chromium, which the dashboard's browser test drives through playwright-core.
+if [[ ! -x /usr/bin/chromium ]]; then
+  say "installing Debian's chromium (dashboard browser test)"
+  apt_install chromium
+fi
+
 mkdir -p .berth
 # Written aside and renamed: tests run provisioning while other tests read the file.
 {

@@ -74,3 +74,15 @@ export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
 export type { EgressController } from './ports/egress-controller.js';
+export type {
+  AdminContainerFilter,
+  AdminStore,
+  AdminSummary,
+  EventListFilter,
+  EventStore,
+  LifecycleEvent,
+  LifecycleEventKind,
+  SandboxUsage,
+  SandboxUsageReader,
+  StoredEvent,
+} from './ports/admin-store.js';

@@ -9,3 +9,5 @@ export { PgApiKeyStore } from './api-key-store.js';
 export { PgExpiryStore } from './expiry-store.js';
 export { PgFileStore } from './file-store.js';
 export { PgContainerFileStore } from './container-file-store.js';
+export { PgAdminStore } from './admin-store.js';
+export { PgEventStore } from './event-store.js';

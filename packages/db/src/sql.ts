@@ -73,15 +73,16 @@ export class Sql {
     from: string;
     kind: IdKind;
     /** column = value for each value that is not undefined (an absent filter). */
-    equal: Record<string, unknown>;
-    /** Further fixed conditions, without parameters. */
+    equal?: Record<string, unknown>;
+    /** Further conditions, whose parameters ($1…) are `params`. */
     where?: string[];
+    params?: unknown[];
     page: PageRequest;
     map: (row: R) => T;
   }): Promise<Page<T>> {
-    const params: unknown[] = [];
+    const params = [...(query.params ?? [])];
     const where = [...(query.where ?? [])];
-    for (const [column, value] of Object.entries(query.equal)) {
+    for (const [column, value] of Object.entries(query.equal ?? {})) {
       if (value === undefined) continue;
       params.push(value);
       where.push(`${column} = $${params.length}`);
@@ -89,7 +90,7 @@ export class Sql {
     const { condition, tail } = keyset(query.kind, query.page, params);
     if (condition) where.push(condition);
     const rows = await this.rows<R>(
-      `select * from ${query.from} where ${where.join(' and ')} ${tail}`,
+      `select * from ${query.from} ${where.length ? `where ${where.join(' and ')}` : ''} ${tail}`,
       params,
     );
     return toPage(rows, query.page.limit, query.map);

@@ -37,6 +37,8 @@ export interface EgressProxyOptions {
    * Unset: mode 0666, anyone who sees the directory can.
    */
   socketOwner?: { uid: number; gid: number };
+  /** Called with every decision after it is counted (for metrics and the event log). */
+  onDecision?: (decision: Decision) => void;
 }
 
 interface Attached {
@@ -209,13 +211,15 @@ export class EgressProxy {
   }
 
   #serve(containerId: string, entry: Attached): void {
-    const record = (d: Omit<Decision, 'containerId'>) =>
+    const record = (d: Omit<Decision, 'containerId'>) => {
       recordDecision(
         entry.stats,
         { containerId, ...d },
         this.options.recent ?? 100,
         this.options.log,
       );
+      this.options.onDecision?.({ containerId, ...d });
+    };
     const ex: Exchange = {
       judge: (host, port) => judge(entry.rules, this.options.resolver, host, port),
       record,

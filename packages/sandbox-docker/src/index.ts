@@ -21,3 +21,5 @@ export { DockerSandboxExecutor } from './docker-executor.js';
 export type { DockerSandboxExecutorOptions } from './docker-executor.js';
 export { DockerSandboxFiles, parseListing } from './docker-files.js';
 export type { DockerSandboxFilesOptions } from './docker-files.js';
+export { CgroupUsageReader } from './sandbox-usage.js';
+export type { CgroupUsageReaderOptions } from './sandbox-usage.js';

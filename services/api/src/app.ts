@@ -19,6 +19,9 @@ import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { egressRoutes } from './routes/egress.js';
 import type { EgressStats } from '@berth/egress';
+import { authenticateProject } from './http/admin-auth.js';
+import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 
 export interface AppDependencies {
   logger: Logger;
@@ -37,6 +40,11 @@ export interface AppDependencies {
   execLimits: ExecLimits & { defaultTimeoutMs: number; maxInflightBodyBytes: number };
   readiness: Record<string, ReadinessCheck>;
   limits: CreateContainerLimits & { maxJsonBytes: number };
+  /** Operators' view: request metrics, `/v1/admin/*` and `/dashboard`. */
+  operators?: {
+    httpMetrics: express.RequestHandler;
+    admin: Omit<AdminRoutesOptions, 'egressStats' | 'clock'>;
+  };
 }
 
 /** The HTTP app, with every dependency passed in; main.ts is the only place that builds them. */
@@ -46,6 +54,7 @@ export function createApp(deps: AppDependencies): express.Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestId, accessLog(deps.logger));
+  if (deps.operators) app.use(deps.operators.httpMetrics, dashboardRoutes());
   app.use(healthRoutes(deps.readiness));
   app.use(deps.metricsRoute);
 
@@ -55,7 +64,12 @@ export function createApp(deps: AppDependencies): express.Express {
   v1.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
-  v1.use(authenticate(deps.authenticator));
+  const ops = deps.operators;
+  if (ops) {
+    // Before project authentication: admin keys belong to no project.
+    v1.use(adminRoutes({ ...ops.admin, egressStats: deps.egressStats, clock: deps.clock }));
+    v1.use(authenticateProject(deps.authenticator, ops.admin.admin));
+  } else v1.use(authenticate(deps.authenticator));
   v1.use(inflightLimit(deps.maxInflightTransfers, isTransfer, 'file transfers'));
   // Before the general JSON parser: exec bodies may carry stdin larger than its limit.
   v1.use(execRoutes({ exec: deps.exec, limits: deps.execLimits }));

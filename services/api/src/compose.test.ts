@@ -27,9 +27,9 @@ function build(role: string) {
 
 describe('compose', () => {
   it.each([
-    ['all', ['egress-sync', 'egress-proxy', 'reconciler', 'reaper', 'http']],
-    ['api', ['egress-sync', 'egress-proxy', 'http']],
-    ['reaper', ['reconciler', 'reaper']],
+    ['all', ['event-log', 'egress-sync', 'egress-proxy', 'reconciler', 'reaper', 'http']],
+    ['api', ['event-log', 'egress-sync', 'egress-proxy', 'http']],
+    ['reaper', ['event-log', 'reconciler', 'reaper']],
   ])('builds the %s role without I/O, services in start order', async (role, names) => {
     const { berth, pool } = build(role);
     try {

@@ -14,14 +14,17 @@ import {
   type Clock,
 } from '@berth/core';
 import {
+  PgAdminStore,
   PgApiKeyStore,
   PgContainerFileStore,
   PgContainerStore,
+  PgEventStore,
   PgExpiryStore,
   PgFileStore,
   type Pool,
 } from '@berth/db';
 import {
+  CgroupUsageReader,
   DockerClient,
   DockerSandboxExecutor,
   DockerSandboxFiles,
@@ -33,6 +36,7 @@ import { createEgress } from './egress.js';
 import { HttpServer } from './http/server.js';
 import { Scheduled, type Job, type Service } from './lifecycle.js';
 import { Metrics, metricsRoute } from './metrics.js';
+import { createObservers, httpMetrics, silenced, type Observers } from './observers.js';
 
 /** What `main` opened (the I/O) before the graph is built. */
 export interface Opened {
@@ -72,11 +76,18 @@ export function dockerClient(config: Config): DockerClient {
 export function compose({ config, logger, clock, pool, docker, bootstrap }: Opened): Berth {
   const serves = config.BERTH_ROLE !== 'reaper';
   const reaps = config.BERTH_ROLE !== 'api';
-  const metrics = new Metrics();
   const store = new PgContainerStore(pool, clock);
+  // Operators' view: metrics, the lifecycle event log and the admin API (docs/metrics.md).
+  const metrics = new Metrics();
+  const events = new PgEventStore(pool);
+  const adminStore = new PgAdminStore(pool);
+  const counting = config.BERTH_OPERATOR_METRICS === 'on';
+  const observe = (counting ? (o: Observers) => o : silenced)(
+    createObservers({ metrics, events, logger }),
+  );
 
   // The proxy serves sockets from this process; a reaper-only process has no sandboxes to serve.
-  const egress = serves ? createEgress(config, logger) : null;
+  const egress = serves ? createEgress(config, logger, observe.onEgress) : null;
   const executor = new DockerSandboxExecutor({
     client: docker,
     graceMs: config.BERTH_EXEC_GRACE_MS,
@@ -97,7 +108,10 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     onRemoved: (containerId) => executor.forget(containerId),
   });
 
-  const services: Service[] = [];
+  // Stopped last: the event writes still in flight once everything else has stopped.
+  const services: Service[] = [
+    { name: 'event-log', start: async () => {}, stop: () => observe.flush() },
+  ];
   if (egress) {
     const sync = new EgressSync({ store, egress: egress.controller });
     // Sandboxes that were running before a restart regain egress before the API answers.
@@ -126,6 +140,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         metrics.reconcileErrors.inc();
         logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries');
       },
+      onMarkedFailed: observe.onReconcileFailed,
     });
     const reap = new Reaper({
       store: new PgExpiryStore(pool, clock),
@@ -134,10 +149,9 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       concurrency: config.BERTH_REAPER_CONCURRENCY,
       maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
       retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
-      onReaped: (containerId, lagMs) => logger.info({ containerId, lagMs }, 'container expired'),
-      onError: (err, containerId) =>
-        logger.warn({ err, containerId }, 'removing an expired sandbox failed; retrying next tick'),
+      ...observe.reaper,
     });
+    const eventRetentionMs = config.BERTH_EVENT_RETENTION_HOURS * 3_600_000;
     // Start-up never waits on a sandbox: the first reconcile runs in the background.
     const reconcileJob = new Scheduled({
       name: 'reconciler',
@@ -145,19 +159,37 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       run: () => reconcile.run(),
       logger,
       firstRun: 'background',
-      onReport: (report) => logger.info({ report }, 'reconciled'),
+      onReport: (report) => {
+        observe.jobs.reconciled(report);
+        logger.info({ report }, 'reconciled');
+      },
       failureMessage: 'reconcile failed; the next run retries',
+      onFailure: () => observe.jobs.reconcileFailed(),
     });
     const reapJob = new Scheduled({
       name: 'reaper',
       cron: config.BERTH_REAPER_CRON,
-      run: (signal) => reap.tick(signal),
+      run: async (signal) => {
+        const started = performance.now();
+        const report = await reap.tick(signal);
+        observe.jobs.reaped(report, performance.now() - started);
+        // Housekeeping of the event log's retention; its failure is the log's, not the tick's.
+        if (!signal.aborted) {
+          const before = new Date(clock.now().getTime() - eventRetentionMs);
+          await events.purge(before, 5_000).then(
+            (n) => metrics.eventsPurged.inc(n),
+            (err: unknown) => logger.warn({ err }, 'reaper housekeeping failed'),
+          );
+        }
+        return report;
+      },
       logger,
       firstRun: 'none',
       onReport: (report) => {
         if (report.expired || report.failed || report.purged) logger.info({ report }, 'reaped');
       },
       failureMessage: 'reaper tick failed; the next tick retries',
+      onFailure: () => observe.jobs.reapFailed(),
     });
     services.push(reconcileJob, reapJob);
     reconciler = reconcileJob;
@@ -173,6 +205,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         metrics.sandboxesUnresponsive.inc();
         logger.error({ containerId, reason }, 'sandbox not responding; marked failed');
       },
+      onFailed: observe.containers.onFailed,
     });
     const files = new FilesService({
       files: new PgFileStore(pool),
@@ -200,6 +233,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       egress: egress.controller,
       seeder: containerFiles.seeder(),
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      ...observe.containers,
       onCleanupError: (err, id) =>
         logger.warn(
           { err, containerId: id },
@@ -213,6 +247,20 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       maxInflightTransfers: config.BERTH_MAX_INFLIGHT_TRANSFERS,
       metricsRoute: metricsRoute(metrics, config.BERTH_METRICS_TOKEN),
       egressStats: (id) => egress.proxy.stats(id),
+      operators: {
+        httpMetrics: counting ? httpMetrics(metrics) : (_req, _res, next) => next(),
+        admin: {
+          admin: adminStore,
+          events,
+          usage: new CgroupUsageReader({
+            client: docker,
+            instance: config.BERTH_INSTANCE,
+            root: config.BERTH_CGROUP_ROOT,
+          }),
+          usageDeadlineMs: config.BERTH_ADMIN_USAGE_DEADLINE_MS,
+          onUsageError: (err) => logger.warn({ err }, 'reading live sandbox usage failed'),
+        },
+      },
       logger,
       clock,
       authenticator: new Authenticator(new PgApiKeyStore(pool), bootstrap),
@@ -224,8 +272,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         clock,
         maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
         maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
-        onOutcome: (o) =>
-          metrics.execs.inc({ outcome: o.timedOut ? 'timeout' : o.oomKilled ? 'oom' : 'exit' }),
+        onOutcome: observe.onExec,
         maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
       }),
       execLimits: {
@@ -244,6 +291,18 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         maxExpiryMinutes: config.BERTH_MAX_EXPIRY_MINUTES,
         maxFileIds: 100,
         maxJsonBytes: config.BERTH_MAX_JSON_BYTES,
+      },
+    });
+    metrics.probe({
+      containers: async () => {
+        const summary = await adminStore.summary(clock.now());
+        return { byStatus: summary.byStatus, backlog: summary.reaperBacklog };
+      },
+      dependencies: {
+        postgres: async () => {
+          await pool.query('select 1');
+        },
+        docker: () => runtime.ping(),
       },
     });
     http = new HttpServer({

@@ -171,6 +171,21 @@ export const ConfigSchema = z
       .string()
       .min(20, 'BERTH_METRICS_TOKEN must be at least 20 characters')
       .optional(),
+    /**
+     * `off` stops counting metrics and writing lifecycle events (the admin API and /metrics still
+     * answer, with nothing new in them): only for measuring their overhead.
+     */
+    BERTH_OPERATOR_METRICS: z.enum(['on', 'off']).default('on'),
+    /** How long lifecycle events (`/v1/admin/events`) are kept; the reaper tick purges older ones. */
+    BERTH_EVENT_RETENTION_HOURS: z.coerce
+      .number()
+      .min(1)
+      .max(24 * 365)
+      .default(24 * 7),
+    /** How long one `/v1/admin/containers` page waits for live usage before answering without it. */
+    BERTH_ADMIN_USAGE_DEADLINE_MS: int(500, 10, 10_000),
+    /** The host's cgroup mount, where live sandbox usage is read (read-only). */
+    BERTH_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -10,6 +10,7 @@ import {
   forwarderCommand,
   sandboxProxyEnv,
 } from '@berth/egress';
+import type { Decision } from '@berth/egress';
 import type { SandboxEgress } from '@berth/sandbox-docker';
 import { splitList, type Config } from './config.js';
 
@@ -41,7 +42,11 @@ export interface Egress {
 }
 
 /** The egress proxy, run in the API process on the Docker host, and its wiring. No I/O. */
-export function createEgress(config: Config, logger: Logger): Egress {
+export function createEgress(
+  config: Config,
+  logger: Logger,
+  onDecision?: (decision: Decision) => void,
+): Egress {
   const testHosts = new Map<string, string[]>();
   for (const [host, ip] of pairs(config.BERTH_EGRESS_TEST_HOSTS))
     testHosts.set(host, [...(testHosts.get(host) ?? []), ip]);
@@ -61,6 +66,7 @@ export function createEgress(config: Config, logger: Logger): Egress {
     idleTimeoutMs: config.BERTH_EGRESS_IDLE_TIMEOUT_MS,
     // Only the in-sandbox forwarder's uid may connect (needs root to chown; otherwise 0666).
     ...(process.getuid?.() === 0 ? { socketOwner: FORWARDER } : {}),
+    ...(onDecision ? { onDecision } : {}),
   });
   return {
     controller: new ProxyEgressController(proxy, { maxDomains: config.BERTH_EGRESS_MAX_DOMAINS }),

@@ -58,6 +58,8 @@ export interface ScheduledOptions<R> {
   onReport?: (report: R) => void;
   /** The warning logged when a run fails; the next run retries. */
   failureMessage: string;
+  /** Also told of each failed run (metrics). */
+  onFailure?: (error: unknown) => void;
 }
 
 /**
@@ -93,7 +95,10 @@ export class Scheduled<R> implements Job {
     return (this.#inflight = this.options
       .run(this.#stopping.signal)
       .then((report) => this.options.onReport?.(report))
-      .catch((err: unknown) => this.options.logger.warn({ err }, this.options.failureMessage))
+      .catch((err: unknown) => {
+        this.options.onFailure?.(err);
+        this.options.logger.warn({ err }, this.options.failureMessage);
+      })
       .finally(() => {
         this.#inflight = null;
       }));

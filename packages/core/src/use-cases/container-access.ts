@@ -17,6 +17,8 @@ export interface ContainerAccessOptions {
   clock: Clock;
   /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
   onUnresponsive?: (containerId: string, reason: string) => void;
+  /** A container became `failed`, with the reason an operator reads (the event log). */
+  onFailed?: (containerId: string, reason: string) => void;
 }
 
 const notFound = (id: string) => new NotFoundError(`No container found with id '${id}'.`);
@@ -63,6 +65,7 @@ export class ContainerAccess {
   /** The sandbox behind a container died or vanished: say so instead of `running`. */
   async markFailed(id: string, reason: string): Promise<void> {
     await this.options.store.setStatus(id, 'failed', reason);
+    this.options.onFailed?.(id, reason);
   }
 
   /** A wedged sandbox: its container is failed, and the operator hears of it. */

@@ -49,8 +49,14 @@ export interface ContainersServiceOptions {
   onUnresponsive?: (containerId: string, reason: string) => void;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
-  /** Shared with exec and files; built from store, clock and onUnresponsive when not given. */
+  /** Shared with exec and files; built from store, clock, onUnresponsive and onFailed when not given. */
   access?: ContainerAccess;
+  /** Lifecycle hooks for the event log and metrics; called after the fact, never awaited. */
+  onCreated?: (record: ContainerRecord, durationMs: number) => void;
+  onCreateFailed?: (error: unknown, durationMs: number) => void;
+  onDeleted?: (record: ContainerRecord) => void;
+  /** A container became `failed`, with the reason an operator reads. */
+  onFailed?: (containerId: string, reason: string) => void;
 }
 
 /** Sandbox uids: far from system and image users (1000, nobody 65534), 16 M of them. */
@@ -76,11 +82,12 @@ export class ContainersService {
         store: options.store,
         clock: options.clock,
         ...(options.onUnresponsive ? { onUnresponsive: options.onUnresponsive } : {}),
+        ...(options.onFailed ? { onFailed: options.onFailed } : {}),
       });
   }
 
   async create(projectId: string, input: CreateContainerInput): Promise<ContainerRecord> {
-    const { store, runtime, clock, seeder, egress } = this.options;
+    const { clock, seeder, egress } = this.options;
     const fileIds = input.fileIds ?? [];
     let policy = input.networkPolicy;
     if (policy.type === 'allowlist') {
@@ -99,6 +106,26 @@ export class ContainersService {
       await seeder.check(projectId, fileIds);
     }
     const now = clock.now();
+    const started = performance.now();
+    try {
+      const created = await this.#create(projectId, { ...input, networkPolicy: policy }, now);
+      this.options.onCreated?.(created, performance.now() - started);
+      return created;
+    } catch (error) {
+      this.options.onCreateFailed?.(error, performance.now() - started);
+      throw error;
+    }
+  }
+
+  /** After validation: `input.networkPolicy` is the checked, normalised one. */
+  async #create(
+    projectId: string,
+    input: CreateContainerInput,
+    now: Date,
+  ): Promise<ContainerRecord> {
+    const { store, runtime, seeder, egress } = this.options;
+    const fileIds = input.fileIds ?? [];
+    const policy = input.networkPolicy;
     const createdAt = unixSeconds(now);
     const record: ContainerRecord = {
       id: newId('container', createdAt),
@@ -205,5 +232,6 @@ export class ContainersService {
     }
     await this.options.egress?.detach(id);
     await store.remove(id);
+    this.options.onDeleted?.(record);
   }
 }

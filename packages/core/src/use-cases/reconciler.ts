@@ -29,6 +29,8 @@ export interface ReconcilerOptions {
   itemDeadlineMs?: number;
   /** Called for each item that failed (for logs and metrics). */
   onError?: (containerId: string, error: unknown) => void;
+  /** Called for each running container found dead and marked failed (for the event log). */
+  onMarkedFailed?: (containerId: string, reason: string) => void;
 }
 
 /**
@@ -109,6 +111,7 @@ export class Reconciler {
         }
         await store.setStatus(row.id, 'failed', reason);
         report.markedFailed += 1;
+        this.options.onMarkedFailed?.(row.id, reason);
         await runtime.remove(row.id);
       },
     );

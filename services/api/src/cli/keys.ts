@@ -1,15 +1,17 @@
 /**
- * API keys: `pnpm keys create <project> [--name NAME]`, `pnpm keys list`,
+ * API keys: `pnpm keys create <project> [--name NAME]`, `pnpm keys create --admin [--name NAME]`
+ * (an operator's key: reads /v1/admin across projects, belongs to none), `pnpm keys list`,
  * `pnpm keys revoke <key id>`. Uses the same configuration as the service (DATABASE_URL, or
  * the local development Postgres). A key is printed once, at creation; only its hash is stored.
  */
 import { generateApiKey } from '@berth/core';
-import { PgApiKeyStore } from '@berth/db';
+import { PgAdminStore, PgApiKeyStore } from '@berth/db';
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../database.js';
 import { dockerClient } from '../compose.js';
 
-const usage = 'usage: pnpm keys create <project> [--name NAME] | list | revoke <key id>';
+const usage =
+  'usage: pnpm keys create <project> [--name NAME] | create --admin [--name NAME] | list | revoke <key id>';
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -25,7 +27,14 @@ async function run(argv: string[]): Promise<number> {
   });
   try {
     const keys = new PgApiKeyStore(pool);
-    if (command === 'create') {
+    if (command === 'create' && rest.includes('--admin')) {
+      const nameAt = rest.indexOf('--name');
+      const name = nameAt >= 0 ? (rest[nameAt + 1] ?? 'admin') : 'admin';
+      const { key, prefix, hash } = generateApiKey();
+      const record = await new PgAdminStore(pool).createAdminKey({ name, prefix, hash });
+      console.log(JSON.stringify({ id: record.id, admin: true, name, key }, null, 2));
+      console.error('Store this key now: it is not shown again.');
+    } else if (command === 'create') {
       const project = rest[0];
       if (!project || project.startsWith('--')) {
         console.error(usage);
@@ -43,7 +52,7 @@ async function run(argv: string[]): Promise<number> {
     } else if (command === 'list') {
       for (const k of await keys.list()) {
         console.log(
-          `${k.id}\t${k.projectId}\t${k.prefix}…\t${k.name}\t${k.createdAt.toISOString()}\t${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active'}`,
+          `${k.id}\t${k.projectId ?? '(admin)'}\t${k.prefix}…\t${k.name}\t${k.createdAt.toISOString()}\t${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active'}`,
         );
       }
     } else {
