@@ -89,9 +89,10 @@ export class ContainerFilesService {
         ...(signal ? { signal } : {}),
       }),
     );
-    const createdAt = unixSeconds(this.options.clock.now());
+    const now = this.options.clock.now();
+    const createdAt = unixSeconds(now);
     return this.options.store.upsert({
-      id: newId('containerFile', createdAt),
+      id: newId('containerFile', now),
       containerId: container.id,
       path: relative(absolute),
       bytes,
@@ -170,8 +171,8 @@ export class ContainerFilesService {
       this.options.sandbox.list(ref(container), signal ? { signal } : {}),
     );
     await this.options.store.sync(container.id, present, listedAt, () => {
-      const createdAt = unixSeconds(this.options.clock.now());
-      return { id: newId('containerFile', createdAt), createdAt };
+      const now = this.options.clock.now();
+      return { id: newId('containerFile', now), createdAt: unixSeconds(now) };
     });
     return this.options.store.list(container.id, page);
   }

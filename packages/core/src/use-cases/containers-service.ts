@@ -87,7 +87,7 @@ export class ContainersService {
     const now = clock.now();
     const createdAt = unixSeconds(now);
     const record: ContainerRecord = {
-      id: newId('container', createdAt),
+      id: newId('container', now),
       projectId,
       name: input.name,
       createdAt,

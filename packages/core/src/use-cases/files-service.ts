@@ -71,8 +71,9 @@ export class FilesService {
     data: Readable,
   ): Promise<{ id: string; bytes: number; createdAt: number }> {
     checkFileName(filename);
-    const createdAt = unixSeconds(this.options.clock.now());
-    const id = newId('file', createdAt);
+    const now = this.options.clock.now();
+    const createdAt = unixSeconds(now);
+    const id = newId('file', now);
     const { bytes } = await this.options.blobs.put(id, data, { maxBytes: this.options.maxBytes });
     return { id, bytes, createdAt };
   }

@@ -1,0 +1,52 @@
+import { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBerth, type RunningBerth } from './fixtures.js';
+
+/** Compatibility with upstream's behaviour as the official SDK sees it (issue 15). */
+let berth: RunningBerth;
+beforeAll(async () => {
+  berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '6' });
+});
+afterAll(async () => {
+  await berth?.[Symbol.asyncDispose]();
+});
+
+describe('lists follow creation order exactly', () => {
+  it('lists containers made one after another, in both orders', async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 4; i++)
+      made.push((await berth.client.containers.create({ name: `o${i}` })).id);
+    const asc = await berth.client.containers.list({ order: 'asc', limit: 100 });
+    expect(asc.data.map((c) => c.id)).toEqual(made);
+    const desc = await berth.client.containers.list({ limit: 100 });
+    expect(desc.data.map((c) => c.id)).toEqual([...made].reverse());
+    // Paged one by one, each id a cursor.
+    const paged: string[] = [];
+    for await (const c of berth.client.containers.list({ order: 'asc', limit: 1 }))
+      paged.push(c.id);
+    expect(paged).toEqual(made);
+    await Promise.all(made.map((id) => berth.client.containers.delete(id)));
+  });
+
+  it('lists files and container files uploaded one after another, in both orders', async () => {
+    const files: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const file = await toFile(Buffer.from(`f${i}`), `f${i}.txt`);
+      files.push((await berth.client.files.create({ file, purpose: 'user_data' })).id);
+    }
+    expect((await berth.client.files.list({ order: 'asc' })).data.map((f) => f.id)).toEqual(files);
+    expect((await berth.client.files.list()).data.map((f) => f.id)).toEqual([...files].reverse());
+
+    const container = await berth.client.containers.create({ name: 'order-files' });
+    const uploaded: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const file = await toFile(Buffer.from(`c${i}`), `c${i}.txt`);
+      uploaded.push((await berth.client.containers.files.create(container.id, { file })).id);
+    }
+    const listed = await berth.client.containers.files.list(container.id, { order: 'asc' });
+    expect(listed.data.map((f) => f.id)).toEqual(uploaded);
+    const desc = await berth.client.containers.files.list(container.id, { order: 'desc' });
+    expect(desc.data.map((f) => f.id)).toEqual([...uploaded].reverse());
+    await berth.client.containers.delete(container.id);
+  });
+});
