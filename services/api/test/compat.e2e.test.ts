@@ -1,4 +1,4 @@
-import { toFile } from 'openai';
+import OpenAI, { RateLimitError, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBerth, type RunningBerth } from './fixtures.js';
 
@@ -49,4 +49,37 @@ describe('lists follow creation order exactly', () => {
     expect(desc.data.map((f) => f.id)).toEqual([...uploaded].reverse());
     await berth.client.containers.delete(container.id);
   });
+});
+
+describe('the live-container cap', () => {
+  it('tells SDKs not to retry, so the default client sees the 429 at once', async () => {
+    const live = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => berth.client.containers.create({ name: `cap${i}` })),
+    );
+    try {
+      const res = await berth.api('/v1/containers', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'one-too-many' }),
+      });
+      expect(res.status).toBe(429);
+      expect((await res.json()).error).toMatchObject({ type: 'insufficient_quota' });
+      expect(res.headers.get('x-should-retry')).toBe('false');
+      expect(res.headers.get('retry-after')).toBeNull();
+
+      // The official SDK with its default retries (2, honouring Retry-After).
+      const sdk = new OpenAI({ apiKey: berth.apiKey, baseURL: `${berth.url}/v1` });
+      const started = performance.now();
+      const error = await sdk.containers.create({ name: 'one-too-many' }).catch((e) => e);
+      const elapsed = performance.now() - started;
+      expect(error).toBeInstanceOf(RateLimitError);
+      expect(error).toMatchObject({ status: 429, type: 'insufficient_quota' });
+      console.log(
+        `insufficient_quota reached the default SDK client after ${elapsed.toFixed(0)} ms`,
+      );
+      expect(elapsed).toBeLessThan(2_000);
+    } finally {
+      await Promise.all(live.map((c) => berth.client.containers.delete(c.id)));
+    }
+  }, 120_000);
 });
