@@ -30,14 +30,17 @@ const toRecord = (r: Row): ContainerFileRecord => ({
 export class PgContainerFileStore implements ContainerFileStore {
   constructor(private readonly pool: pg.Pool) {}
 
+  /**
+   * A path keeps the id (and created_at) it was first given: writing onto it again replaces the
+   * bytes, so an id a client holds still answers, with the new content.
+   */
   upsert(f: ContainerFileRecord): Promise<ContainerFileRecord> {
     return translated(async () => {
       const { rows } = await this.pool.query<Row>(
         `insert into container_files (id, container_id, path, bytes, source, created_at)
          values ($1, $2, $3, $4, $5, $6)
          on conflict (container_id, path) do update
-           set id = excluded.id, bytes = excluded.bytes, source = excluded.source,
-               created_at = excluded.created_at, written_at = now()
+           set bytes = excluded.bytes, source = excluded.source, written_at = now()
          returning *`,
         [f.id, f.containerId, f.path, f.bytes, f.source, f.createdAt],
       );

@@ -1,4 +1,4 @@
-import OpenAI, { RateLimitError, toFile } from 'openai';
+import OpenAI, { BadRequestError, RateLimitError, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBerth, type RunningBerth } from './fixtures.js';
 
@@ -82,4 +82,64 @@ describe('the live-container cap', () => {
       await Promise.all(live.map((c) => berth.client.containers.delete(c.id)));
     }
   }, 120_000);
+});
+
+describe('nothing in /mnt/data is lost silently', () => {
+  it('refuses two file_ids that would land on the same path, naming the second, making nothing', async () => {
+    const upload = async (name: string, text: string) =>
+      (
+        await berth.client.files.create({
+          file: await toFile(Buffer.from(text), name),
+          purpose: 'user_data',
+        })
+      ).id;
+    const a = await upload('same.csv', 'a');
+    const other = await upload('other.csv', 'o');
+    const b = await upload('same.csv', 'b');
+    const before = (await berth.runtime.listManaged()).length;
+
+    for (const [fileIds, param] of [
+      [[a, other, b], 'file_ids.2'],
+      [[other, other], 'file_ids.1'],
+    ] as const) {
+      const error = await berth.client.containers
+        .create({ name: 'dup', file_ids: [...fileIds] })
+        .catch((e) => e);
+      expect(error).toBeInstanceOf(BadRequestError);
+      expect(error.error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(error.message).toMatch(/\/mnt\/data\/(same|other)\.csv/);
+    }
+    expect((await berth.runtime.listManaged()).length).toBe(before);
+    expect((await berth.client.containers.list()).data.filter((c) => c.name === 'dup')).toEqual([]);
+  });
+
+  it("keeps a path's id when a file is uploaded onto it again: the earlier id answers the new bytes", async () => {
+    const container = await berth.client.containers.create({ name: 'reupload' });
+    try {
+      const first = await berth.client.containers.files.create(container.id, {
+        file: await toFile(Buffer.from('version one'), 'notes.txt'),
+      });
+      const second = await berth.client.containers.files.create(container.id, {
+        file: await toFile(Buffer.from('version two, longer'), 'notes.txt'),
+      });
+      expect(second.id).toBe(first.id);
+      expect(second).toMatchObject({
+        path: '/mnt/data/notes.txt',
+        bytes: 19,
+        created_at: first.created_at,
+      });
+      const again = await berth.client.containers.files.retrieve(first.id, {
+        container_id: container.id,
+      });
+      expect(again).toMatchObject({ id: first.id, bytes: 19 });
+      const content = await berth.client.containers.files.content.retrieve(first.id, {
+        container_id: container.id,
+      });
+      expect(await content.text()).toBe('version two, longer');
+      const listed = await berth.client.containers.files.list(container.id);
+      expect(listed.data.map((f) => f.id)).toEqual([first.id]);
+    } finally {
+      await berth.client.containers.delete(container.id);
+    }
+  });
 });

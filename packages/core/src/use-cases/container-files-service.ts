@@ -27,7 +27,7 @@ const ref = (c: ContainerRecord): SandboxRef => ({ containerId: c.id, uid: c.san
 /**
  * Files in a container's /mnt/data. Every operation is activity. The path of an upload is
  * /mnt/data/<original filename>, or under the optional `path`; uploading onto an existing path
- * replaces that file.
+ * replaces that file's bytes and keeps its id, so an id handed out earlier never starts to 404.
  */
 export class ContainerFilesService {
   constructor(private readonly options: ContainerFilesServiceOptions) {}
@@ -136,11 +136,16 @@ export class ContainerFilesService {
     return this.copyFile(projectId, container, fileId);
   }
 
-  /** Validates `file_ids` before a container is created: each must be this project's file. */
+  /**
+   * Validates `file_ids` before a container is created: each must be this project's file, and no
+   * two may land on the same path (the later would silently replace the earlier).
+   */
   async checkFileIds(projectId: string, fileIds: string[]): Promise<void> {
+    const targets = new Map<string, number>();
     for (const [index, id] of fileIds.entries()) {
+      let filename: string;
       try {
-        await this.options.files.get(projectId, id);
+        filename = (await this.options.files.get(projectId, id)).filename;
       } catch (error) {
         if (error instanceof NotFoundError) {
           throw new InvalidRequestError(`No such File object: ${id}`, {
@@ -149,6 +154,17 @@ export class ContainerFilesService {
         }
         throw error;
       }
+      const target = ContainerFilesService.targetPath(filename);
+      const earlier = targets.get(target);
+      if (earlier !== undefined) {
+        throw new InvalidRequestError(
+          fileIds[earlier] === id
+            ? `Invalid 'file_ids.${index}': ${id} is already file_ids.${earlier} (copied to ${target}).`
+            : `Invalid 'file_ids.${index}': ${id} would be copied to ${target}, as file_ids.${earlier} (${fileIds[earlier]}) is. Give the files different names.`,
+          { param: `file_ids.${index}` },
+        );
+      }
+      targets.set(target, index);
     }
   }
 
