@@ -10,6 +10,7 @@ interface FileRow {
   purpose: string;
   bytes: number;
   created_at: number;
+  expires_at: number | null;
 }
 
 const toRecord = (r: FileRow): FileRecord => ({
@@ -19,7 +20,11 @@ const toRecord = (r: FileRow): FileRecord => ({
   purpose: r.purpose,
   bytes: Number(r.bytes),
   createdAt: Number(r.created_at),
+  expiresAt: r.expires_at === null ? null : Number(r.expires_at),
 });
+
+/** A file is there until its deadline (`$n` is now, unix seconds). */
+const LIVE = (n: number) => `(expires_at is null or expires_at > $${n})`;
 
 export class PgFileStore implements FileStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -27,17 +32,18 @@ export class PgFileStore implements FileStore {
   async insert(f: FileRecord): Promise<void> {
     await translated(() =>
       this.pool.query(
-        'insert into files (id, project_id, filename, purpose, bytes, created_at) values ($1, $2, $3, $4, $5, $6)',
-        [f.id, f.projectId, f.filename, f.purpose, f.bytes, f.createdAt],
+        `insert into files (id, project_id, filename, purpose, bytes, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7)`,
+        [f.id, f.projectId, f.filename, f.purpose, f.bytes, f.createdAt, f.expiresAt],
       ),
     );
   }
 
-  get(projectId: string, id: string): Promise<FileRecord | null> {
+  get(projectId: string, id: string, now: number): Promise<FileRecord | null> {
     return translated(async () => {
       const { rows } = await this.pool.query<FileRow>(
-        'select * from files where id = $1 and project_id = $2',
-        [id, projectId],
+        `select * from files where id = $1 and project_id = $2 and ${LIVE(3)}`,
+        [id, projectId, now],
       );
       return rows[0] ? toRecord(rows[0]) : null;
     });
@@ -46,9 +52,10 @@ export class PgFileStore implements FileStore {
   list(
     projectId: string,
     filter: PageRequest & { purpose?: string | undefined },
+    now: number,
   ): Promise<Page<FileRecord>> {
-    const params: unknown[] = [projectId];
-    const where = ['project_id = $1'];
+    const params: unknown[] = [projectId, now];
+    const where = ['project_id = $1', LIVE(2)];
     if (filter.purpose !== undefined) {
       params.push(filter.purpose);
       where.push(`purpose = $${params.length}`);
@@ -71,6 +78,16 @@ export class PgFileStore implements FileStore {
         projectId,
       ]);
       return (result.rowCount ?? 0) > 0;
+    });
+  }
+
+  listExpired(now: number, limit: number): Promise<{ id: string; projectId: string }[]> {
+    return translated(async () => {
+      const { rows } = await this.pool.query<{ id: string; project_id: string }>(
+        `select id, project_id from files where expires_at <= $1 order by expires_at limit $2`,
+        [now, limit],
+      );
+      return rows.map((r) => ({ id: r.id, projectId: r.project_id }));
     });
   }
 }

@@ -30,7 +30,8 @@ export function startBackgroundJobs(options: BackgroundJobsOptions): BackgroundJ
     (reaping ??= reaper
       .tick(stopping.signal)
       .then((report) => {
-        if (report.expired || report.failed || report.purged) logger.info({ report }, 'reaped');
+        if (report.expired || report.failed || report.purged || report.filesExpired)
+          logger.info({ report }, 'reaped');
       })
       .catch((err: unknown) => logger.warn({ err }, 'reaper tick failed; the next tick retries'))
       .finally(() => {

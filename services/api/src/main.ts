@@ -7,6 +7,7 @@ import {
   ContainerFilesService,
   ContainersService,
   ExecService,
+  FileExpiry,
   FilesService,
   Reaper,
   Reconciler,
@@ -109,6 +110,12 @@ export async function main(config: Config): Promise<RunningService> {
       concurrency: config.BERTH_REAPER_CONCURRENCY,
       maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
       retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
+      // Files API `expires_after`: the same tick removes expired files' rows and bytes.
+      fileExpiry: new FileExpiry({
+        files: new PgFileStore(pool),
+        blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'files')),
+        clock,
+      }),
       onReaped: (containerId, lagMs) => logger.info({ containerId, lagMs }, 'container expired'),
       onError: (err, containerId) =>
         logger.warn({ err, containerId }, 'removing an expired sandbox failed; retrying next tick'),

@@ -1,15 +1,24 @@
-import OpenAI, { BadRequestError, RateLimitError, toFile } from 'openai';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI, { BadRequestError, NotFoundError, RateLimitError, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBerth, type RunningBerth } from './fixtures.js';
 
 /** Compatibility with upstream's behaviour as the official SDK sees it (issue 15). */
 let berth: RunningBerth;
+const dataDir = mkdtempSync(join(tmpdir(), 'berth-compat-'));
 beforeAll(async () => {
-  berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '6' });
+  berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '6', BERTH_DATA_DIR: dataDir });
 });
 afterAll(async () => {
   await berth?.[Symbol.asyncDispose]();
+  rmSync(dataDir, { recursive: true, force: true });
 });
+const blobs = () =>
+  existsSync(join(dataDir, 'files'))
+    ? readdirSync(join(dataDir, 'files')).filter((n) => n.startsWith('file-'))
+    : [];
 
 describe('lists follow creation order exactly', () => {
   it('lists containers made one after another, in both orders', async () => {
@@ -142,4 +151,78 @@ describe('nothing in /mnt/data is lost silently', () => {
       await berth.client.containers.delete(container.id);
     }
   });
+});
+
+describe('POST /v1/files', () => {
+  it('honours expires_after: expires_at is set, then the file answers 404 and its bytes go', async () => {
+    const file = await berth.client.files.create({
+      file: await toFile(Buffer.from('short-lived'), 'brief.txt'),
+      purpose: 'user_data',
+      expires_after: { anchor: 'created_at', seconds: 3600 },
+    });
+    expect(file.expires_at).toBe(file.created_at + 3600);
+    expect((await berth.client.files.retrieve(file.id)).expires_at).toBe(file.created_at + 3600);
+    const forever = await berth.client.files.create({
+      file: await toFile(Buffer.from('kept'), 'kept.txt'),
+      purpose: 'user_data',
+    });
+    expect(forever.expires_at ?? null).toBeNull();
+    expect(blobs()).toEqual(expect.arrayContaining([file.id, forever.id]));
+
+    // An hour on: the row's deadline moved into the past, as the clock would have.
+    await berth.pool.query('update files set expires_at = expires_at - 3601 where id = $1', [
+      file.id,
+    ]);
+    await expect(berth.client.files.retrieve(file.id)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(berth.client.files.content(file.id)).rejects.toBeInstanceOf(NotFoundError);
+    const listed = (await berth.client.files.list()).data.map((f) => f.id);
+    expect(listed).toContain(forever.id);
+    expect(listed).not.toContain(file.id);
+    const copy = await berth.client.containers
+      .create({ name: 'expired-copy', file_ids: [file.id] })
+      .catch((e) => e);
+    expect(copy).toBeInstanceOf(BadRequestError);
+    expect(copy.error).toMatchObject({ param: 'file_ids.0' });
+
+    await berth.jobs.reap();
+    expect(blobs()).not.toContain(file.id);
+    expect(blobs()).toContain(forever.id);
+    const { rows } = await berth.pool.query('select id from files where id = $1', [file.id]);
+    expect(rows).toEqual([]);
+  });
+
+  it.each([
+    [{ anchor: 'created_at', seconds: 3599 }, 'expires_after.seconds'],
+    [{ anchor: 'created_at', seconds: 2_592_001 }, 'expires_after.seconds'],
+    [{ anchor: 'created_at', seconds: 'soon' }, 'expires_after.seconds'],
+    [{ anchor: 'last_active_at', seconds: 3600 }, 'expires_after.anchor'],
+    [{ seconds: 3600 }, 'expires_after.anchor'],
+  ])('refuses expires_after %j with 400 on %s, keeping no bytes', async (expiresAfter, param) => {
+    const before = blobs().length;
+    const error = await berth.client.files
+      .create({
+        file: await toFile(Buffer.from('x'), 'x.txt'),
+        purpose: 'user_data',
+        expires_after: expiresAfter as never,
+      })
+      .catch((e) => e);
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect(error.error).toMatchObject({ type: 'invalid_request_error', param });
+    expect(blobs().length).toBe(before);
+  });
+
+  // Raw multipart: the SDK itself sends only the last path segment of a name.
+  it.each(['dir/name.txt', 'a\\b.txt', '../up.txt', '.berth-upload-x'])(
+    'refuses the filename %j at upload, where a later file_ids copy would fail',
+    async (name) => {
+      const before = blobs().length;
+      const form = new FormData();
+      form.append('purpose', 'user_data');
+      form.append('file', new Blob(['x']), name);
+      const res = await berth.api('/v1/files', { method: 'POST', body: form });
+      expect(res.status).toBe(400);
+      expect((await res.json()).error).toMatchObject({ param: 'file' });
+      expect(blobs().length).toBe(before);
+    },
+  );
 });
