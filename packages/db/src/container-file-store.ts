@@ -81,11 +81,11 @@ export class PgContainerFileStore implements ContainerFileStore {
     );
   }
 
-  sync(
+  sync<E extends { path: string; bytes: number }>(
     containerId: string,
-    present: { path: string; bytes: number }[],
+    present: E[],
     listedAt: Date,
-    newId: () => { id: string; createdAt: number },
+    newId: (entry: E) => { id: string; createdAt: number },
   ): Promise<void> {
     return translated(async () => {
       const client = await this.pool.connect();
@@ -101,7 +101,7 @@ export class PgContainerFileStore implements ContainerFileStore {
             where container_id = $1 and path <> all($2::text[]) and written_at < $3`,
           [containerId, paths, listedAt],
         );
-        const ids = present.map(() => newId());
+        const ids = present.map((entry) => newId(entry));
         await client.query(
           `insert into container_files (id, container_id, path, bytes, source, created_at)
            select t.id, $1, t.path, t.bytes, 'assistant', t.created_at

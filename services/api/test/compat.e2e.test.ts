@@ -226,3 +226,50 @@ describe('POST /v1/files', () => {
     },
   );
 });
+
+describe('files written by code', () => {
+  it('are listed with their own modification time as created_at, not the listing time', async () => {
+    const container = await berth.client.containers.create({ name: 'mtimes' });
+    try {
+      const res = await berth.api(`/v1/containers/${container.id}/exec`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          command:
+            'echo a > /mnt/data/old.txt && touch -d @1577934245 /mnt/data/old.txt && ' +
+            'echo b > /mnt/data/future.txt && touch -d @4102444800 /mnt/data/future.txt && ' +
+            'echo c > /mnt/data/new.txt',
+        }),
+      });
+      expect(await res.json()).toMatchObject({ exit_code: 0 });
+      const before = Math.floor(Date.now() / 1000);
+      // Listed later than they were written: the listing's time would be wrong by this much.
+      await new Promise((r) => setTimeout(r, 1100));
+      const listed = await berth.client.containers.files.list(container.id, { order: 'asc' });
+      const after = Math.ceil(Date.now() / 1000);
+      const byPath = new Map(listed.data.map((f) => [f.path, f]));
+      expect(byPath.get('/mnt/data/old.txt')).toMatchObject({
+        source: 'assistant',
+        created_at: 1577934245,
+      });
+      const created = byPath.get('/mnt/data/new.txt')!.created_at;
+      expect(created).toBeGreaterThanOrEqual(before - 2);
+      expect(created).toBeLessThan(before + 1);
+      // A time in the future is the sandbox's claim, not a fact: no later than the listing.
+      expect(byPath.get('/mnt/data/future.txt')!.created_at).toBeLessThanOrEqual(after);
+      // The list is in created_at order, and ids still work as cursors.
+      expect(listed.data.map((f) => f.path)).toEqual([
+        '/mnt/data/old.txt',
+        '/mnt/data/new.txt',
+        '/mnt/data/future.txt',
+      ]);
+      const retrieved = await berth.client.containers.files.retrieve(
+        byPath.get('/mnt/data/old.txt')!.id,
+        { container_id: container.id },
+      );
+      expect(retrieved.created_at).toBe(1577934245);
+    } finally {
+      await berth.client.containers.delete(container.id);
+    }
+  });
+});

@@ -47,12 +47,12 @@ export interface ContainerFileStore {
    * Makes the rows match what the sandbox holds: new paths become `assistant` files, vanished
    * ones are dropped, changed sizes updated. Rows written after `listedAt` are kept even when
    * missing from the listing (an upload that finished while the listing ran). `newId` names the
-   * rows it creates.
+   * row it creates for an entry, and gives its created_at.
    */
-  sync(
+  sync<E extends { path: string; bytes: number }>(
     containerId: string,
-    present: { path: string; bytes: number }[],
+    present: E[],
     listedAt: Date,
-    newId: () => { id: string; createdAt: number },
+    newId: (entry: E) => { id: string; createdAt: number },
   ): Promise<void>;
 }

@@ -186,9 +186,14 @@ export class ContainerFilesService {
     const present = await this.options.containers.withSandbox(container, () =>
       this.options.sandbox.list(ref(container), signal ? { signal } : {}),
     );
-    await this.options.store.sync(container.id, present, listedAt, () => {
-      const now = this.options.clock.now();
-      return { id: newId('containerFile', now), createdAt: unixSeconds(now) };
+    // A file code wrote was created when it was written: its mtime, bounded by the listing's
+    // time (a future mtime is the sandbox's claim, not a fact).
+    await this.options.store.sync(container.id, present, listedAt, (entry) => {
+      const at =
+        entry.modifiedAt && entry.modifiedAt.getTime() <= listedAt.getTime()
+          ? entry.modifiedAt
+          : listedAt;
+      return { id: newId('containerFile', at), createdAt: unixSeconds(at) };
     });
     return this.options.store.list(container.id, page);
   }
