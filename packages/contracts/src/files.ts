@@ -7,6 +7,8 @@ export const FileObject = z
     object: z.literal('file'),
     bytes: z.number().int(),
     created_at: z.number().int(),
+    /** Set by `expires_after`; null when the file is kept until deleted. */
+    expires_at: z.number().int().nullable(),
     filename: z.string(),
     purpose: z.string(),
     status: z.literal('processed'),
@@ -16,6 +18,24 @@ export type FileObject = z.infer<typeof FileObject>;
 
 export const FileList = listOf(FileObject, 'ListFilesResponse');
 export const FileDeleted = Deleted('file', 'DeleteFileResponse');
+
+/**
+ * Upstream's `expires_after` of `POST /v1/files`. Multipart fields are text, and the SDK sends it
+ * as `expires_after[anchor]` and `expires_after[seconds]`, which arrive as an object of strings.
+ */
+export const FileExpiresAfter = z
+  .object({
+    anchor: z.literal('created_at', { error: "anchor must be 'created_at'" }),
+    seconds: z.coerce
+      .number({ error: 'seconds must be an integer between 3600 and 2592000' })
+      .int('seconds must be an integer between 3600 and 2592000')
+      .min(3600, 'seconds must be an integer between 3600 and 2592000')
+      .max(2_592_000, 'seconds must be an integer between 3600 and 2592000'),
+  })
+  .strict();
+
+/** The text fields of `POST /v1/files` besides `purpose` (checked by the use-case). */
+export const FileUploadFields = z.object({ expires_after: FileExpiresAfter.optional() });
 
 /** Upstream: limit 1–10,000, default 10,000. */
 export const ListFilesQuery = ListQuery.extend({

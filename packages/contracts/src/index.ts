@@ -16,6 +16,8 @@ export { execBody, ExecResource } from './exec.js';
 export type { ExecBody, ExecLimits } from './exec.js';
 export {
   FileObject,
+  FileExpiresAfter,
+  FileUploadFields,
   FileList,
   FileDeleted,
   ListFilesQuery,

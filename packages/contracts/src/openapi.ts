@@ -41,7 +41,11 @@ const errors = {
   '400': { description: 'Invalid request', content: json(ErrorEnvelope) },
   '401': { description: 'Missing or unknown API key', content: json(ErrorEnvelope) },
   '404': { description: 'Unknown id, or another project’s', content: json(ErrorEnvelope) },
-  '429': { description: 'Rate or quota limit (Retry-After)', content: json(ErrorEnvelope) },
+  '429': {
+    description:
+      'rate_limit_exceeded (Retry-After: a retry can succeed) or insufficient_quota (x-should-retry: false, no Retry-After)',
+    content: json(ErrorEnvelope),
+  },
   '503': {
     description: 'Docker or Postgres unreachable (Retry-After)',
     content: json(ErrorEnvelope),

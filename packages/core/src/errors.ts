@@ -10,14 +10,20 @@ export interface BerthErrorOptions {
   param?: string | null;
   code?: string | null;
   cause?: unknown;
-  /** Seconds, rendered as the Retry-After header. */
-  retryAfter?: number;
+  /** Seconds, rendered as the Retry-After header. Only where a retry can succeed. */
+  retryAfter?: number | undefined;
+  /**
+   * Rendered as `x-should-retry`, which the official SDKs obey over their own rules: false where
+   * retrying can't help (a quota), so a caller isn't held through retries that can only fail.
+   */
+  shouldRetry?: boolean | undefined;
 }
 
 export class BerthError extends Error {
   readonly param: string | null;
   readonly code: string | null;
   readonly retryAfter: number | undefined;
+  readonly shouldRetry: boolean | undefined;
 
   constructor(
     readonly status: number,
@@ -30,6 +36,7 @@ export class BerthError extends Error {
     this.param = options.param ?? null;
     this.code = options.code ?? null;
     this.retryAfter = options.retryAfter;
+    this.shouldRetry = options.shouldRetry;
   }
 }
 
@@ -69,13 +76,20 @@ export class RateLimitError extends BerthError {
   }
 }
 
+/**
+ * A quota is used up: only the client freeing something (or an operator) changes that, so no
+ * Retry-After, and the SDKs are told not to retry (they retry every 429 by default).
+ */
 export class QuotaExceededError extends BerthError {
-  constructor(message: string, retryAfter = 30) {
-    super(429, 'insufficient_quota', message, { code: 'insufficient_quota', retryAfter });
+  constructor(message: string) {
+    super(429, 'insufficient_quota', message, { code: 'insufficient_quota', shouldRetry: false });
   }
 }
 
-/** A dependency (Docker, Postgres) can't be reached. Clients (and the SDK) retry 503 by themselves. */
+/**
+ * A dependency (Docker, Postgres) can't be reached. Clients (and the SDK) retry 503 by themselves.
+ * One that won't come back by retrying passes `{retryAfter: undefined, shouldRetry: false}`.
+ */
 export class UnavailableError extends BerthError {
   constructor(message: string, options: BerthErrorOptions = {}) {
     super(503, 'server_error', message, { retryAfter: 2, ...options });

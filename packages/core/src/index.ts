@@ -69,6 +69,8 @@ export type {
   ContainerFileSource,
 } from './ports/file-store.js';
 export { FilesService, FILE_PURPOSES } from './use-cases/files-service.js';
+export { FileExpiry } from './use-cases/file-expiry.js';
+export type { FileExpiryOptions } from './use-cases/file-expiry.js';
 export type { FilesServiceOptions } from './use-cases/files-service.js';
 export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';

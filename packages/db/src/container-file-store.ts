@@ -30,13 +30,16 @@ const toRecord = (r: Row): ContainerFileRecord => ({
  * time, comes from the same injected clock as that time.
  */
 export class PgContainerFileStore extends PgStore implements ContainerFileStore {
+  /**
+   * A path keeps the id (and created_at) it was first given: writing onto it again replaces the
+   * bytes, so an id a client holds still answers, with the new content.
+   */
   async upsert(f: ContainerFileRecord): Promise<ContainerFileRecord> {
     const row = await this.sql.one<Row>(
       `insert into container_files (id, container_id, path, bytes, source, created_at, written_at)
        values ($1, $2, $3, $4, $5, $6, $7)
        on conflict (container_id, path) do update
-         set id = excluded.id, bytes = excluded.bytes, source = excluded.source,
-             created_at = excluded.created_at, written_at = excluded.written_at
+         set bytes = excluded.bytes, source = excluded.source, written_at = excluded.written_at
        returning *`,
       [f.id, f.containerId, f.path, f.bytes, f.source, f.createdAt, this.clock.now()],
     );
@@ -68,11 +71,11 @@ export class PgContainerFileStore extends PgStore implements ContainerFileStore 
     ]);
   }
 
-  sync(
+  sync<E extends { path: string; bytes: number }>(
     containerId: string,
-    present: { path: string; bytes: number }[],
+    present: E[],
     listedAt: Date,
-    newId: () => { id: string; createdAt: number },
+    newId: (entry: E) => { id: string; createdAt: number },
   ): Promise<void> {
     return this.sql.transaction(async (tx) => {
       // One sync per container at a time; concurrent lists then see the same rows.
@@ -83,7 +86,7 @@ export class PgContainerFileStore extends PgStore implements ContainerFileStore 
           where container_id = $1 and path <> all($2::text[]) and written_at < $3`,
         [containerId, paths, listedAt],
       );
-      const ids = present.map(() => newId());
+      const ids = present.map((entry) => newId(entry));
       await tx.query(
         `insert into container_files (id, container_id, path, bytes, source, created_at, written_at)
          select t.id, $1, t.path, t.bytes, 'assistant', t.created_at, $6

@@ -81,6 +81,27 @@ const it = test
   );
 
 describe('list: keyset pages', () => {
+  it('lists rows made one after another in the same second in exactly that order', async ({
+    database: db,
+    store,
+    projectA,
+    walk,
+  }) => {
+    // 200 creates within one second, minted and inserted in this order, as the service does.
+    const rows = await insertRows(db.pool, projectA, 200, () => ({ second: T }));
+    const made = rows.map((r) => r.id);
+
+    expect(
+      (await store.list(projectA, { limit: 100, order: 'asc' })).items.map((c) => c.id),
+    ).toEqual(made.slice(0, 100));
+    expect(await walk(projectA, { limit: 7, order: 'asc' })).toEqual(made);
+    expect(await walk(projectA, { limit: 7, order: 'desc' })).toEqual([...made].reverse());
+    // A deleted after-row still positions exactly: the id alone is the cursor.
+    await store.remove(made[50]!);
+    const next = await store.list(projectA, { limit: 3, order: 'asc', after: made[50] });
+    expect(next.items.map((c) => c.id)).toEqual(made.slice(51, 54));
+  });
+
   it('walks thousands of rows tied on created_at, in both orders, each visible row once', async ({
     database: db,
     projectA,

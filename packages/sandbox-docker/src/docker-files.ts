@@ -101,16 +101,19 @@ function sizedBody(path: string): Transform & { size: Promise<number | null> } {
 }
 
 /**
- * The helper's listing, checked as what it is, output of code the sandbox controls: valid text,
- * sane names and sizes, no duplicates, no temporary upload files, a bounded count.
+ * The helper's listing (path, size, mtime in ms, each NUL-terminated), checked as what it is,
+ * output of code the sandbox controls: valid text, sane names, sizes and times, no duplicates, no
+ * temporary upload files, a bounded count. A time that is not a sane one is left out (the caller
+ * then uses its own), never trusted.
  */
 export function parseListing(raw: Buffer): SandboxFileEntry[] {
   const fields = raw.toString('utf8').split('\0');
   const seen = new Set<string>();
   const entries: SandboxFileEntry[] = [];
-  for (let i = 0; i + 1 < fields.length && entries.length < MAX_LIST_ENTRIES; i += 2) {
+  for (let i = 0; i + 2 < fields.length && entries.length < MAX_LIST_ENTRIES; i += 3) {
     const path = fields[i]!;
     const bytes = Number(fields[i + 1]);
+    const mtimeMs = /^\d{1,15}$/.test(fields[i + 2]!) ? Number(fields[i + 2]) : null;
     const segments = path.split('/');
     if (!path || path.includes('\uFFFD') || Buffer.byteLength(path) > 4096 || seen.has(path))
       continue;
@@ -119,7 +122,9 @@ export function parseListing(raw: Buffer): SandboxFileEntry[] {
     if (segments.at(-1)!.startsWith('.berth-upload-')) continue;
     if (!Number.isSafeInteger(bytes) || bytes < 0) continue;
     seen.add(path);
-    entries.push({ path, bytes });
+    entries.push(
+      mtimeMs === null ? { path, bytes } : { path, bytes, modifiedAt: new Date(mtimeMs) },
+    );
   }
   return entries;
 }

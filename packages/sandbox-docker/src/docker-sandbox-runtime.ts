@@ -190,8 +190,11 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       await this.#ensureVerified();
     } catch (error) {
       if (error instanceof UnsafeHostError)
+        // The host is unsafe until an operator fixes it: a retry in seconds can't succeed.
         throw new UnavailableError(`This server refuses to run sandboxes: ${error.message}`, {
           cause: error,
+          retryAfter: undefined,
+          shouldRetry: false,
         });
       throw await client.translate(error, spec.containerId);
     }

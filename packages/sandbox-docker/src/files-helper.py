@@ -116,8 +116,9 @@ def listing():
                         finally:
                             os.close(sub)
                 elif e.is_file(follow_symlinks=False):
-                    size = e.stat(follow_symlinks=False).st_size
-                    out.write(os.fsencode(prefix + e.name) + b'\0' + str(size).encode() + b'\0')
+                    st = e.stat(follow_symlinks=False)
+                    out.write(os.fsencode(prefix + e.name) + b'\0' + str(st.st_size).encode() + b'\0'
+                              + str(st.st_mtime_ns // 1000000).encode() + b'\0')
                     count += 1
 
     walk(os.open(ROOT, DIR_FLAGS), '', 0)

@@ -8,6 +8,7 @@ import {
   ContainersService,
   EgressSync,
   ExecService,
+  FileExpiry,
   FilesService,
   Reaper,
   Reconciler,
@@ -77,6 +78,8 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
   const serves = config.BERTH_ROLE !== 'reaper';
   const reaps = config.BERTH_ROLE !== 'api';
   const store = new PgContainerStore(pool, clock);
+  const fileStore = new PgFileStore(pool, clock);
+  const blobs = new FsBlobStore(join(config.BERTH_DATA_DIR, 'files'));
   // Operators' view: metrics, the lifecycle event log and the admin API (docs/metrics.md).
   const metrics = new Metrics();
   const events = new PgEventStore(pool);
@@ -149,6 +152,8 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       concurrency: config.BERTH_REAPER_CONCURRENCY,
       maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
       retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
+      // Files API `expires_after`: the same tick removes expired files' rows and bytes.
+      fileExpiry: new FileExpiry({ files: fileStore, blobs, clock }),
       ...observe.reaper,
     });
     const eventRetentionMs = config.BERTH_EVENT_RETENTION_HOURS * 3_600_000;
@@ -186,7 +191,8 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       logger,
       firstRun: 'none',
       onReport: (report) => {
-        if (report.expired || report.failed || report.purged) logger.info({ report }, 'reaped');
+        if (report.expired || report.failed || report.purged || report.filesExpired)
+          logger.info({ report }, 'reaped');
       },
       failureMessage: 'reaper tick failed; the next tick retries',
       onFailure: () => observe.jobs.reapFailed(),
@@ -208,8 +214,8 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       onFailed: observe.containers.onFailed,
     });
     const files = new FilesService({
-      files: new PgFileStore(pool),
-      blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'files')),
+      files: fileStore,
+      blobs,
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
     });

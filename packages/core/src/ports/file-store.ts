@@ -7,6 +7,8 @@ export interface FileRecord {
   purpose: string;
   bytes: number;
   createdAt: number;
+  /** Unix seconds from which the file is gone (`expires_after`); null: kept until deleted. */
+  expiresAt: number | null;
 }
 
 export type ContainerFileSource = 'user' | 'assistant';
@@ -21,18 +23,22 @@ export interface ContainerFileRecord {
   createdAt: number;
 }
 
+/** Reads take `now` (unix seconds): a file whose `expiresAt` is not after it is not there. */
 export interface FileStore {
   insert(record: FileRecord): Promise<void>;
-  get(projectId: string, id: string): Promise<FileRecord | null>;
+  get(projectId: string, id: string, now: number): Promise<FileRecord | null>;
   list(
     projectId: string,
     filter: PageRequest & { purpose?: string | undefined },
+    now: number,
   ): Promise<Page<FileRecord>>;
   delete(projectId: string, id: string): Promise<boolean>;
+  /** Up to `limit` files expired at `now`, oldest deadline first. */
+  listExpired(now: number, limit: number): Promise<{ id: string; projectId: string }[]>;
 }
 
 export interface ContainerFileStore {
-  /** Inserts, or replaces the row at the same path (a new id: it is a new file). */
+  /** Inserts, or replaces the bytes of the row at the same path, which keeps its id. */
   upsert(record: ContainerFileRecord): Promise<ContainerFileRecord>;
   get(containerId: string, id: string): Promise<ContainerFileRecord | null>;
   list(containerId: string, page: PageRequest): Promise<Page<ContainerFileRecord>>;
@@ -41,12 +47,12 @@ export interface ContainerFileStore {
    * Makes the rows match what the sandbox holds: new paths become `assistant` files, vanished
    * ones are dropped, changed sizes updated. Rows written after `listedAt` are kept even when
    * missing from the listing (an upload that finished while the listing ran). `newId` names the
-   * rows it creates.
+   * row it creates for an entry, and gives its created_at.
    */
-  sync(
+  sync<E extends { path: string; bytes: number }>(
     containerId: string,
-    present: { path: string; bytes: number }[],
+    present: E[],
     listedAt: Date,
-    newId: () => { id: string; createdAt: number },
+    newId: (entry: E) => { id: string; createdAt: number },
   ): Promise<void>;
 }

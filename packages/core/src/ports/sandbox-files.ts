@@ -10,6 +10,8 @@ export interface SandboxFileEntry {
   /** Relative to /mnt/data, `/`-separated. */
   path: string;
   bytes: number;
+  /** The file's mtime as the sandbox reports it: a claim of code it runs, to be bounded by use. */
+  modifiedAt?: Date;
 }
 
 /**

@@ -28,7 +28,7 @@ const ref = (c: ContainerRecord): SandboxRef => ({ containerId: c.id, uid: c.san
 /**
  * Files in a container's /mnt/data. Every operation is activity. The path of an upload is
  * /mnt/data/<original filename>, or under the optional `path`; uploading onto an existing path
- * replaces that file.
+ * replaces that file's bytes and keeps its id, so an id handed out earlier never starts to 404.
  */
 export class ContainerFilesService {
   constructor(private readonly options: ContainerFilesServiceOptions) {}
@@ -90,9 +90,10 @@ export class ContainerFilesService {
         ...(signal ? { signal } : {}),
       }),
     );
-    const createdAt = unixSeconds(this.options.clock.now());
+    const now = this.options.clock.now();
+    const createdAt = unixSeconds(now);
     return this.options.store.upsert({
-      id: newId('containerFile', createdAt),
+      id: newId('containerFile', now),
       containerId: container.id,
       path: relative(absolute),
       bytes,
@@ -136,7 +137,6 @@ export class ContainerFilesService {
     return this.copyFile(projectId, container, fileId);
   }
 
-  /** Validates `file_ids` before a container is created: each must be this project's file. */
   /** These files as a create's seeder: unknown ids refused first, the rest copied in later. */
   seeder(): ContainerSeeder {
     return {
@@ -147,10 +147,16 @@ export class ContainerFilesService {
     };
   }
 
+  /**
+   * Validates `file_ids` before a container is created: each must be this project's file, and no
+   * two may land on the same path (the later would silently replace the earlier).
+   */
   async checkFileIds(projectId: string, fileIds: string[]): Promise<void> {
+    const targets = new Map<string, number>();
     for (const [index, id] of fileIds.entries()) {
+      let filename: string;
       try {
-        await this.options.files.get(projectId, id);
+        filename = (await this.options.files.get(projectId, id)).filename;
       } catch (error) {
         if (error instanceof NotFoundError) {
           throw new InvalidRequestError(`No such File object: ${id}`, {
@@ -159,6 +165,17 @@ export class ContainerFilesService {
         }
         throw error;
       }
+      const target = ContainerFilesService.targetPath(filename);
+      const earlier = targets.get(target);
+      if (earlier !== undefined) {
+        throw new InvalidRequestError(
+          fileIds[earlier] === id
+            ? `Invalid 'file_ids.${index}': ${id} is already file_ids.${earlier} (copied to ${target}).`
+            : `Invalid 'file_ids.${index}': ${id} would be copied to ${target}, as file_ids.${earlier} (${fileIds[earlier]}) is. Give the files different names.`,
+          { param: `file_ids.${index}` },
+        );
+      }
+      targets.set(target, index);
     }
   }
 
@@ -180,9 +197,14 @@ export class ContainerFilesService {
     const present = await this.options.containers.withSandbox(container, () =>
       this.options.sandbox.list(ref(container), signal ? { signal } : {}),
     );
-    await this.options.store.sync(container.id, present, listedAt, () => {
-      const createdAt = unixSeconds(this.options.clock.now());
-      return { id: newId('containerFile', createdAt), createdAt };
+    // A file code wrote was created when it was written: its mtime, bounded by the listing's
+    // time (a future mtime is the sandbox's claim, not a fact).
+    await this.options.store.sync(container.id, present, listedAt, (entry) => {
+      const at =
+        entry.modifiedAt && entry.modifiedAt.getTime() <= listedAt.getTime()
+          ? entry.modifiedAt
+          : listedAt;
+      return { id: newId('containerFile', at), createdAt: unixSeconds(at) };
     });
     return this.options.store.list(container.id, page);
   }

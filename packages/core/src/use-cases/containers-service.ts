@@ -128,7 +128,7 @@ export class ContainersService {
     const policy = input.networkPolicy;
     const createdAt = unixSeconds(now);
     const record: ContainerRecord = {
-      id: newId('container', createdAt),
+      id: newId('container', now),
       projectId,
       name: input.name,
       createdAt,

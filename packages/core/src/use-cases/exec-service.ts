@@ -98,7 +98,7 @@ export class ExecService {
     const { containers, executor, runtime, clock } = this.options;
     checkExecArguments(input.argv, input.env);
     const created = clock.now();
-    const id = newId('exec', unixSeconds(created));
+    const id = newId('exec', created);
     await containers.touch(record);
     const result = await containers.withSandbox(record, () =>
       executor.exec({

@@ -45,6 +45,8 @@ function fileNameProblem(filename: string): string | null {
   if (!filename) return 'it is empty';
   if (forms.some((n) => /[/\\]/.test(n))) return 'it must be a plain name, not a path';
   if (decoded === '.' || decoded === '..') return "'.' and '..' are not file names";
+  // The copy into /mnt/data writes through a temporary of this prefix, and refuses it as a name.
+  if (forms.some((n) => n.startsWith('.berth-upload-'))) return "'.berth-upload-' is reserved";
   if (forms.some(hasControl)) return 'NUL and control characters are not allowed';
   if (forms.some((n) => Buffer.byteLength(n) > MAX_NAME_BYTES)) {
     return `it is longer than ${MAX_NAME_BYTES} bytes`;
@@ -71,17 +73,20 @@ export class FilesService {
     data: Readable,
   ): Promise<{ id: string; bytes: number; createdAt: number }> {
     checkFileName(filename);
-    const createdAt = unixSeconds(this.options.clock.now());
-    const id = newId('file', createdAt);
+    const now = this.options.clock.now();
+    const createdAt = unixSeconds(now);
+    const id = newId('file', now);
     const { bytes } = await this.options.blobs.put(id, data, { maxBytes: this.options.maxBytes });
     return { id, bytes, createdAt };
   }
 
+  /** `expiresAfterSeconds` is upstream's `expires_after.seconds` (anchor `created_at`), validated. */
   async commit(
     projectId: string,
     stored: { id: string; bytes: number; createdAt: number },
     filename: string,
     purpose: string | undefined,
+    expiresAfterSeconds: number | null = null,
   ): Promise<FileRecord> {
     if (!purpose || !(FILE_PURPOSES as readonly string[]).includes(purpose)) {
       await this.options.blobs.delete(stored.id);
@@ -99,6 +104,7 @@ export class FilesService {
       purpose,
       bytes: stored.bytes,
       createdAt: stored.createdAt,
+      expiresAt: expiresAfterSeconds === null ? null : stored.createdAt + expiresAfterSeconds,
     };
     try {
       await this.options.files.insert(record);
@@ -116,7 +122,7 @@ export class FilesService {
 
   async get(projectId: string, id: string): Promise<FileRecord> {
     if (!isId('file', id)) throw notFound(id);
-    const record = await this.options.files.get(projectId, id);
+    const record = await this.options.files.get(projectId, id, this.#now());
     if (!record) throw notFound(id);
     return record;
   }
@@ -125,8 +131,10 @@ export class FilesService {
     projectId: string,
     filter: PageRequest & { purpose?: string | undefined },
   ): Promise<Page<FileRecord>> {
-    return this.options.files.list(projectId, filter);
+    return this.options.files.list(projectId, filter, this.#now());
   }
+
+  #now = () => unixSeconds(this.options.clock.now());
 
   async content(
     projectId: string,

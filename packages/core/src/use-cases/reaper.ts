@@ -12,6 +12,8 @@ export interface ReaperOptions {
   maxPerTick: number;
   /** How long expired and failed rows stay queryable before they are purged. */
   retentionMs: number;
+  /** Files API files past their `expires_after`, purged each tick after the containers. */
+  fileExpiry?: { purge(limit: number, signal?: AbortSignal): Promise<number> };
   /** Called for each container reaped (for logs and metrics). */
   onReaped?: (containerId: string, lagMs: number) => void;
   /** Called when a removal fails; that container is retried on a later tick. */
@@ -22,6 +24,8 @@ export interface ReapReport {
   expired: number;
   failed: number;
   purged: number;
+  /** Files API files removed because their `expires_after` passed. */
+  filesExpired: number;
 }
 
 /**
@@ -34,7 +38,7 @@ export class Reaper {
   async tick(signal?: AbortSignal): Promise<ReapReport> {
     const { store, runtime, clock, concurrency, maxPerTick, retentionMs } = this.options;
     const now = clock.now();
-    const report: ReapReport = { expired: 0, failed: 0, purged: 0 };
+    const report: ReapReport = { expired: 0, failed: 0, purged: 0, filesExpired: 0 };
     const failedIds: string[] = [];
     let claimed = 0;
 
@@ -62,6 +66,8 @@ export class Reaper {
     await Promise.all(Array.from({ length: concurrency }, worker));
     if (!signal?.aborted)
       report.purged = await store.purge(new Date(now.getTime() - retentionMs), 1000);
+    if (!signal?.aborted && this.options.fileExpiry)
+      report.filesExpired = await this.options.fileExpiry.purge(1000, signal);
     return report;
   }
 }

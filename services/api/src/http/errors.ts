@@ -94,6 +94,8 @@ export const errorHandler =
         'request failed',
       );
       if (known.retryAfter !== undefined) res.setHeader('Retry-After', String(known.retryAfter));
+      if (known.shouldRetry !== undefined)
+        res.setHeader('x-should-retry', String(known.shouldRetry));
       res.status(known.status).json({
         error: { message: known.message, type: known.type, param: known.param, code: known.code },
       });

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { ListFilesQuery, type FileObject } from '@berth/contracts';
+import { FileUploadFields, ListFilesQuery, type FileObject } from '@berth/contracts';
 import { InvalidRequestError, type FileRecord, type FilesService } from '@berth/core';
 import { sendFile, singleFileUpload } from '../http/uploads.js';
 import { listBody } from '../http/list.js';
@@ -10,6 +10,7 @@ export const toFileObject = (f: FileRecord): FileObject => ({
   object: 'file',
   bytes: f.bytes,
   created_at: f.createdAt,
+  expires_at: f.expiresAt,
   filename: f.filename,
   purpose: f.purpose,
   status: 'processed',
@@ -42,7 +43,18 @@ export function fileRoutes({
       throw new InvalidRequestError("Missing required parameter: 'file'.", { param: 'file' });
     const body = (req.body ?? {}) as Record<string, unknown>;
     const purpose = typeof body.purpose === 'string' ? body.purpose : undefined;
-    res.json(toFileObject(await files.commit(req.projectId, part.stored, part.filename, purpose)));
+    let expiresAfter: number | null = null;
+    try {
+      expiresAfter = parseOrThrow(FileUploadFields, body).expires_after?.seconds ?? null;
+    } catch (error) {
+      await files.discard(part.stored.id);
+      throw error;
+    }
+    res.json(
+      toFileObject(
+        await files.commit(req.projectId, part.stored, part.filename, purpose, expiresAfter),
+      ),
+    );
   });
 
   router.get('/files', async (req, res) => {
