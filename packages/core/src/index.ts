@@ -70,3 +70,23 @@ export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
 export type { EgressController } from './ports/egress-controller.js';
+export type {
+  SkillStore,
+  SkillRecord,
+  SkillVersionRecord,
+  NewSkillVersion,
+} from './ports/skill-store.js';
+export {
+  SkillsService,
+  SKILLS_ROOT,
+  MAX_CONTAINER_SKILLS,
+  versionId,
+  versionOfId,
+} from './use-cases/skills-service.js';
+export type {
+  SkillsServiceOptions,
+  UploadedPart,
+  ContainerSkillParam,
+  ResolvedSkill,
+} from './use-cases/skills-service.js';
+export { BUNDLE_LIMITS as BUNDLE_UPLOAD_LIMITS } from '@berth/skill-bundle';

@@ -10,6 +10,7 @@ import {
   FilesService,
   Reaper,
   Reconciler,
+  SkillsService,
   systemClock,
 } from '@berth/core';
 import {
@@ -18,6 +19,7 @@ import {
   PgContainerStore,
   PgExpiryStore,
   PgFileStore,
+  PgSkillStore,
 } from '@berth/db';
 import {
   DockerClient,
@@ -140,6 +142,12 @@ export async function main(config: Config): Promise<RunningService> {
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
     });
+    // Skills: zips in their own blob directory, rows in Postgres.
+    const skills = new SkillsService({
+      store: new PgSkillStore(pool),
+      blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'skills')),
+      clock,
+    });
     // Bound late: containers seed files through containerFiles, which uses containers.
     let containerFiles: ContainerFilesService | null = null;
     // Sandboxes that were running before a restart regain egress now, and only they.
@@ -180,6 +188,7 @@ export async function main(config: Config): Promise<RunningService> {
     });
     const app = createApp({
       files,
+      skills,
       containerFiles,
       maxUploadBytes: config.BERTH_MAX_UPLOAD_BYTES,
       maxInflightTransfers: config.BERTH_MAX_INFLIGHT_TRANSFERS,

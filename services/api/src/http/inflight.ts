@@ -3,7 +3,8 @@ import { RateLimitError } from '@berth/core';
 
 /** Whether a request moves file bytes: an upload or a download, of either files API. */
 export const isTransfer = (req: Request): boolean =>
-  (req.method === 'POST' && /^\/(files|containers\/[^/]+\/files)\/?$/.test(req.path)) ||
+  (req.method === 'POST' &&
+    /^\/(files|containers\/[^/]+\/files|skills|skills\/[^/]+\/versions)\/?$/.test(req.path)) ||
   (req.method === 'GET' &&
     /^\/(files|containers\/[^/]+\/files)\/[^/]+\/content\/?$/.test(req.path));
 
