@@ -38,6 +38,7 @@ export { ContainersService } from './use-cases/containers-service.js';
 export type {
   CreateContainerInput,
   ContainersServiceOptions,
+  ContainerSkills,
 } from './use-cases/containers-service.js';
 export { Reconciler, runningContainers } from './use-cases/reconciler.js';
 export type { ReconcileReport, ReconcilerOptions } from './use-cases/reconciler.js';
@@ -90,3 +91,9 @@ export type {
   ResolvedSkill,
 } from './use-cases/skills-service.js';
 export { BUNDLE_LIMITS as BUNDLE_UPLOAD_LIMITS } from '@berth/skill-bundle';
+export type {
+  SkillInstaller,
+  ContainerSkillInfo,
+  ContainerSkillStore,
+} from './ports/skill-installer.js';
+export { skillsFootprint, skillsBudgetBytes } from './skill-placement.js';

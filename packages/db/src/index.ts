@@ -9,3 +9,4 @@ export { PgExpiryStore } from './expiry-store.js';
 export { PgFileStore } from './file-store.js';
 export { PgContainerFileStore } from './container-file-store.js';
 export { PgSkillStore } from './skill-store.js';
+export { PgContainerSkillStore } from './container-skill-store.js';

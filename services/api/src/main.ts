@@ -20,12 +20,14 @@ import {
   PgExpiryStore,
   PgFileStore,
   PgSkillStore,
+  PgContainerSkillStore,
 } from '@berth/db';
 import {
   DockerClient,
   DockerSandboxExecutor,
   DockerSandboxFiles,
   DockerSandboxRuntime,
+  DockerSkillInstaller,
   UnsafeHostError,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
@@ -157,6 +159,11 @@ export async function main(config: Config): Promise<RunningService> {
       runtime,
       clock,
       ...(egress ? { egress: egress.controller } : {}),
+      skills: {
+        resolve: (projectId, params) => skills.resolve(projectId, params),
+        installer: new DockerSkillInstaller({ client: docker }),
+        store: new PgContainerSkillStore(pool),
+      },
       seeder: {
         check: (projectId, fileIds) => containerFiles!.checkFileIds(projectId, fileIds),
         copy: async (projectId, container, fileIds) => {
