@@ -222,4 +222,23 @@ describe('/v1/skills with the official SDK', () => {
     await expect(berth.client.skills.create({})).rejects.toMatchObject({ status: 400 });
     expect(await stored()).toEqual(before);
   });
+
+  it('is described in /v1/openapi.json', async () => {
+    const doc = (await (await fetch(`${berth.url}/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>;
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/skills',
+        '/skills/{skill_id}',
+        '/skills/{skill_id}/content',
+        '/skills/{skill_id}/versions',
+        '/skills/{skill_id}/versions/{version}',
+        '/skills/{skill_id}/versions/{version}/content',
+      ]),
+    );
+    expect(Object.keys(doc.paths['/skills']!.post!.requestBody!.content)).toEqual([
+      'multipart/form-data',
+    ]);
+  });
 });
