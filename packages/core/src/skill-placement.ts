@@ -25,8 +25,10 @@ export function skillsFootprint(skills: ResolvedSkill[]): { bytes: number; inode
 }
 
 /**
- * The share of a sandbox's memory its skills may take (ours): an eighth, like /tmp, so a container
- * with skills keeps room for processes (1g: 128 MiB of skills).
+ * What a sandbox's skills may take (ours): an eighth of its memory, like /tmp, so a container with
+ * skills keeps room for processes (1g: 128 MiB), and at most 512 MiB, because the API holds a
+ * create's skills in memory while it places them.
  */
+export const MAX_SKILLS_BYTES = 512 * MIB;
 export const skillsBudgetBytes = (memoryLimitBytes: number): number =>
-  Math.floor(memoryLimitBytes / 8);
+  Math.min(MAX_SKILLS_BYTES, Math.floor(memoryLimitBytes / 8));

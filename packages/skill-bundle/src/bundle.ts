@@ -151,8 +151,13 @@ export function bundleFromFiles(input: ZipFileEntry[]): SkillBundle {
   return { name, description, files, bytes };
 }
 
-export async function bundleFromZip(zip: Buffer): Promise<SkillBundle> {
-  return bundleFromFiles(await readZip(zip, BUNDLE_LIMITS));
+/** `maxTotalBytes` may tighten the unpacked total (a caller's remaining budget); declared sizes are judged before any inflating. */
+export async function bundleFromZip(
+  zip: Buffer,
+  options: { maxTotalBytes?: number } = {},
+): Promise<SkillBundle> {
+  const maxTotalBytes = Math.min(BUNDLE_LIMITS.maxTotalBytes, options.maxTotalBytes ?? Infinity);
+  return bundleFromFiles(await readZip(zip, { ...BUNDLE_LIMITS, maxTotalBytes }));
 }
 
 const isZip = (name: string, data: Buffer) =>

@@ -160,7 +160,7 @@ export async function main(config: Config): Promise<RunningService> {
       clock,
       ...(egress ? { egress: egress.controller } : {}),
       skills: {
-        resolve: (projectId, params) => skills.resolve(projectId, params),
+        resolve: (projectId, params, budget) => skills.resolve(projectId, params, budget),
         installer: new DockerSkillInstaller({ client: docker }),
         store: new PgContainerSkillStore(pool),
       },

@@ -38,7 +38,12 @@ export interface CreateContainerInput {
 
 /** What skills at create need: resolving them (the skills use-case), placing them, showing them. */
 export interface ContainerSkills {
-  resolve(projectId: string, params: ContainerSkillParam[]): Promise<ResolvedSkill[]>;
+  /** Stops with `budget.over` as soon as the unpacked bytes pass `budget.maxBytes`. */
+  resolve(
+    projectId: string,
+    params: ContainerSkillParam[],
+    budget: { maxBytes: number; over: (bytes?: number) => Error },
+  ): Promise<ResolvedSkill[]>;
   installer: SkillInstaller;
   store: ContainerSkillStore;
 }
@@ -166,14 +171,18 @@ export class ContainersService {
       throw new InvalidRequestError('skills are not supported on this server.', {
         param: 'skills',
       });
-    const resolved = await this.options.skills.resolve(projectId, params);
-    const footprint = skillsFootprint(resolved);
     const budget = skillsBudgetBytes(memoryLimitBytes(input.memoryLimit));
-    if (footprint.bytes > budget)
-      throw new InvalidRequestError(
-        `The skills need ${footprint.bytes} bytes in the container; with memory_limit '${input.memoryLimit}' they may use at most ${budget}. Use fewer or smaller skills, or a larger memory_limit.`,
+    const over = (bytes?: number) =>
+      new InvalidRequestError(
+        `The skills need ${bytes === undefined ? `more than ${budget}` : bytes} bytes in the container; with memory_limit '${input.memoryLimit}' they may use at most ${budget}. Use fewer or smaller skills, or a larger memory_limit.`,
         { param: 'skills' },
       );
+    const resolved = await this.options.skills.resolve(projectId, params, {
+      maxBytes: budget,
+      over,
+    });
+    const footprint = skillsFootprint(resolved);
+    if (footprint.bytes > budget) throw over(footprint.bytes);
     const shown: ContainerSkillInfo[] = resolved.map((r) => ({
       name: r.name,
       description: r.description,

@@ -282,7 +282,11 @@ export class SkillsService {
    * reference names a version (an integer, `latest`, or none for the default), an inline skill is
    * checked like an upload. Two skills may not share a directory. Errors name `skills.N`.
    */
-  async resolve(projectId: string, params: ContainerSkillParam[]): Promise<ResolvedSkill[]> {
+  async resolve(
+    projectId: string,
+    params: ContainerSkillParam[],
+    budget: { maxBytes: number; over: (bytes?: number) => Error },
+  ): Promise<ResolvedSkill[]> {
     if (params.length > MAX_CONTAINER_SKILLS)
       throw new InvalidRequestError(
         `Too many skills: at most ${MAX_CONTAINER_SKILLS} per container.`,
@@ -290,6 +294,10 @@ export class SkillsService {
       );
     const out: ResolvedSkill[] = [];
     const names = new Map<string, number>();
+    // Unpacked bytes are counted as they are read, so a create can't make this process hold more
+    // than its budget: a reference is judged by its row before its zip is read, an inline zip by
+    // its declared sizes before it is inflated.
+    let used = 0;
     for (const [i, p] of params.entries()) {
       let resolved: Omit<ResolvedSkill, 'path'>;
       if (p.type === 'skill_reference') {
@@ -312,6 +320,7 @@ export class SkillsService {
           throw new InvalidRequestError(`Skill '${p.skillId}' has no version '${version}'.`, {
             param: `skills.${i}.version`,
           });
+        if (used + row.bytes > budget.maxBytes) throw budget.over(used + row.bytes);
         const bundle = await bundleFromZip(await this.#readZip(row)).catch((e: unknown) =>
           bundleError(e, `skills.${i}`),
         );
@@ -332,8 +341,17 @@ export class SkillsService {
             `Invalid 'skills.${i}.description': at most ${MAX_DESCRIPTION} characters.`,
             { param: `skills.${i}.description` },
           );
-        const bundle = await bundleFromZip(p.zip).catch((e: unknown) =>
-          bundleError(e, `skills.${i}.source.data`),
+        const remaining = budget.maxBytes - used;
+        const bundle = await bundleFromZip(p.zip, { maxTotalBytes: remaining }).catch(
+          (e: unknown) => {
+            if (
+              e instanceof BundleError &&
+              remaining < BUNDLE_LIMITS.maxTotalBytes &&
+              /bytes in total/.test(e.message)
+            )
+              throw budget.over();
+            return bundleError(e, `skills.${i}.source.data`);
+          },
         );
         resolved = {
           name: p.name,
@@ -349,6 +367,7 @@ export class SkillsService {
           { param: `skills.${i}` },
         );
       names.set(resolved.name, i);
+      used += resolved.bytes;
       out.push({ ...resolved, path: `${SKILLS_ROOT}/${resolved.name}` });
     }
     return out;
