@@ -42,7 +42,8 @@ export const SkillVersionDeleted = z
   .meta({ id: 'DeletedSkillVersionResource' });
 
 export const UpdateSkillBody = z
-  .object({ default_version: text().min(1).max(16) })
+  // Upstream types it a string ('2'); an integer is taken too.
+  .object({ default_version: z.union([z.number().int().min(1), text().min(1).max(16)]) })
   .strict()
   .meta({ id: 'UpdateSkillBody' });
 

@@ -270,8 +270,17 @@ export class SkillsService {
     return this.#open(await this.getVersion(projectId, id, version));
   }
 
-  async #readZip(row: SkillVersionRecord): Promise<Buffer> {
-    const { stream } = await this.#open(row);
+  async #readZip(row: SkillVersionRecord, param: string): Promise<Buffer> {
+    const blob = await this.options.blobs.open(row.blobKey);
+    // Deleted between its row being read and now.
+    if (!blob)
+      throw new InvalidRequestError(
+        `Skill version ${row.version} of '${row.skillId}' was just deleted.`,
+        {
+          param,
+        },
+      );
+    const { stream } = blob;
     const chunks: Buffer[] = [];
     for await (const chunk of stream) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
@@ -321,8 +330,8 @@ export class SkillsService {
             param: `skills.${i}.version`,
           });
         if (used + row.bytes > budget.maxBytes) throw budget.over(used + row.bytes);
-        const bundle = await bundleFromZip(await this.#readZip(row)).catch((e: unknown) =>
-          bundleError(e, `skills.${i}`),
+        const bundle = await bundleFromZip(await this.#readZip(row, `skills.${i}.skill_id`)).catch(
+          (e: unknown) => bundleError(e, `skills.${i}`),
         );
         resolved = {
           name: row.name,

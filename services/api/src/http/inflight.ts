@@ -6,7 +6,8 @@ export const isTransfer = (req: Request): boolean =>
   (req.method === 'POST' &&
     /^\/(files|containers\/[^/]+\/files|skills|skills\/[^/]+\/versions)\/?$/.test(req.path)) ||
   (req.method === 'GET' &&
-    /^\/(files|containers\/[^/]+\/files)\/[^/]+\/content\/?$/.test(req.path));
+    (/^\/(files|containers\/[^/]+\/files)\/[^/]+\/content\/?$/.test(req.path) ||
+      /^\/skills\/[^/]+(\/versions\/[^/]+)?\/content\/?$/.test(req.path)));
 
 /**
  * Caps requests of one kind in flight in this process: past `max`, 429 with Retry-After before

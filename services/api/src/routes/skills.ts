@@ -178,7 +178,9 @@ export function skillRoutes({ skills }: { skills: SkillsService }): Router {
   router.post('/skills/:id', async (req, res) => {
     const body = parseOrThrow(UpdateSkillBody, req.body ?? {});
     res.json(
-      toSkillResource(await skills.setDefault(req.projectId, req.params.id, body.default_version)),
+      toSkillResource(
+        await skills.setDefault(req.projectId, req.params.id, String(body.default_version)),
+      ),
     );
   });
 
