@@ -223,6 +223,30 @@ describe('/v1/skills with the official SDK', () => {
     expect(await stored()).toEqual(before);
   });
 
+  it('refuses more than 500 files, a part under another name, and a body that is not multipart', async () => {
+    const before = await stored();
+    const form = new FormData();
+    form.append('files[]', new Blob([skillMd('many', 'm')]), 'SKILL.md');
+    for (let i = 0; i < 500; i++) form.append('files[]', new Blob(['x']), `f${i}.txt`);
+    const many = await berth.api('/v1/skills', { method: 'POST', body: form });
+    expect(many.status).toBe(400);
+    expect(((await many.json()) as { error: { param: string } }).error.param).toBe('files');
+
+    const other = new FormData();
+    other.append('file', new Blob([skillMd('x', 'y')]), 'SKILL.md');
+    const wrong = await berth.api('/v1/skills', { method: 'POST', body: other });
+    expect(wrong.status).toBe(400);
+    expect(((await wrong.json()) as { error: { param: string } }).error.param).toBe('file');
+
+    const json = await berth.api('/v1/skills', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(json.status).toBe(400);
+    expect(await stored()).toEqual(before);
+  });
+
   it('is described in /v1/openapi.json', async () => {
     const doc = (await (await fetch(`${berth.url}/v1/openapi.json`)).json()) as {
       paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>;
