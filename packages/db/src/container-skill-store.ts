@@ -1,6 +1,15 @@
 import type pg from 'pg';
 import type { ContainerSkillInfo, ContainerSkillStore } from '@berth/core';
-import { translated } from './errors.js';
+import { translatePgError } from './errors.js';
+
+/** pg's errors become the domain's (503, 409) at this edge. */
+async function translated<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw translatePgError(error);
+  }
+}
 
 interface Row {
   container_id: string;

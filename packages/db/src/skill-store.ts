@@ -7,7 +7,16 @@ import type {
   SkillStore,
   SkillVersionRecord,
 } from '@berth/core';
-import { translated } from './errors.js';
+import { translatePgError } from './errors.js';
+
+/** pg's errors become the domain's (503, 409) at this edge. */
+async function translated<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw translatePgError(error);
+  }
+}
 import { keyset, toPage } from './keyset.js';
 
 interface SkillRow {
