@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ListQuery, listOf, Deleted, text } from './common.js';
+import { ContainerSkill } from './skills.js';
 
 export const MEMORY_LIMITS = ['1g', '4g', '16g', '64g'] as const;
 export const MemoryLimit = z.enum(MEMORY_LIMITS).meta({ id: 'ContainerMemoryLimit' });
@@ -36,7 +37,8 @@ export const SkillParam = z.discriminatedUnion('type', [
     .object({
       type: z.literal('skill_reference'),
       skill_id: text().min(1).max(64),
-      version: text().min(1).optional(),
+      // Upstream types it a string ('1', 'latest'); SDK users also send the integer.
+      version: z.union([z.number().int().min(1), text().min(1).max(16)]).optional(),
     })
     .strict(),
   z
@@ -48,7 +50,7 @@ export const SkillParam = z.discriminatedUnion('type', [
         .object({
           type: z.literal('base64'),
           media_type: z.literal('application/zip'),
-          data: text().min(1),
+          data: text().min(1).max(70_254_592),
         })
         .strict(),
     })
@@ -82,7 +84,7 @@ export const createContainerBody = (limits: CreateContainerLimits) =>
       file_ids: z.array(text().min(1).max(128)).max(limits.maxFileIds).optional(),
       memory_limit: MemoryLimit.default('1g'),
       network_policy: NetworkPolicyParam.default({ type: 'disabled' }),
-      skills: z.array(SkillParam).optional(),
+      skills: z.array(SkillParam).max(200).optional(),
     })
     .strict()
     .meta({ id: 'CreateContainerBody' });
@@ -102,6 +104,8 @@ export const ContainerResource = z
       type: z.enum(['disabled', 'allowlist']),
       allowed_domains: z.array(z.string()).optional(),
     }),
+    /** (ours) Present when the container was created with skills: where each one is. */
+    skills: z.array(ContainerSkill).optional(),
   })
   .meta({ id: 'ContainerResource' });
 export type ContainerResource = z.infer<typeof ContainerResource>;

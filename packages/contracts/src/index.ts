@@ -28,3 +28,16 @@ export {
 } from './files.js';
 export { openApiDocument } from './openapi.js';
 export type { OpenApiLimits } from './openapi.js';
+export {
+  SkillResource,
+  SkillVersionResource,
+  SkillList,
+  SkillVersionList,
+  SkillDeleted,
+  SkillVersionDeleted,
+  UpdateSkillBody,
+  ListSkillsQuery,
+  CreateSkillBody,
+  CreateSkillVersionBody,
+  ContainerSkill,
+} from './skills.js';

@@ -18,6 +18,7 @@ import {
   FileObject,
   ListFilesQuery,
 } from './files.js';
+import { skillPaths } from './openapi-skills.js';
 
 export interface OpenApiLimits {
   maxExpiryMinutes: number;
@@ -207,6 +208,7 @@ export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
         parameters: pathParams('file_id'),
         get: { operationId: 'DownloadFile', responses: { '200': binary, ...errors } },
       },
+      ...skillPaths({ ok, json, errors, pathParams, queryParams, multipart }),
     },
   };
 }

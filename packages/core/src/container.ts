@@ -32,6 +32,8 @@ export interface ContainerRecord {
   statusReason: string | null;
   /** The uid (and gid) its sandbox runs as, unique among live containers; assigned by the store. */
   sandboxUid: number;
+  /** The skills placed at create, when there were any (not a column of the row). */
+  skills?: { name: string; description: string; path: string }[];
 }
 
 const GIB = 1024 ** 3;

@@ -7,13 +7,14 @@ import { randomBytes } from 'node:crypto';
  * complete keyset cursor, even after its row is deleted, and ids made in the same second still
  * list in the order they were made.
  */
-export type IdKind = 'container' | 'containerFile' | 'file' | 'exec';
+export type IdKind = 'container' | 'containerFile' | 'file' | 'exec' | 'skill';
 
 const spec: Record<IdKind, { prefix: string; hexLength: number }> = {
   container: { prefix: 'cntr_', hexLength: 48 },
   containerFile: { prefix: 'cfile_', hexLength: 32 },
   file: { prefix: 'file-', hexLength: 32 },
   exec: { prefix: 'exec_', hexLength: 32 },
+  skill: { prefix: 'skill_', hexLength: 32 },
 };
 
 const TIME_HEX = 8;

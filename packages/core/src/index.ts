@@ -38,6 +38,7 @@ export { ContainersService } from './use-cases/containers-service.js';
 export type {
   CreateContainerInput,
   ContainersServiceOptions,
+  ContainerSkills,
 } from './use-cases/containers-service.js';
 export { Reconciler, runningContainers } from './use-cases/reconciler.js';
 export { ContainerAccess, unresponsiveReason } from './use-cases/container-access.js';
@@ -88,3 +89,29 @@ export type {
   SandboxUsageReader,
   StoredEvent,
 } from './ports/admin-store.js';
+export type {
+  SkillStore,
+  SkillRecord,
+  SkillVersionRecord,
+  NewSkillVersion,
+} from './ports/skill-store.js';
+export {
+  SkillsService,
+  SKILLS_ROOT,
+  MAX_CONTAINER_SKILLS,
+  versionId,
+  versionOfId,
+} from './use-cases/skills-service.js';
+export type {
+  SkillsServiceOptions,
+  UploadedPart,
+  ContainerSkillParam,
+  ResolvedSkill,
+} from './use-cases/skills-service.js';
+export { BUNDLE_LIMITS as BUNDLE_UPLOAD_LIMITS } from '@berth/skill-bundle';
+export type {
+  SkillInstaller,
+  ContainerSkillInfo,
+  ContainerSkillStore,
+} from './ports/skill-installer.js';
+export { skillsFootprint, skillsBudgetBytes } from './skill-placement.js';

@@ -11,3 +11,5 @@ export { PgFileStore } from './file-store.js';
 export { PgContainerFileStore } from './container-file-store.js';
 export { PgAdminStore } from './admin-store.js';
 export { PgEventStore } from './event-store.js';
+export { PgSkillStore } from './skill-store.js';
+export { PgContainerSkillStore } from './container-skill-store.js';

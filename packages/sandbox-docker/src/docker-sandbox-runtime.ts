@@ -157,6 +157,12 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         Tmpfs: {
           '/tmp': `rw,exec,nosuid,nodev,size=${size.tmp},nr_inodes=${o.tmpInodes}`,
           '/mnt/data': `rw,exec,nosuid,nodev,size=${size.data},nr_inodes=${o.dataInodes},uid=${spec.uid},gid=${spec.uid},mode=0755`,
+          // Skills: owned by root and filled as root at create, so sandbox code reads, never writes.
+          ...(spec.skills
+            ? {
+                '/mnt/skills': `rw,exec,nosuid,nodev,size=${spec.skills.bytes},nr_inodes=${spec.skills.inodes},uid=0,gid=0,mode=0755`,
+              }
+            : {}),
         },
         ShmSize: size.shm,
         // Output that bypasses an exec (e.g. written to /proc/1/fd/1) is discarded: no sandbox

@@ -23,3 +23,5 @@ export { DockerSandboxFiles, parseListing } from './docker-files.js';
 export type { DockerSandboxFilesOptions } from './docker-files.js';
 export { CgroupUsageReader } from './sandbox-usage.js';
 export type { CgroupUsageReaderOptions } from './sandbox-usage.js';
+export { DockerSkillInstaller } from './docker-skill-installer.js';
+export type { DockerSkillInstallerOptions } from './docker-skill-installer.js';

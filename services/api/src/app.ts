@@ -7,6 +7,7 @@ import type {
   ContainersService,
   ExecService,
   FilesService,
+  SkillsService,
 } from '@berth/core';
 import { openApiDocument, type CreateContainerLimits, type ExecLimits } from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
@@ -18,6 +19,7 @@ import { fileRoutes } from './routes/files.js';
 import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { egressRoutes } from './routes/egress.js';
+import { skillRoutes } from './routes/skills.js';
 import type { EgressStats } from '@berth/egress';
 import { authenticateProject } from './http/admin-auth.js';
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
@@ -31,6 +33,8 @@ export interface AppDependencies {
   exec: ExecService;
   files: FilesService;
   containerFiles: ContainerFilesService;
+  /** /v1/skills; without it the routes are absent. */
+  skills?: SkillsService;
   maxUploadBytes: number;
   /** `GET /metrics`, guarded by its own token (see metrics.ts). */
   metricsRoute: express.Router;
@@ -88,6 +92,7 @@ export function createApp(deps: AppDependencies): express.Express {
       maxUploadBytes: deps.maxUploadBytes,
     }),
   );
+  if (deps.skills) v1.use(skillRoutes({ skills: deps.skills }));
   app.use('/v1', v1);
 
   app.use(notFoundRoute);

@@ -12,16 +12,19 @@ import {
   FilesService,
   Reaper,
   Reconciler,
+  SkillsService,
   type Clock,
 } from '@berth/core';
 import {
   PgAdminStore,
   PgApiKeyStore,
   PgContainerFileStore,
+  PgContainerSkillStore,
   PgContainerStore,
   PgEventStore,
   PgExpiryStore,
   PgFileStore,
+  PgSkillStore,
   type Pool,
 } from '@berth/db';
 import {
@@ -30,6 +33,7 @@ import {
   DockerSandboxExecutor,
   DockerSandboxFiles,
   DockerSandboxRuntime,
+  DockerSkillInstaller,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
@@ -231,6 +235,12 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
     });
+    // Skills: zips in their own blob directory, rows in Postgres.
+    const skills = new SkillsService({
+      store: new PgSkillStore(pool),
+      blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'skills')),
+      clock,
+    });
     const containers = new ContainersService({
       store,
       runtime,
@@ -238,6 +248,11 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       access,
       egress: egress.controller,
       seeder: containerFiles.seeder(),
+      skills: {
+        resolve: (projectId, params, budget) => skills.resolve(projectId, params, budget),
+        installer: new DockerSkillInstaller({ client: docker }),
+        store: new PgContainerSkillStore(pool),
+      },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
       ...observe.containers,
       onCleanupError: (err, id) =>
@@ -271,6 +286,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       clock,
       authenticator: new Authenticator(new PgApiKeyStore(pool), bootstrap),
       containers,
+      skills,
       exec: new ExecService({
         containers: access,
         executor,

@@ -143,7 +143,7 @@ describe('POST /v1/containers', () => {
     expect(e.message).toMatch(message);
   });
 
-  it('refuses domain_secrets and skills until they ship, and unknown file_ids, creating nothing', async () => {
+  it('refuses domain_secrets until it ships, unknown skills and unknown file_ids, creating nothing', async () => {
     const before = await berth.runtime.listManaged();
     for (const [body, param] of [
       [
@@ -160,14 +160,14 @@ describe('POST /v1/containers', () => {
       [{ name: 'x', file_ids: ['file-abc'] }, 'file_ids.0'],
       [
         { name: 'x', skills: [{ type: 'skill_reference', skill_id: 'openai-spreadsheets' }] },
-        'skills',
+        'skills.0.skill_id',
       ],
     ] as const) {
       const error = await berth.client.post('/containers', { body }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BadRequestError);
       expect((error as BadRequestError).param).toBe(param);
       expect((error as BadRequestError).message).toMatch(
-        /not supported on this server yet|No such File object/,
+        /not supported on this server yet|No such File object|No skill found/,
       );
     }
     expect((await berth.runtime.listManaged()).length).toBe(before.length);

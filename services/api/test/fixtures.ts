@@ -17,6 +17,8 @@ export interface RunningBerth {
   /** The sandbox label instance this Berth uses; nothing else on the daemon carries it. */
   instance: string;
   databaseUrl: string;
+  /** BERTH_DATA_DIR of this instance (blob stores live under it). */
+  dataDir: string;
   /** The test database, for arranging rows (e.g. moving last_active_at into the past). */
   pool: Pool;
   /** Run the reaper or the reconciler now instead of waiting for cron. */
@@ -73,6 +75,7 @@ export async function startBerth(
     client: clientFor(apiKey),
     instance,
     databaseUrl: db.url,
+    dataDir,
     pool: db.pool,
     jobs: app.jobs!,
     runtime,

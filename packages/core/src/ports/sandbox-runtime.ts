@@ -8,6 +8,8 @@ export interface SandboxSpec {
   uid: number;
   memoryLimitBytes: number;
   network: NetworkPolicy;
+  /** When set, an empty read-only-to-the-sandbox file system at /mnt/skills of this size. */
+  skills?: { bytes: number; inodes: number };
 }
 
 export interface SandboxState {

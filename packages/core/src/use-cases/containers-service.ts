@@ -16,6 +16,13 @@ import type { ContainerListFilter, ContainerStore } from '../ports/container-sto
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { EgressController } from '../ports/egress-controller.js';
 import { ContainerAccess } from './container-access.js';
+import type {
+  ContainerSkillInfo,
+  ContainerSkillStore,
+  SkillInstaller,
+} from '../ports/skill-installer.js';
+import { skillsBudgetBytes, skillsFootprint } from '../skill-placement.js';
+import type { ContainerSkillParam, ResolvedSkill } from './skills-service.js';
 
 export interface CreateContainerInput {
   name: string;
@@ -24,6 +31,20 @@ export interface CreateContainerInput {
   networkPolicy: NetworkPolicy;
   /** Files API ids copied into /mnt/data before the create answers. */
   fileIds?: string[];
+  /** Skills placed read-only under /mnt/skills/<name> before the create answers. */
+  skills?: ContainerSkillParam[];
+}
+
+/** What skills at create need: resolving them (the skills use-case), placing them, showing them. */
+export interface ContainerSkills {
+  /** Stops with `budget.over` as soon as the unpacked bytes pass `budget.maxBytes`. */
+  resolve(
+    projectId: string,
+    params: ContainerSkillParam[],
+    budget: { maxBytes: number; over: (bytes?: number) => Error },
+  ): Promise<ResolvedSkill[]>;
+  installer: SkillInstaller;
+  store: ContainerSkillStore;
 }
 
 /** Puts files into a new container; injected so the containers use-case does not own files. */
@@ -41,6 +62,8 @@ export interface ContainersServiceOptions {
   /** Live (not expired) containers one project may hold. */
   maxLivePerProject: number;
   seeder?: ContainerSeeder;
+  /** Without it, a create with skills is refused. */
+  skills?: ContainerSkills;
   /** Enforces allowlist policies; without it, allowlist containers are refused. */
   egress?: EgressController;
   /** Called when cleanup after a failure itself fails; the reconciler will finish the job. */
@@ -105,10 +128,17 @@ export class ContainersService {
         });
       await seeder.check(projectId, fileIds);
     }
+    // Every skill is resolved, unpacked and measured before anything exists.
+    const skills = await this.resolveSkills(projectId, input);
     const now = clock.now();
     const started = performance.now();
     try {
-      const created = await this.#create(projectId, { ...input, networkPolicy: policy }, now);
+      const created = await this.#create(
+        projectId,
+        { ...input, networkPolicy: policy },
+        skills,
+        now,
+      );
       this.options.onCreated?.(created, performance.now() - started);
       return created;
     } catch (error) {
@@ -121,6 +151,7 @@ export class ContainersService {
   async #create(
     projectId: string,
     input: CreateContainerInput,
+    skills: Awaited<ReturnType<ContainersService['resolveSkills']>>,
     now: Date,
   ): Promise<ContainerRecord> {
     const { store, runtime, seeder, egress } = this.options;
@@ -161,7 +192,12 @@ export class ContainersService {
         uid: record.sandboxUid,
         memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
         network: policy,
+        ...(skills ? { skills: skills.footprint } : {}),
       });
+      if (skills) {
+        await this.options.skills!.installer.install(record.id, skills.resolved);
+        await this.options.skills!.store.save(record.id, skills.shown);
+      }
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
       await store.markRunning(record.id);
     } catch (error) {
@@ -172,7 +208,46 @@ export class ContainersService {
         );
       throw error;
     }
-    return { ...record, status: 'running' };
+    return { ...record, status: 'running', ...(skills ? { skills: skills.shown } : {}) };
+  }
+
+  /** Resolves, unpacks and measures a create's skills against its sandbox's budget. */
+  async resolveSkills(projectId: string, input: CreateContainerInput) {
+    const params = input.skills ?? [];
+    if (params.length === 0) return null;
+    if (!this.options.skills)
+      throw new InvalidRequestError('skills are not supported on this server.', {
+        param: 'skills',
+      });
+    const budget = skillsBudgetBytes(memoryLimitBytes(input.memoryLimit));
+    const over = (bytes?: number) =>
+      new InvalidRequestError(
+        `The skills need ${bytes === undefined ? `more than ${budget}` : bytes} bytes in the container; with memory_limit '${input.memoryLimit}' they may use at most ${budget}. Use fewer or smaller skills, or a larger memory_limit.`,
+        { param: 'skills' },
+      );
+    const resolved = await this.options.skills.resolve(projectId, params, {
+      maxBytes: budget,
+      over,
+    });
+    const footprint = skillsFootprint(resolved);
+    if (footprint.bytes > budget) throw over(footprint.bytes);
+    const shown: ContainerSkillInfo[] = resolved.map((r) => ({
+      name: r.name,
+      description: r.description,
+      path: r.path,
+    }));
+    return { resolved, footprint, shown };
+  }
+
+  /** The records with the skills each was created with (for the container object). */
+  async withSkills(records: ContainerRecord[]): Promise<ContainerRecord[]> {
+    const store = this.options.skills?.store;
+    if (!store || records.length === 0) return records;
+    const byId = await store.forContainers(records.map((r) => r.id));
+    return records.map((r) => {
+      const skills = byId.get(r.id);
+      return skills ? { ...r, skills } : r;
+    });
   }
 
   async #undoCreate(id: string): Promise<void> {

@@ -3,9 +3,11 @@ import { RateLimitError } from '@berth/core';
 
 /** Whether a request moves file bytes: an upload or a download, of either files API. */
 export const isTransfer = (req: Request): boolean =>
-  (req.method === 'POST' && /^\/(files|containers\/[^/]+\/files)\/?$/.test(req.path)) ||
+  (req.method === 'POST' &&
+    /^\/(files|containers\/[^/]+\/files|skills|skills\/[^/]+\/versions)\/?$/.test(req.path)) ||
   (req.method === 'GET' &&
-    /^\/(files|containers\/[^/]+\/files)\/[^/]+\/content\/?$/.test(req.path));
+    (/^\/(files|containers\/[^/]+\/files)\/[^/]+\/content\/?$/.test(req.path) ||
+      /^\/skills\/[^/]+(\/versions\/[^/]+)?\/content\/?$/.test(req.path)));
 
 /**
  * Caps requests of one kind in flight in this process: past `max`, 429 with Retry-After before

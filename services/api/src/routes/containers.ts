@@ -5,18 +5,23 @@ import {
   type ContainerResource,
   type CreateContainerLimits,
   type NetworkPolicyParam,
+  type SkillParam,
 } from '@berth/contracts';
+import type { z } from 'zod';
 import {
   InvalidRequestError,
   unixSeconds,
   visibleStatus,
   type Clock,
   type ContainerRecord,
+  type ContainerSkillParam,
   type ContainersService,
   type NetworkPolicy,
 } from '@berth/core';
 import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
+
+type SkillParamBody = z.infer<typeof SkillParam>;
 
 export function toContainerResource(c: ContainerRecord, now: Date): ContainerResource {
   return {
@@ -33,6 +38,29 @@ export function toContainerResource(c: ContainerRecord, now: Date): ContainerRes
       c.networkPolicy.type === 'allowlist'
         ? { type: 'allowlist', allowed_domains: c.networkPolicy.allowedDomains }
         : { type: 'disabled' },
+    ...(c.skills?.length ? { skills: c.skills } : {}),
+  };
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** The wire's skill params in the domain's words; an inline zip is decoded (strict base64). */
+function toSkillParam(p: SkillParamBody, i: number): ContainerSkillParam {
+  if (p.type === 'skill_reference')
+    return {
+      type: 'skill_reference',
+      skillId: p.skill_id,
+      ...(p.version !== undefined ? { version: String(p.version) } : {}),
+    };
+  if (!BASE64.test(p.source.data))
+    throw new InvalidRequestError(`Invalid 'skills.${i}.source.data': it is not base64.`, {
+      param: `skills.${i}.source.data`,
+    });
+  return {
+    type: 'inline',
+    name: p.name,
+    description: p.description,
+    zip: Buffer.from(p.source.data, 'base64'),
   };
 }
 
@@ -58,18 +86,14 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
 
   router.post('/containers', async (req, res) => {
     const body = parseOrThrow(CreateBody, req.body ?? {});
-    if (body.skills?.length) {
-      throw new InvalidRequestError('skills are not supported on this server yet.', {
-        param: 'skills',
-        code: 'unsupported_parameter',
-      });
-    }
+    const skills = body.skills?.map(toSkillParam);
     const record = await containers.create(req.projectId, {
       name: body.name,
       expiresAfterMinutes: body.expires_after.minutes,
       memoryLimit: body.memory_limit,
       networkPolicy: toNetworkPolicy(body.network_policy),
       ...(body.file_ids ? { fileIds: body.file_ids } : {}),
+      ...(skills?.length ? { skills } : {}),
     });
     res.json(toContainerResource(record, clock.now()));
   });
@@ -77,13 +101,16 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
   router.get('/containers', async (req, res) => {
     const query = parseOrThrow(ListContainersQuery, req.query);
     const page = await containers.list(req.projectId, query);
+    const items = await containers.withSkills(page.items);
     const now = clock.now();
-    res.json(listBody(page, (c) => toContainerResource(c, now)));
+    res.json(listBody({ ...page, items }, (c) => toContainerResource(c, now)));
   });
 
   router.get('/containers/:id', async (req, res) => {
-    const record = await containers.get(req.projectId, req.params.id);
-    res.json(toContainerResource(record, clock.now()));
+    const [record] = await containers.withSkills([
+      await containers.get(req.projectId, req.params.id),
+    ]);
+    res.json(toContainerResource(record!, clock.now()));
   });
 
   router.delete('/containers/:id', async (req, res) => {
