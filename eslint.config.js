@@ -31,7 +31,8 @@ function boundaries() {
   });
   const inward = 'Dependencies point one way: contracts ← core ← adapters ← services.';
   return [
-    block(['packages/contracts/**'], {
+    // Pure libraries: the wire's schemas, and skill bundles (zip checks); nothing of ours below them.
+    block(['packages/contracts/**', 'packages/skill-bundle/**'], {
       paths: foreign(),
       patterns: workspace(['core', ...ADAPTERS, 'testkit', 'api'], inward),
     }),
