@@ -28,3 +28,4 @@ export {
 } from './files.js';
 export { openApiDocument } from './openapi.js';
 export type { OpenApiLimits } from './openapi.js';
+export { EgressReport } from './egress.js';
