@@ -41,3 +41,4 @@ export {
   CreateSkillVersionBody,
   ContainerSkill,
 } from './skills.js';
+export { EgressReport } from './egress.js';

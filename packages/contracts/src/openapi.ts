@@ -7,6 +7,7 @@ import {
   ListContainersQuery,
   createContainerBody,
 } from './containers.js';
+import { EgressReport } from './egress.js';
 import { ExecResource, execBody } from './exec.js';
 import {
   ContainerFileDeleted,
@@ -14,11 +15,15 @@ import {
   ContainerFileResource,
   CreateContainerFileJson,
   FileDeleted,
+  FileExpiresAfter,
   FileList,
   FileObject,
   ListFilesQuery,
 } from './files.js';
 import { skillPaths } from './openapi-skills.js';
+
+/** The Files API purposes (core's FILE_PURPOSES; contracts can't import core). */
+const FILE_PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals'];
 
 export interface OpenApiLimits {
   maxExpiryMinutes: number;
@@ -63,12 +68,46 @@ function queryParams(s: z.ZodObject) {
 }
 const pathParams = (...names: string[]) =>
   names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
-const multipart = (fields: Record<string, object>, required: string[]) => ({
-  'multipart/form-data': { schema: { type: 'object', properties: fields, required } },
+const multipart = (
+  fields: Record<string, object>,
+  required: string[],
+  encoding?: Record<string, object>,
+) => ({
+  'multipart/form-data': {
+    schema: { type: 'object', properties: fields, required },
+    ...(encoding ? { encoding } : {}),
+  },
 });
+
+/**
+ * Every `oneOf` whose branches all carry one property with a `const` (as zod's discriminated
+ * unions do) gets an OpenAPI `discriminator` naming it, so generators pick the branch by it.
+ */
+function withDiscriminators<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(withDiscriminators) as T;
+  if (!node || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) out[k] = withDiscriminators(v);
+  const branches = out.oneOf;
+  if (Array.isArray(branches) && branches.length > 0) {
+    type Branch = { properties?: Record<string, { const?: unknown }>; required?: string[] };
+    const first = (branches[0] as Branch).properties ?? {};
+    const key = Object.keys(first).find((name) =>
+      (branches as Branch[]).every(
+        (b) => b.properties?.[name]?.const !== undefined && b.required?.includes(name),
+      ),
+    );
+    if (key) out.discriminator = { propertyName: key };
+  }
+  return out as T;
+}
 
 /** The service's own OpenAPI 3.1 document, generated from the same zod schemas the routes use. */
 export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
+  return withDiscriminators(document(limits, version));
+}
+
+function document(limits: OpenApiLimits, version: string) {
   const binary = {
     description: 'The file bytes',
     content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
@@ -85,6 +124,14 @@ export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
     security: [{ bearer: [] }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
+      '/openapi.json': {
+        get: {
+          operationId: 'GetOpenApiDocument',
+          description: '(ours) This document. Public: no API key needed.',
+          security: [],
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
+        },
+      },
       '/containers': {
         get: {
           operationId: 'ListContainers',
@@ -127,6 +174,15 @@ export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
           },
         },
       },
+      '/containers/{container_id}/egress': {
+        parameters: pathParams('container_id'),
+        get: {
+          operationId: 'RetrieveContainerEgress',
+          description:
+            '(ours) What the sandbox tried to reach through the egress proxy, allowed and denied, since this API process started.',
+          responses: { '200': ok(EgressReport), ...errors },
+        },
+      },
       '/containers/{container_id}/files': {
         parameters: pathParams('container_id'),
         get: {
@@ -143,9 +199,15 @@ export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
                 {
                   path: {
                     type: 'string',
-                    description: '(ours) where under /mnt/data; send before file',
+                    description:
+                      '(ours) Where under /mnt/data: a file path, or a directory ending in `/`. Send it before `file`: a field after the file part is not seen.',
                   },
-                  file: { type: 'string', format: 'binary' },
+                  file: {
+                    type: 'string',
+                    format: 'binary',
+                    description:
+                      'Exactly one part. Its filename must be a plain name (no directory, `..`, control characters; at most 255 bytes).',
+                  },
                 },
                 ['file'],
               ),
@@ -188,8 +250,22 @@ export function openApiDocument(limits: OpenApiLimits, version = '0.1.0') {
           requestBody: {
             required: true,
             content: multipart(
-              { file: { type: 'string', format: 'binary' }, purpose: { type: 'string' } },
+              {
+                file: {
+                  type: 'string',
+                  format: 'binary',
+                  description:
+                    'Exactly one part. Its filename must be a plain name (no directory, `..`, control characters, not starting with `.berth-upload-`; at most 255 bytes).',
+                },
+                purpose: { type: 'string', enum: FILE_PURPOSES },
+                expires_after: {
+                  ...schema(FileExpiresAfter),
+                  description:
+                    'Sent as the fields expires_after[anchor] and expires_after[seconds]. The file answers 404 from created_at + seconds on.',
+                },
+              },
               ['file', 'purpose'],
+              { expires_after: { style: 'deepObject', explode: true } },
             ),
           },
           responses: {

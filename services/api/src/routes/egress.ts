@@ -1,5 +1,7 @@
 import { Router } from 'express';
+import type { EgressReport } from '@berth/contracts';
 import type { ContainersService } from '@berth/core';
+import type { z } from 'zod';
 import type { EgressStats } from '@berth/egress';
 
 /**
@@ -33,7 +35,7 @@ export function egressRoutes({
         bytes_up: d.bytesUp,
         bytes_down: d.bytesDown,
       })),
-    });
+    } satisfies z.infer<typeof EgressReport>);
   });
   return router;
 }
