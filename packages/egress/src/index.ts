@@ -1,6 +1,6 @@
 export { parseAllowlist, matchHost, normalizeHost, ruleToString } from './allowlist.js';
 export type { Rule, AllowlistResult } from './allowlist.js';
-export { isPublicUnicast, parseCidrs } from './address-guard.js';
+export { isPublicUnicast, isTrustedAddress, parseCidrs } from './address-guard.js';
 export { Resolver, EgressDenied } from './resolver.js';
 export type { ResolverOptions } from './resolver.js';
 export {

@@ -147,6 +147,22 @@ export const ConfigSchema = z
           ctx.addIssue({ code: 'custom', message: (error as Error).message });
         }
       }),
+    /**
+     * Non-public addresses that allowlisted names may resolve to (an internal package mirror,
+     * split-horizon DNS): comma-separated IPs or CIDRs. Everything else stays refused; loopback,
+     * this host's own addresses and metadata endpoints only when an entry names the address itself
+     * (`127.0.0.2`, not `127.0.0.0/8`). BERTH_EGRESS_DENY_CIDRS wins over this.
+     */
+    BERTH_EGRESS_TRUSTED_CIDRS: z
+      .string()
+      .default('')
+      .superRefine((value, ctx) => {
+        try {
+          parseCidrs(splitList(value));
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      }),
     /** Connections one sandbox may hold open through the egress proxy at once. */
     BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX: int(64, 1, 65_536),
     /** Connections the egress proxy holds at once, across sandboxes. */

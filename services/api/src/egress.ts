@@ -55,6 +55,7 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     ),
     ...(testHosts.size ? { lookup: async (host: string) => testHosts.get(host) ?? [] } : {}),
     denyCidrs: splitList(config.BERTH_EGRESS_DENY_CIDRS),
+    trustedCidrs: splitList(config.BERTH_EGRESS_TRUSTED_CIDRS),
   });
   const proxy = new EgressProxy({
     runDir: resolve(config.BERTH_EGRESS_DIR),
