@@ -19,7 +19,16 @@ export type { Clock } from './clock.js';
 export { newId, isId, idCreatedAt } from './ids.js';
 export type { IdKind } from './ids.js';
 export { memoryLimitBytes, expiresAt, isExpiredAt, visibleStatus } from './container.js';
-export type { ContainerRecord, ContainerStatus, NetworkPolicy, MemoryLimit } from './container.js';
+export type {
+  AllowlistPolicy,
+  ContainerRecord,
+  ContainerStatus,
+  NetworkPolicy,
+  MemoryLimit,
+  StoredDomainSecret,
+} from './container.js';
+export { AesGcmSecretBox, newPlaceholder } from './secret-box.js';
+export type { SecretBox } from './secret-box.js';
 export type { Page, PageRequest } from './pagination.js';
 export type {
   ContainerStore,

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { answerAndClose, type Exchange } from './exchange.js';
+import { interceptTunnel } from './intercept.js';
 
 /**
  * Serves one CONNECT: judges the target, connects to the pinned address, and splices the two
@@ -51,6 +52,8 @@ export async function connectTunnel(
     client.destroy();
     return;
   }
+  const plan = port === 443 ? ex.interception?.(verdict.host) : undefined;
+  if (plan) return interceptTunnel(ex, verdict.host, port, verdict.target, client, head, plan);
   let up = head.length;
   let down = 0;
   let connected = false;

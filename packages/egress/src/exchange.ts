@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { matchHost, normalizeHost, type Rule } from './allowlist.js';
 import { EgressDenied, type Resolver } from './resolver.js';
 import type { Decision } from './stats.js';
+import type { Interception } from './intercept.js';
 
 const ALLOWED_PORTS = new Set([80, 443]);
 
@@ -18,6 +19,8 @@ export interface Exchange {
   record(d: Omit<Decision, 'containerId'>): void;
   /** Close an exchange after this long without a byte in either direction. */
   idleMs: number;
+  /** For a host that has secrets: how to intercept its HTTPS. Others are tunnelled untouched. */
+  interception?(host: string): Interception | undefined;
 }
 
 /** Judges a destination; returns the pinned address or the reason it is refused. */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { normalizeHost } from './allowlist.js';
 import type { Exchange } from './exchange.js';
 
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -14,7 +14,7 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-const endToEnd = (headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders => {
+export const endToEnd = (headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders => {
   const out: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers))
     if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;

@@ -6,8 +6,15 @@ export type { ResolverOptions } from './resolver.js';
 export {
   EgressProxy,
   sandboxProxyEnv,
+  sandboxCaEnv,
   forwarderCommand,
   SANDBOX_EGRESS_DIR,
   SANDBOX_PROXY_PORT,
 } from './proxy.js';
-export type { EgressLogger, Decision, EgressStats, EgressProxyOptions } from './proxy.js';
+export type {
+  EgressLogger,
+  Decision,
+  EgressStats,
+  EgressProxyOptions,
+  SandboxSecret,
+} from './proxy.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AesGcmSecretBox } from '@berth/core';
 import { parseCidrs } from '@berth/egress';
 
 /** A comma-separated setting as a list, blanks dropped. */
@@ -163,6 +164,25 @@ export const ConfigSchema = z
           ctx.addIssue({ code: 'custom', message: (error as Error).message });
         }
       }),
+    /**
+     * Key sealing `domain_secrets` at rest (AES-256-GCM): 32 bytes as 64 hex digits or base64
+     * (`openssl rand -base64 32`). Unset: `domain_secrets` answer 400. Changing it makes the secrets
+     * of running containers unreadable: their domains are then refused, never sent without them.
+     */
+    BERTH_SECRETS_KEY: z
+      .string()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        try {
+          AesGcmSecretBox.parseKey(value);
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `BERTH_SECRETS_KEY ${(error as Error).message}`,
+          });
+        }
+      }),
     /** Connections one sandbox may hold open through the egress proxy at once. */
     BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX: int(64, 1, 65_536),
     /** Connections the egress proxy holds at once, across sandboxes. */
@@ -174,6 +194,11 @@ export const ConfigSchema = z
      * allowed name straight to a local upstream (no DNS, no address guard).
      */
     BERTH_EGRESS_TEST_UPSTREAMS: z.string().optional(),
+    /**
+     * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): a PEM file of one more CA that
+     * intercepted upstreams may present (a test's own TLS server), besides the system roots.
+     */
+    BERTH_EGRESS_TEST_UPSTREAM_CA: z.string().optional(),
     /**
      * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): `host=ip` pairs, comma-separated, answering name lookups
      * (the address guard still applies: this is how tests show private answers are refused).
@@ -195,7 +220,11 @@ export const ConfigSchema = z
     BERTH_SHUTDOWN_TIMEOUT_MS: int(15_000, 0, 600_000),
   })
   .superRefine((c, ctx) => {
-    for (const key of ['BERTH_EGRESS_TEST_UPSTREAMS', 'BERTH_EGRESS_TEST_HOSTS'] as const) {
+    for (const key of [
+      'BERTH_EGRESS_TEST_UPSTREAMS',
+      'BERTH_EGRESS_TEST_HOSTS',
+      'BERTH_EGRESS_TEST_UPSTREAM_CA',
+    ] as const) {
       if (c[key] && (c.BERTH_TEST_MODE !== '1' || c.NODE_ENV === 'production')) {
         ctx.addIssue({
           code: 'custom',

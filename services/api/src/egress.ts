@@ -1,7 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import tls from 'node:tls';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
-import { runningContainers, type ContainerStore, type EgressController } from '@berth/core';
+import {
+  AesGcmSecretBox,
+  runningContainers,
+  type AllowlistPolicy,
+  type ContainerStore,
+  type EgressController,
+  type SecretBox,
+} from '@berth/core';
 import {
   EgressProxy,
   Resolver,
@@ -9,7 +18,9 @@ import {
   SANDBOX_PROXY_PORT,
   forwarderCommand,
   parseAllowlist,
+  sandboxCaEnv,
   sandboxProxyEnv,
+  type SandboxSecret,
 } from '@berth/egress';
 import type { SandboxEgress } from '@berth/sandbox-docker';
 import { splitList, type Config } from './config.js';
@@ -39,6 +50,8 @@ export interface Egress {
   controller: EgressController;
   sandbox: SandboxEgress;
   proxy: EgressProxy;
+  /** Seals `domain_secrets` (BERTH_SECRETS_KEY); absent: the server refuses them. */
+  secrets?: SecretBox;
   /** Serve exactly the running allowlist containers: after a restart, and as sandboxes come and go. */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -57,7 +70,12 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     denyCidrs: splitList(config.BERTH_EGRESS_DENY_CIDRS),
     trustedCidrs: splitList(config.BERTH_EGRESS_TRUSTED_CIDRS),
   });
+  const box = config.BERTH_SECRETS_KEY
+    ? new AesGcmSecretBox(AesGcmSecretBox.parseKey(config.BERTH_SECRETS_KEY))
+    : undefined;
+  const testCa = config.BERTH_EGRESS_TEST_UPSTREAM_CA;
   const proxy = new EgressProxy({
+    ...(testCa ? { upstreamCa: [...tls.rootCertificates, readFileSync(testCa, 'utf8')] } : {}),
     runDir: resolve(config.BERTH_EGRESS_DIR),
     resolver,
     log: logger,
@@ -72,8 +90,24 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     if (!parsed.ok) throw new Error(`stored allowlist no longer parses: ${parsed.message}`);
     return parsed.rules;
   };
+  /**
+   * The clear values live only in the proxy's memory. One that doesn't open (the key changed or
+   * is gone) is held as null: its domain is then refused, never tunnelled without its secret.
+   */
+  const secretsOf = (id: string, policy: AllowlistPolicy): SandboxSecret[] =>
+    (policy.domainSecrets ?? []).map((s) => {
+      let value: string | null = null;
+      try {
+        if (box) value = box.open(id, s.sealed);
+      } catch {
+        logger.warn({ containerId: id, domain: s.domain }, 'a domain secret did not decrypt');
+      }
+      return { domain: s.domain, placeholder: s.placeholder, value };
+    });
+  const attach = (id: string, policy: AllowlistPolicy) =>
+    proxy.attach(id, rulesOf(policy.allowedDomains), secretsOf(id, policy));
   const controller: EgressController = {
-    attach: (id, domains) => proxy.attach(id, rulesOf(domains)),
+    attach,
     detach: (id) => proxy.detach(id),
   };
   const sync = async () => {
@@ -81,7 +115,7 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     for await (const row of runningContainers(store)) {
       if (row.networkPolicy.type !== 'allowlist') continue;
       live.add(row.id);
-      await proxy.attach(row.id, rulesOf(row.networkPolicy.allowedDomains));
+      await attach(row.id, row.networkPolicy);
     }
     // Running rows only: creates in flight attach before their row is running, so keep young ones.
     for (const id of proxy.attachedIds())
@@ -98,11 +132,13 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
   return {
     controller,
     proxy,
+    ...(box ? { secrets: box } : {}),
     sync,
     sandbox: {
       hostDir: (id) => proxy.hostDir(id),
       containerDir: SANDBOX_EGRESS_DIR,
       env: sandboxProxyEnv(),
+      caEnv: sandboxCaEnv(),
       forwarder: forwarderCommand(),
       forwarderUser: `${FORWARDER.uid}:${FORWARDER.gid}`,
       port: SANDBOX_PROXY_PORT,

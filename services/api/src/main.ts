@@ -149,6 +149,7 @@ export async function main(config: Config): Promise<RunningService> {
       runtime,
       clock,
       ...(egress ? { egress: egress.controller } : {}),
+      ...(egress?.secrets ? { secrets: egress.secrets } : {}),
       seeder: {
         check: (projectId, fileIds) => containerFiles!.checkFileIds(projectId, fileIds),
         copy: async (projectId, container, fileIds) => {

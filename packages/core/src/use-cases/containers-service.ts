@@ -17,12 +17,18 @@ import type { Page } from '../pagination.js';
 import type { ContainerListFilter, ContainerStore } from '../ports/container-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { EgressController } from '../ports/egress-controller.js';
+import { newPlaceholder, type SecretBox } from '../secret-box.js';
 
 export interface CreateContainerInput {
   name: string;
   expiresAfterMinutes: number;
   memoryLimit: MemoryLimit;
   networkPolicy: NetworkPolicy;
+  /**
+   * `domain_secrets` in clear, validated by the caller (each domain allowlisted, names unique):
+   * sealed here with the container id before anything is stored, then dropped.
+   */
+  domainSecrets?: { domain: string; name: string; value: string }[];
   /** Files API ids copied into /mnt/data before the create answers. */
   fileIds?: string[];
 }
@@ -48,6 +54,8 @@ export interface ContainersServiceOptions {
   onCleanupError?: (error: unknown, containerId: string) => void;
   /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
   onUnresponsive?: (containerId: string, reason: string) => void;
+  /** Seals `domain_secrets` for storage; without it, they are refused. */
+  secrets?: SecretBox;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
 }
@@ -77,6 +85,13 @@ export class ContainersService {
         param: 'network_policy.type',
       });
     }
+    const secrets = input.domainSecrets ?? [];
+    if (secrets.length > 0 && (policy.type !== 'allowlist' || !this.options.secrets)) {
+      throw new InvalidRequestError(
+        'domain_secrets are not available on this server (it has no BERTH_SECRETS_KEY to keep them encrypted).',
+        { param: 'network_policy.domain_secrets', code: 'unsupported_parameter' },
+      );
+    }
     if (fileIds.length > 0) {
       if (!seeder)
         throw new InvalidRequestError('file_ids are not supported on this server.', {
@@ -86,8 +101,22 @@ export class ContainersService {
     }
     const now = clock.now();
     const createdAt = unixSeconds(now);
+    const id = newId('container', createdAt);
+    const box = this.options.secrets;
+    const networkPolicy: NetworkPolicy =
+      policy.type === 'allowlist' && secrets.length > 0 && box
+        ? {
+            ...policy,
+            domainSecrets: secrets.map((s) => ({
+              domain: s.domain,
+              name: s.name,
+              placeholder: newPlaceholder(),
+              sealed: box.seal(id, s.value),
+            })),
+          }
+        : policy;
     const record: ContainerRecord = {
-      id: newId('container', createdAt),
+      id,
       projectId,
       name: input.name,
       createdAt,
@@ -95,7 +124,7 @@ export class ContainersService {
       lastActiveAt: now,
       expiresAfterMinutes: input.expiresAfterMinutes,
       memoryLimit: input.memoryLimit,
-      networkPolicy: input.networkPolicy,
+      networkPolicy,
       statusReason: null,
       sandboxUid: 0,
     };
@@ -113,13 +142,13 @@ export class ContainersService {
     }
     try {
       // The proxy listens before the sandbox exists: there is never a moment without enforcement.
-      if (policy.type === 'allowlist') await egress!.attach(record.id, policy.allowedDomains);
+      if (networkPolicy.type === 'allowlist') await egress!.attach(record.id, networkPolicy);
       await runtime.create({
         containerId: record.id,
         projectId,
         uid: record.sandboxUid,
         memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
-        network: input.networkPolicy,
+        network: networkPolicy,
       });
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
       await store.markRunning(record.id);

@@ -17,7 +17,29 @@ import {
 } from '@berth/core';
 import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
-import { parseAllowlist, ruleToString } from '@berth/egress';
+import { matchHost, normalizeHost, parseAllowlist, ruleToString } from '@berth/egress';
+
+/** Variables Berth itself sets in a sandbox: a secret may not take their place. */
+const RESERVED_NAMES = new Set(
+  [
+    'HOME',
+    'LANG',
+    'PATH',
+    'TMPDIR',
+    'MPLCONFIGDIR',
+    'HTTP_PROXY',
+    'HTTPS_PROXY',
+    'NO_PROXY',
+    'SSL_CERT_FILE',
+    'REQUESTS_CA_BUNDLE',
+    'CURL_CA_BUNDLE',
+    'PIP_CERT',
+    'GIT_SSL_CAINFO',
+    'NODE_EXTRA_CA_CERTS',
+  ].map((n) => n.toUpperCase()),
+);
+
+type ClearSecret = { domain: string; name: string; value: string };
 
 export function toContainerResource(c: ContainerRecord, now: Date): ContainerResource {
   return {
@@ -37,15 +59,16 @@ export function toContainerResource(c: ContainerRecord, now: Date): ContainerRes
   };
 }
 
-/** Validates an allowlist entry by entry (the 400 names the entry) and normalises it. */
-function toNetworkPolicy(p: NetworkPolicyParam, maxEntries: number): NetworkPolicy {
-  if (p.type === 'disabled') return { type: 'disabled' };
-  if (p.domain_secrets) {
-    throw new InvalidRequestError(
-      'domain_secrets are not supported on this server yet: injecting them into HTTPS needs TLS interception, which Berth does not do.',
-      { param: 'network_policy.domain_secrets', code: 'unsupported_parameter' },
-    );
-  }
+/**
+ * Validates an allowlist entry by entry (the 400 names the entry) and normalises it; the
+ * secrets, each for an allowlisted host, come back apart, to be sealed and never echoed. No
+ * message ever quotes a secret's value.
+ */
+function toNetworkPolicy(
+  p: NetworkPolicyParam,
+  maxEntries: number,
+): { policy: NetworkPolicy; secrets: ClearSecret[] } {
+  if (p.type === 'disabled') return { policy: { type: 'disabled' }, secrets: [] };
   const parsed = parseAllowlist(p.allowed_domains, { maxEntries });
   if (!parsed.ok) {
     throw new InvalidRequestError(
@@ -55,7 +78,37 @@ function toNetworkPolicy(p: NetworkPolicyParam, maxEntries: number): NetworkPoli
       },
     );
   }
-  return { type: 'allowlist', allowedDomains: [...new Set(parsed.rules.map(ruleToString))] };
+  const names = new Set<string>();
+  const secrets = (p.domain_secrets ?? []).map((secret, i): ClearSecret => {
+    const param = `network_policy.domain_secrets.${i}`;
+    const domain = normalizeHost(secret.domain);
+    if (!domain)
+      throw new InvalidRequestError(
+        `Invalid '${param}.domain': a secret's domain must be one hostname (no wildcard, IP address, scheme or port).`,
+        { param: `${param}.domain` },
+      );
+    if (!matchHost(domain, parsed.rules))
+      throw new InvalidRequestError(
+        `Invalid '${param}.domain': ${domain} is not covered by network_policy.allowed_domains.`,
+        { param: `${param}.domain` },
+      );
+    if (RESERVED_NAMES.has(secret.name.toUpperCase()) || secret.name.startsWith('BERTH_'))
+      throw new InvalidRequestError(
+        `Invalid '${param}.name': ${secret.name} is set by the server itself.`,
+        { param: `${param}.name` },
+      );
+    if (names.has(secret.name))
+      throw new InvalidRequestError(
+        `Invalid '${param}.name': another secret already has the name ${secret.name}.`,
+        { param: `${param}.name` },
+      );
+    names.add(secret.name);
+    return { domain, name: secret.name, value: secret.value };
+  });
+  return {
+    policy: { type: 'allowlist', allowedDomains: [...new Set(parsed.rules.map(ruleToString))] },
+    secrets,
+  };
 }
 
 export interface ContainerRoutesOptions {
@@ -71,7 +124,10 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
 
   router.post('/containers', async (req, res) => {
     const body = parseOrThrow(CreateBody, req.body ?? {});
-    const networkPolicy = toNetworkPolicy(body.network_policy, maxAllowedDomains);
+    const { policy: networkPolicy, secrets } = toNetworkPolicy(
+      body.network_policy,
+      maxAllowedDomains,
+    );
     if (body.skills?.length) {
       throw new InvalidRequestError('skills are not supported on this server yet.', {
         param: 'skills',
@@ -83,6 +139,7 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
       expiresAfterMinutes: body.expires_after.minutes,
       memoryLimit: body.memory_limit,
       networkPolicy,
+      ...(secrets.length > 0 ? { domainSecrets: secrets } : {}),
       ...(body.file_ids ? { fileIds: body.file_ids } : {}),
     });
     res.json(toContainerResource(record, clock.now()));
