@@ -188,8 +188,9 @@ export class EgressProxy {
     const ca = await SandboxCa.create(containerId);
     const dir = this.hostDir(containerId);
     const roots = tls.rootCertificates.join('\n');
-    await writeFile(join(dir, CA_CERT), ca.certPem, { mode: 0o644 });
-    await writeFile(join(dir, CA_BUNDLE), `${roots}\n${ca.certPem}`, { mode: 0o644 });
+    // Each file ends in a newline, so a sandbox can append its own certificates with `cat`.
+    await writeFile(join(dir, CA_CERT), `${ca.certPem.trim()}\n`, { mode: 0o644 });
+    await writeFile(join(dir, CA_BUNDLE), `${roots}\n${ca.certPem.trim()}\n`, { mode: 0o644 });
     entry.ca = ca;
   }
 

@@ -42,11 +42,18 @@ export interface RunningService {
 }
 
 /** The composition root: the only place adapters are built and wired together. */
-export async function main(config: Config): Promise<RunningService> {
-  const logger = pino({
-    level: config.BERTH_LOG_LEVEL,
-    base: { service: 'berth', role: config.BERTH_ROLE },
-  });
+export async function main(
+  config: Config,
+  /** Where log lines go; stdout unless given (tests read them). */
+  logDestination?: pino.DestinationStream,
+): Promise<RunningService> {
+  const logger = pino(
+    {
+      level: config.BERTH_LOG_LEVEL,
+      base: { service: 'berth', role: config.BERTH_ROLE },
+    },
+    ...(logDestination ? [logDestination] : []),
+  );
   const clock = systemClock;
 
   const pool = await openDatabase(config, {
