@@ -18,3 +18,5 @@ export type {
   EgressProxyOptions,
   SandboxSecret,
 } from './proxy.js';
+export { parseUpstreamProxy } from './upstream.js';
+export type { UpstreamProxy } from './upstream.js';

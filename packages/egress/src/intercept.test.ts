@@ -9,6 +9,7 @@ import { parseAllowlist } from './allowlist.js';
 import { EgressProxy } from './proxy.js';
 import { Resolver } from './resolver.js';
 import { SandboxCa } from './sandbox-ca.js';
+import { parseUpstreamProxy } from './upstream.js';
 
 const A = 'cntr_' + 'c'.repeat(20);
 const SECRET = 'sk-live-0123456789abcdef';
@@ -16,6 +17,8 @@ const PLACEHOLDER = 'berth_secret_' + 'ab'.repeat(24);
 
 let runDir: string;
 let upstream: https.Server;
+let upstreamPort: number;
+let upstreamCaPem: string;
 let proxy: EgressProxy;
 /** Every request head the upstream saw, as `host path authorization`. */
 const seen: string[] = [];
@@ -41,6 +44,8 @@ beforeAll(async () => {
   );
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const port = (upstream.address() as AddressInfo).port;
+  upstreamPort = port;
+  upstreamCaPem = upstreamCa.certPem;
   const parsed = parseAllowlist(['secret.test', 'plain.test'], { maxEntries: 10 });
   if (!parsed.ok) throw new Error(parsed.message);
   proxy = new EgressProxy({
@@ -66,15 +71,20 @@ afterAll(async () => {
 });
 
 /** CONNECT through the sandbox's socket, then TLS trusting only the sandbox's CA. */
-async function request(connectTo: string, raw: string, servername = connectTo): Promise<string> {
-  const s = net.connect(join(proxy.hostDir(A), 'egress.sock'));
+async function request(
+  connectTo: string,
+  raw: string,
+  servername = connectTo,
+  via = proxy,
+): Promise<string> {
+  const s = net.connect(join(via.hostDir(A), 'egress.sock'));
   s.write(`CONNECT ${connectTo}:443 HTTP/1.1\r\nHost: ${connectTo}:443\r\n\r\n`);
   const answer = await new Promise<string>((resolve) => s.once('data', (c) => resolve(String(c))));
   if (!answer.startsWith('HTTP/1.1 200')) {
     s.destroy();
     return answer.split('\r\n')[0]!;
   }
-  const ca = await readFile(join(proxy.hostDir(A), 'ca.pem'), 'utf8');
+  const ca = await readFile(join(via.hostDir(A), 'ca.pem'), 'utf8');
   const t = tls.connect({
     socket: s,
     servername,
@@ -115,6 +125,8 @@ describe('TLS interception of a domain with a secret', () => {
     );
     expect(b).toBe('tls-error'); // the sandbox CA doesn't vouch for plain.test: nothing minted
     expect(proxy.stats(A)!.substitutions).toEqual({ 'secret.test': 2 });
+    // Each intercepted request's upstream connection ends with it: none is left behind.
+    await expect.poll(() => new Promise((r) => upstream.getConnections((_e, n) => r(n)))).toBe(0);
   });
 
   it('never rewrites the URL or body, nor answers back, nor follows redirects', async () => {
@@ -175,5 +187,84 @@ describe('TLS interception of a domain with a secret', () => {
     expect(files.sort()).toEqual(['ca-bundle.pem', 'ca.pem', 'egress.sock']);
     for (const f of ['ca-bundle.pem', 'ca.pem'])
       expect(await readFile(join(dir, f), 'utf8')).not.toMatch(/PRIVATE KEY/);
+  });
+});
+
+describe('BERTH_EGRESS_UPSTREAM_PROXY', () => {
+  it('reads http://[user:pass@]host:port and nothing else', () => {
+    expect(parseUpstreamProxy('http://u:p%40ss@proxy.corp:3128')).toEqual({
+      host: 'proxy.corp',
+      port: 3128,
+      authorization: `Basic ${Buffer.from('u:p@ss').toString('base64')}`,
+    });
+    expect(parseUpstreamProxy('http://[::1]:8080/')).toEqual({ host: '::1', port: 8080 });
+    for (const bad of ['https://proxy:443', 'proxy:3128', 'http://proxy:3128/path', 'socks5://p:1'])
+      expect(() => parseUpstreamProxy(bad)).toThrow();
+  });
+
+  it("chains every connection through the proxy by name, the allowlist still Berth's", async () => {
+    const connects: string[] = [];
+    // A tiny CONNECT proxy on loopback: it knows the test names; Berth never resolves them.
+    const open = new Set<net.Socket>();
+    const corp = net.createServer((s) => {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => {});
+      let head = '';
+      const onData = (c: Buffer) => {
+        head += c.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        s.off('data', onData);
+        const target = /^CONNECT (\S+) /.exec(head)?.[1] ?? '';
+        connects.push(`${target} ${/proxy-authorization: (\S+ \S+)/i.exec(head)?.[1] ?? '-'}`);
+        const out = net.connect(upstreamPort, '127.0.0.1', () => {
+          s.write('HTTP/1.1 200 OK\r\n\r\n');
+          s.pipe(out).pipe(s);
+        });
+        out.on('error', () => s.destroy());
+      };
+      s.on('data', onData);
+    });
+    await new Promise<void>((r) => corp.listen(0, '127.0.0.1', r));
+    const dir = await mkdtemp(join(tmpdir(), 'berth-upstream-proxy-test-'));
+    const chained = new EgressProxy({
+      runDir: dir,
+      resolver: new Resolver({
+        lookup: async () => {
+          throw new Error('Berth must not resolve names behind an upstream proxy');
+        },
+      }),
+      upstreamCa: [upstreamCaPem],
+      upstreamProxy: parseUpstreamProxy(
+        `http://user:pw@127.0.0.1:${(corp.address() as AddressInfo).port}`,
+      ),
+    });
+    try {
+      const parsed = parseAllowlist(['secret.test', 'plain.test'], { maxEntries: 10 });
+      if (!parsed.ok) throw new Error(parsed.message);
+      await chained.attach(A, parsed.rules, [
+        { domain: 'secret.test', placeholder: PLACEHOLDER, value: SECRET },
+      ]);
+      seen.length = 0;
+      const a = await request(
+        'secret.test',
+        get('secret.test', '/via', `Authorization: ${PLACEHOLDER}\r\n`),
+        'secret.test',
+        chained,
+      );
+      expect(a).toContain('ok /via');
+      expect(seen).toEqual([`secret.test /via ${SECRET} -`]);
+      expect(await request('elsewhere.test', '', 'elsewhere.test', chained)).toBe(
+        'HTTP/1.1 403 Forbidden',
+      );
+      const auth = `Basic ${Buffer.from('user:pw').toString('base64')}`;
+      expect(connects).toEqual([`secret.test:443 ${auth}`]);
+    } finally {
+      await chained.close();
+      for (const s of open) s.destroy();
+      await new Promise<void>((r) => corp.close(() => r()));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

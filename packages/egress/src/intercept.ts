@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import { normalizeHost } from './allowlist.js';
 import { answerAndClose, type Exchange } from './exchange.js';
 import { HOP_BY_HOP, endToEnd } from './http-forward.js';
+import { openUpstream } from './upstream.js';
 
 /** A secret of one domain as the proxy holds it: `value` null when it could not be unsealed. */
 export interface HeldSecret {
@@ -145,9 +146,27 @@ function forward(
       method: req.method,
       path: req.url,
       headers: { ...headers, host },
-      agent: false,
       timeout: ex.idleMs,
-    });
+      // TLS to the real upstream over a stream opened directly or through the upstream proxy;
+      // verified against `upstreamCa` for the domain's own name.
+      createConnection: (_opts: unknown, done: (err: Error | null, s?: Duplex) => void) => {
+        openUpstream(target, host, ex.upstreamProxy, ex.idleMs).then(
+          (raw) => {
+            const secure = tls.connect({
+              socket: raw,
+              servername: host,
+              ca: [...plan.upstreamCa],
+              ALPNProtocols: ['http/1.1'],
+            });
+            raw.on('error', () => secure.destroy());
+            secure.on('close', () => raw.destroy());
+            done(null, secure);
+          },
+          (error: Error) => done(error),
+        );
+        return undefined;
+      },
+    } as https.RequestOptions);
   } catch {
     // e.g. a secret with a character no header may carry; the message would name only the header.
     return deny(400, 'a request header (or the secret put into it) is not a valid header value');

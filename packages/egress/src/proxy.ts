@@ -10,6 +10,7 @@ import { answerAndClose, judge, type Exchange } from './exchange.js';
 import { httpForward } from './http-forward.js';
 import type { HeldSecret, Interception } from './intercept.js';
 import { SandboxCa } from './sandbox-ca.js';
+import type { UpstreamProxy } from './upstream.js';
 import type { Resolver } from './resolver.js';
 import {
   emptyStats,
@@ -45,6 +46,11 @@ export interface EgressProxyOptions {
    * (`tls.rootCertificates`). Tests add their own CA.
    */
   upstreamCa?: readonly string[];
+  /**
+   * A corporate proxy all upstream traffic goes through (CONNECT by name). The allowlist is still
+   * Berth's; resolving names, and refusing internal addresses, is then that proxy's.
+   */
+  upstreamProxy?: UpstreamProxy;
 }
 
 /** A secret of one sandbox, for requests to one domain; `value` null when it could not be unsealed. */
@@ -296,7 +302,9 @@ export class EgressProxy {
         this.options.log,
       );
     const ex: Exchange = {
-      judge: (host, port) => judge(entry.rules, this.options.resolver, host, port),
+      judge: (host, port) =>
+        judge(entry.rules, this.options.resolver, host, port, !!this.options.upstreamProxy),
+      ...(this.options.upstreamProxy ? { upstreamProxy: this.options.upstreamProxy } : {}),
       record,
       idleMs: this.#idleMs,
       interception: (host) => this.#interception(entry, host),

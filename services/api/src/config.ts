@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AesGcmSecretBox } from '@berth/core';
-import { parseCidrs } from '@berth/egress';
+import { parseCidrs, parseUpstreamProxy } from '@berth/egress';
 
 /** A comma-separated setting as a list, blanks dropped. */
 export const splitList = (value: string): string[] =>
@@ -180,6 +180,25 @@ export const ConfigSchema = z
           ctx.addIssue({
             code: 'custom',
             message: `BERTH_SECRETS_KEY ${(error as Error).message}`,
+          });
+        }
+      }),
+    /**
+     * A corporate HTTP proxy (`http://[user:pass@]host:port`, supporting CONNECT) that all allowlist
+     * egress goes through. Berth still enforces each sandbox's allowlist; names are then resolved,
+     * and internal addresses refused, by that proxy, not by Berth's address guard.
+     */
+    BERTH_EGRESS_UPSTREAM_PROXY: z
+      .string()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        try {
+          parseUpstreamProxy(value);
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `BERTH_EGRESS_UPSTREAM_PROXY ${(error as Error).message}`,
           });
         }
       }),

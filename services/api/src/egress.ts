@@ -18,6 +18,7 @@ import {
   SANDBOX_PROXY_PORT,
   forwarderCommand,
   parseAllowlist,
+  parseUpstreamProxy,
   sandboxCaEnv,
   sandboxProxyEnv,
   type SandboxSecret,
@@ -75,6 +76,9 @@ export function createEgress(config: Config, store: ContainerStore, logger: Logg
     : undefined;
   const testCa = config.BERTH_EGRESS_TEST_UPSTREAM_CA;
   const proxy = new EgressProxy({
+    ...(config.BERTH_EGRESS_UPSTREAM_PROXY
+      ? { upstreamProxy: parseUpstreamProxy(config.BERTH_EGRESS_UPSTREAM_PROXY) }
+      : {}),
     ...(testCa ? { upstreamCa: [...tls.rootCertificates, readFileSync(testCa, 'utf8')] } : {}),
     runDir: resolve(config.BERTH_EGRESS_DIR),
     resolver,
