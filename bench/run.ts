@@ -4,6 +4,7 @@
  */
 import { benchCreate, benchList } from './containers.js';
 import { benchEgress } from './egress.js';
+import { benchEgressTls } from './egress-tls.js';
 import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
@@ -22,6 +23,7 @@ async function run(): Promise<void> {
     rows.push(...(await benchFiles(berth)));
     rows.push(...(await benchReaper(berth)));
     rows.push(...(await benchEgress()));
+    rows.push(...(await benchEgressTls()));
   } finally {
     await berth.close();
   }
