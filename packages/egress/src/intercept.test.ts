@@ -181,6 +181,28 @@ describe('TLS interception of a domain with a secret', () => {
     });
   });
 
+  it('refuses a domain whose secret could not be unsealed, rather than send the placeholder', async () => {
+    const B = 'cntr_' + 'd'.repeat(20);
+    const parsed = parseAllowlist(['secret.test'], { maxEntries: 10 });
+    if (!parsed.ok) throw new Error(parsed.message);
+    await proxy.attach(B, parsed.rules, [
+      { domain: 'secret.test', placeholder: PLACEHOLDER, value: null },
+    ]);
+    try {
+      const s = net.connect(join(proxy.hostDir(B), 'egress.sock'));
+      s.write('CONNECT secret.test:443 HTTP/1.1\r\nHost: secret.test:443\r\n\r\n');
+      const answer = await new Promise<string>((r) => s.once('data', (c) => r(String(c))));
+      s.destroy();
+      expect(answer).toMatch(/^HTTP\/1.1 403/);
+      expect(proxy.stats(B)!.recent.at(-1)).toMatchObject({
+        decision: 'denied',
+        host: 'secret.test',
+      });
+    } finally {
+      await proxy.detach(B);
+    }
+  });
+
   it('keeps the CA key out of the egress directory', async () => {
     const dir = proxy.hostDir(A);
     const files = await readdir(dir);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerExec } from '@berth/testkit';
+import { createTestDatabase, dockerExec, type TestDatabase } from '@berth/testkit';
 import { startBerth, type RunningBerth } from './fixtures.js';
 
 // A local TLS upstream with its own CA, serving secret.test (has a secret) and plain.test (none).
@@ -24,6 +24,7 @@ const untrustedIp = `${base}.8`;
 const aliases: http.Server[] = [];
 const logLines: string[] = [];
 let berth: RunningBerth;
+let upstreamEnv: Record<string, string>;
 let id: string;
 let placeholder: string;
 
@@ -71,12 +72,15 @@ beforeAll(async () => {
     await new Promise<void>((r) => s.listen(80, ip, r));
     aliases.push(s);
   }
+  upstreamEnv = {
+    BERTH_EGRESS_TEST_UPSTREAMS: `secret.test:443=127.0.0.1:${port},plain.test:443=127.0.0.1:${port}`,
+    BERTH_EGRESS_TEST_UPSTREAM_CA: join(dir, 'upstream-ca.pem'),
+  };
   berth = await startBerth(
     {
+      ...upstreamEnv,
       BERTH_SECRETS_KEY: randomBytes(32).toString('base64'),
       BERTH_LOG_LEVEL: 'trace',
-      BERTH_EGRESS_TEST_UPSTREAMS: `secret.test:443=127.0.0.1:${port},plain.test:443=127.0.0.1:${port}`,
-      BERTH_EGRESS_TEST_UPSTREAM_CA: join(dir, 'upstream-ca.pem'),
       BERTH_EGRESS_TEST_HOSTS: `mirror.test=${trustedIp},near.test=${untrustedIp}`,
       // A broad loopback range opens nothing by itself; the address named on its own does.
       BERTH_EGRESS_TRUSTED_CIDRS: `127.0.0.0/8,${trustedIp}`,
@@ -310,4 +314,66 @@ describe('domain_secrets validation', () => {
       expect((await res.json()).error.param).toBe(param);
     }
   });
+});
+
+describe('domain_secrets across restarts', () => {
+  let db: TestDatabase;
+  afterAll(async () => {
+    await db?.[Symbol.asyncDispose]();
+  });
+
+  it('are restored from their sealed form with a new CA, and refused under another key', async () => {
+    db = await createTestDatabase();
+    const egressDir = mkdtempSync(join(tmpdir(), 'berth-secrets-restart-'));
+    const key = randomBytes(32).toString('hex');
+    const shared = {
+      ...upstreamEnv,
+      DATABASE_URL: db.url,
+      BERTH_INSTANCE: `sec${Date.now().toString(36)}`,
+      BERTH_EGRESS_DIR: egressDir,
+      BERTH_BOOTSTRAP_API_KEY: 'sk-test-secrets-restart-key-00000',
+    };
+    const call = (cid: string) =>
+      dockerExec(cid, [
+        'sh',
+        '-c',
+        'curl -sS --max-time 10 -H "Authorization: Bearer $API_TOKEN" https://secret.test/again || echo failed',
+      ]);
+    const first = await startBerth({ ...shared, BERTH_SECRETS_KEY: key }, { keepSandboxes: true });
+    const c = await first.client.containers.create({
+      name: 'survivor',
+      network_policy: {
+        type: 'allowlist',
+        allowed_domains: ['secret.test'],
+        domain_secrets: [{ domain: 'secret.test', name: 'API_TOKEN', value: SECRET }],
+      },
+    } as Parameters<typeof first.client.containers.create>[0]);
+    seen.length = 0;
+    expect((await call(c.id)).stdout).toBe('ok secret.test /again');
+    const caBefore = readFileSync(join(egressDir, c.id, 'ca.pem'), 'utf8');
+    await first[Symbol.asyncDispose]();
+
+    const second = await startBerth({ ...shared, BERTH_SECRETS_KEY: key }, { keepSandboxes: true });
+    expect((await call(c.id)).stdout).toBe('ok secret.test /again');
+    expect(readFileSync(join(egressDir, c.id, 'ca.pem'), 'utf8')).not.toBe(caBefore);
+    await second[Symbol.asyncDispose]();
+    expect(seen).toEqual([
+      `secret.test GET /again Bearer ${SECRET} -`,
+      `secret.test GET /again Bearer ${SECRET} -`,
+    ]);
+
+    const rekeyed = await startBerth({
+      ...shared,
+      BERTH_SECRETS_KEY: randomBytes(32).toString('hex'),
+    });
+    try {
+      const r = await call(c.id);
+      expect(r.stdout).toContain('failed');
+      expect(r.stdout + r.stderr).not.toContain(SECRET);
+      expect(seen).toHaveLength(2);
+    } finally {
+      await rekeyed[Symbol.asyncDispose]();
+      rmSync(egressDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
