@@ -4,6 +4,7 @@
  */
 import { benchCreate, benchList } from './containers.js';
 import { benchEgress } from './egress.js';
+import { benchEgressTls } from './egress-tls.js';
 import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
@@ -24,6 +25,7 @@ async function run(): Promise<void> {
     rows.push(...(await benchReaper(berth)));
     rows.push(...(await benchEgress()));
     rows.push(...(await benchAdmin()));
+    rows.push(...(await benchEgressTls()));
   } finally {
     await berth.close();
   }

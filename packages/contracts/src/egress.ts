@@ -10,6 +10,8 @@ export const EgressReport = z
     denied: z.number().int(),
     bytes_up: z.number().int(),
     bytes_down: z.number().int(),
+    /** Per domain with a secret: how many placeholders the proxy replaced (never with what). */
+    secret_substitutions: z.array(z.object({ domain: z.string(), count: z.number().int() })),
     recent: z.array(
       z.object({
         decision: z.enum(['allowed', 'denied']),

@@ -9,13 +9,24 @@ export type { MemoryLimit };
  */
 export type ContainerStatus = 'creating' | 'running' | 'expired' | 'deleting' | 'failed';
 
-export type NetworkPolicy =
-  | { type: 'disabled' }
-  | {
-      type: 'allowlist';
-      allowedDomains: string[];
-      domainSecrets?: { domain: string; name: string; value: string }[];
-    };
+/**
+ * A `domain_secrets` entry as Berth keeps it: the value only sealed (AES-256-GCM, bound to the
+ * container id), and the placeholder the sandbox sees under `name` instead of the value.
+ */
+export interface StoredDomainSecret {
+  domain: string;
+  name: string;
+  placeholder: string;
+  sealed: string;
+}
+
+export type AllowlistPolicy = {
+  type: 'allowlist';
+  allowedDomains: string[];
+  domainSecrets?: StoredDomainSecret[];
+};
+
+export type NetworkPolicy = { type: 'disabled' } | AllowlistPolicy;
 
 export interface ContainerRecord {
   id: string;

@@ -19,7 +19,16 @@ export type { Clock } from './clock.js';
 export { newId, isId, idCreatedAt } from './ids.js';
 export type { IdKind } from './ids.js';
 export { memoryLimitBytes, expiresAt, isExpiredAt, visibleStatus } from './container.js';
-export type { ContainerRecord, ContainerStatus, NetworkPolicy, MemoryLimit } from './container.js';
+export type {
+  AllowlistPolicy,
+  ContainerRecord,
+  ContainerStatus,
+  NetworkPolicy,
+  MemoryLimit,
+  StoredDomainSecret,
+} from './container.js';
+export { AesGcmSecretBox, newPlaceholder } from './secret-box.js';
+export type { SecretBox } from './secret-box.js';
 export type { Page, PageRequest } from './pagination.js';
 export type {
   ContainerStore,
@@ -76,7 +85,7 @@ export type { FilesServiceOptions } from './use-cases/files-service.js';
 export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
-export type { EgressController } from './ports/egress-controller.js';
+export type { EgressController, ClearDomainSecret } from './ports/egress-controller.js';
 export type {
   AdminContainerFilter,
   AdminStore,

@@ -1,4 +1,10 @@
-import type { ContainerRecord, ContainerStatus, MemoryLimit, NetworkPolicy } from '@berth/core';
+import type {
+  ContainerRecord,
+  ContainerStatus,
+  MemoryLimit,
+  NetworkPolicy,
+  StoredDomainSecret,
+} from '@berth/core';
 
 export interface ContainerRow {
   id: string;
@@ -26,6 +32,20 @@ interface StoredPolicy {
   domain_secrets?: unknown;
 }
 
+/** Only the sealed value is ever stored; a clear `value` in a row is refused, loudly. */
+function secretFromJson(value: unknown): StoredDomainSecret {
+  const s = (value ?? {}) as Record<string, unknown>;
+  if (
+    typeof s.domain !== 'string' ||
+    typeof s.name !== 'string' ||
+    typeof s.placeholder !== 'string' ||
+    typeof s.sealed !== 'string' ||
+    'value' in s
+  )
+    throw new Error('unreadable domain_secrets entry in containers row');
+  return { domain: s.domain, name: s.name, placeholder: s.placeholder, sealed: s.sealed };
+}
+
 function policyFromJson(value: unknown): NetworkPolicy {
   const p = (value ?? {}) as StoredPolicy;
   if (p.type === 'disabled') return { type: 'disabled' };
@@ -34,7 +54,7 @@ function policyFromJson(value: unknown): NetworkPolicy {
       type: 'allowlist',
       allowedDomains: p.allowed_domains.map(String),
       ...(Array.isArray(p.domain_secrets)
-        ? { domainSecrets: p.domain_secrets as { domain: string; name: string; value: string }[] }
+        ? { domainSecrets: p.domain_secrets.map(secretFromJson) }
         : {}),
     };
   }
@@ -48,7 +68,16 @@ export const policyToJson = (p: NetworkPolicy): string =>
       : {
           type: 'allowlist',
           allowed_domains: p.allowedDomains,
-          ...(p.domainSecrets ? { domain_secrets: p.domainSecrets } : {}),
+          ...(p.domainSecrets
+            ? {
+                domain_secrets: p.domainSecrets.map((s) => ({
+                  domain: s.domain,
+                  name: s.name,
+                  placeholder: s.placeholder,
+                  sealed: s.sealed,
+                })),
+              }
+            : {}),
         },
   );
 

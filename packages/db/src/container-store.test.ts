@@ -173,7 +173,14 @@ describe('rows read back', () => {
       networkPolicy: {
         type: 'allowlist',
         allowedDomains: ['pypi.org', '*.example.com'],
-        domainSecrets: [{ domain: 'api.example.com', name: 'TOKEN', value: 's3cret' }],
+        domainSecrets: [
+          {
+            domain: 'api.example.com',
+            name: 'TOKEN',
+            placeholder: 'berth_secret_ab',
+            sealed: 'v1.x.y.z',
+          },
+        ],
       },
     });
     await put(r, 'running');
@@ -185,7 +192,14 @@ describe('rows read back', () => {
     expect(rows[0].network_policy).toEqual({
       type: 'allowlist',
       allowed_domains: ['pypi.org', '*.example.com'],
-      domain_secrets: [{ domain: 'api.example.com', name: 'TOKEN', value: 's3cret' }],
+      domain_secrets: [
+        {
+          domain: 'api.example.com',
+          name: 'TOKEN',
+          placeholder: 'berth_secret_ab',
+          sealed: 'v1.x.y.z',
+        },
+      ],
     });
   });
 

@@ -107,3 +107,53 @@ describe('denied ranges of the deployment', () => {
     });
   });
 });
+
+describe('trusted ranges of the deployment', () => {
+  const own = new Set(['192.168.7.5']);
+  const trust = (list: string[], deny: string[] = []) =>
+    new Resolver({
+      ownAddresses: own,
+      trustedCidrs: list,
+      denyCidrs: deny,
+      lookup: async (host) => [host.slice(0, host.indexOf('.x.test'))],
+    });
+  const reach = async (r: Resolver, ip: string) =>
+    r.resolve(`${ip}.x.test`, 443).then(
+      () => true,
+      () => false,
+    );
+
+  it('lets a name resolve into a trusted range, and nowhere else private', async () => {
+    const r = trust(['10.20.0.0/16', 'fd12::/16']);
+    expect(await reach(r, '10.20.3.4')).toBe(true);
+    expect(await reach(r, 'fd12::5')).toBe(true);
+    expect(await reach(r, '10.21.0.1')).toBe(false);
+    expect(await reach(r, '192.168.1.1')).toBe(false);
+    expect(await reach(r, '127.0.0.1')).toBe(false);
+    expect(await reach(r, '169.254.169.254')).toBe(false);
+  });
+
+  it('opens loopback, the host itself and metadata only when the address is named', async () => {
+    const broad = trust(['127.0.0.0/8', '169.254.0.0/16', '192.168.0.0/16']);
+    expect(await reach(broad, '127.0.0.2')).toBe(false);
+    expect(await reach(broad, '169.254.169.254')).toBe(false);
+    expect(await reach(broad, '192.168.7.5')).toBe(false); // the host's own interface
+    expect(await reach(broad, '169.254.10.1')).toBe(true); // link-local, not metadata
+    expect(await reach(broad, '192.168.7.6')).toBe(true);
+    const named = trust(['127.0.0.2', '169.254.169.254/32', '192.168.7.5']);
+    expect(await reach(named, '127.0.0.2')).toBe(true);
+    expect(await reach(named, '127.0.0.3')).toBe(false);
+    expect(await reach(named, '169.254.169.254')).toBe(true);
+    expect(await reach(named, '192.168.7.5')).toBe(true);
+  });
+
+  it('lets the denied ranges win, and judges IPv6 forms by their IPv4 address', async () => {
+    expect(await reach(trust(['10.0.0.0/8'], ['10.9.0.0/16']), '10.9.1.1')).toBe(false);
+    expect(await reach(trust(['10.0.0.0/8']), '::ffff:10.1.1.1')).toBe(false);
+    expect(await reach(trust(['10.0.0.0/8']), '::ffff:a9fe:a9fe')).toBe(false);
+  });
+
+  it('refuses a malformed trusted range at construction', () => {
+    expect(() => new Resolver({ trustedCidrs: ['10.0.0.0/40'] })).toThrow(/10\.0\.0\.0\/40/);
+  });
+});

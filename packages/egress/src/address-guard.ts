@@ -48,6 +48,19 @@ function embeddedV4(ip: IpBytes): IpBytes[] {
   return [];
 }
 
+/**
+ * Addresses a trusted range never covers unless it names them one by one (a /32 or /128 entry):
+ * the host's own services (loopback, its interfaces) and the cloud metadata endpoints.
+ */
+const SENSITIVE: readonly Cidr[] = [
+  '127.0.0.0/8',
+  '::1/128',
+  '169.254.169.254/32', // AWS, GCP, Azure, OpenStack
+  '169.254.170.2/32', // AWS ECS task metadata
+  '100.100.100.200/32', // Alibaba Cloud
+  'fd00:ec2::254/128', // AWS over IPv6
+].map(parseCidr);
+
 const ownAddresses = (): Set<string> =>
   new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)));
 
@@ -81,4 +94,36 @@ export function isPublicUnicast(
     if (o) ownRanges.push({ ...o, prefix: o.family === 4 ? 32 : 128 });
   }
   return publicBytes(parsed, [...BLOCKED, ...deny, ...ownRanges]);
+}
+
+const sameAddress = (a: IpBytes, b: IpBytes) =>
+  a.family === b.family && a.bytes.every((x, i) => x === b.bytes[i]);
+
+/**
+ * An address the deployment trusts although it isn't public (an internal mirror, split-horizon
+ * DNS): inside one of `trust`, never in `deny`, and, if it is one of the host's own addresses,
+ * loopback or a metadata endpoint, named by a single-address entry of its own, so a broad range
+ * like `10.0.0.0/8` or `127.0.0.0/8` never opens the host's services by accident. An IPv6 form
+ * embedding an IPv4 address is judged by that IPv4 address as well.
+ */
+export function isTrustedAddress(
+  ip: string,
+  trust: readonly Cidr[],
+  own: Set<string> = ownAddresses(),
+  deny: readonly Cidr[] = [],
+): boolean {
+  const parsed = parseIp(ip);
+  if (!parsed || trust.length === 0) return false;
+  const ownIps = [...own].map(parseIp).filter((o): o is IpBytes => o !== null);
+  const ok = (a: IpBytes): boolean => {
+    if (deny.some((c) => inCidr(a, c))) return false;
+    if (!trust.some((c) => inCidr(a, c))) return false;
+    const sensitive = SENSITIVE.some((c) => inCidr(a, c)) || ownIps.some((o) => sameAddress(o, a));
+    const exact = trust.some((c) => c.prefix === (c.family === 4 ? 32 : 128) && inCidr(a, c));
+    return !sensitive || exact;
+  };
+  if (!ok(parsed)) return false;
+  if (parsed.family === 6)
+    return embeddedV4(parsed).every((v4) => publicBytes(v4, [...BLOCKED, ...deny]) || ok(v4));
+  return true;
 }

@@ -2,6 +2,8 @@ import type http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { answerAndClose, type Exchange } from './exchange.js';
+import { interceptTunnel } from './intercept.js';
+import { openUpstream } from './upstream.js';
 
 /**
  * Serves one CONNECT: judges the target, connects to the pinned address, and splices the two
@@ -51,15 +53,43 @@ export async function connectTunnel(
     client.destroy();
     return;
   }
+  const plan = port === 443 ? ex.interception?.(verdict.host) : undefined;
+  if (plan) return interceptTunnel(ex, verdict.host, port, verdict.target, client, head, plan);
   let up = head.length;
   let down = 0;
   let connected = false;
   let done = false;
-  const upstream = net.connect({
-    host: verdict.target.address,
-    port: verdict.target.port,
-    timeout: ex.idleMs,
-  });
+  let upstream: net.Socket;
+  if (ex.upstreamProxy) {
+    // Through the operator's proxy: connected (or refused) before anything is spliced.
+    try {
+      upstream = await openUpstream(verdict.target, verdict.host, ex.upstreamProxy, ex.idleMs);
+    } catch (error) {
+      const reason = `upstream proxy: ${(error as Error).message}`;
+      ex.record({
+        decision: 'allowed',
+        host: verdict.host,
+        port,
+        reason,
+        bytesUp: 0,
+        bytesDown: 0,
+      });
+      answerAndClose(client, '502 Bad Gateway', reason);
+      return;
+    }
+    if (gone) {
+      upstream.destroy();
+      client.destroy();
+      return;
+    }
+    upstream.setTimeout(ex.idleMs);
+  } else {
+    upstream = net.connect({
+      host: verdict.target.address,
+      port: verdict.target.port,
+      timeout: ex.idleMs,
+    });
+  }
   const finish = (failure?: string) => {
     if (done) return;
     done = true;
@@ -80,14 +110,16 @@ export async function connectTunnel(
   if (client instanceof net.Socket) client.setTimeout(ex.idleMs);
   client.on('timeout', idle);
   upstream.on('timeout', idle);
-  upstream.once('connect', () => {
+  const onConnect = () => {
     connected = true;
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length) upstream.write(head);
     client.on('data', (c: Buffer) => (up += c.length));
     upstream.on('data', (c: Buffer) => (down += c.length));
     client.pipe(upstream).pipe(client);
-  });
+  };
+  if (ex.upstreamProxy) onConnect();
+  else upstream.once('connect', onConnect);
   upstream.on('error', (e) => finish(`upstream: ${e.message}`));
   upstream.on('close', () => finish(connected ? undefined : 'upstream closed before connecting'));
   client.on('error', (e) => finish(`client: ${e.message}`));

@@ -2,6 +2,8 @@ import type { Duplex } from 'node:stream';
 import { matchHost, normalizeHost, type Rule } from './allowlist.js';
 import { EgressDenied, type Resolver } from './resolver.js';
 import type { Decision } from './stats.js';
+import type { Interception } from './intercept.js';
+import type { UpstreamProxy } from './upstream.js';
 
 const ALLOWED_PORTS = new Set([80, 443]);
 
@@ -18,6 +20,10 @@ export interface Exchange {
   record(d: Omit<Decision, 'containerId'>): void;
   /** Close an exchange after this long without a byte in either direction. */
   idleMs: number;
+  /** For a host that has secrets: how to intercept its HTTPS. Others are tunnelled untouched. */
+  interception?(host: string): Interception | undefined;
+  /** Every upstream connection goes through this proxy, by CONNECT with the name. */
+  upstreamProxy?: UpstreamProxy;
 }
 
 /** Judges a destination; returns the pinned address or the reason it is refused. */
@@ -26,6 +32,7 @@ export async function judge(
   resolver: Resolver,
   rawHost: string,
   port: number,
+  viaProxy = false,
 ): Promise<Verdict> {
   const host = normalizeHost(rawHost);
   if (!host) return { host: rawHost, reason: 'not a hostname (IP literals are refused)' };
@@ -33,6 +40,8 @@ export async function judge(
     return { host, reason: `port ${port} is not allowed (only 80 and 443)` };
   if (!matchHost(host, rules))
     return { host, reason: `${host} is not on this container's allowlist` };
+  // Through an upstream proxy, names are resolved there (often the only place that can).
+  if (viaProxy) return { host, target: { address: host, port } };
   try {
     return { host, target: await resolver.resolve(host, port) };
   } catch (error) {

@@ -1,8 +1,10 @@
 import http from 'node:http';
+import type net from 'node:net';
 import { normalizeHost } from './allowlist.js';
+import { openUpstream } from './upstream.js';
 import type { Exchange } from './exchange.js';
 
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -14,7 +16,7 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-const endToEnd = (headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders => {
+export const endToEnd = (headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders => {
   const out: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers))
     if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
@@ -83,7 +85,19 @@ export async function httpForward(
     path: `${url.pathname}${url.search}`,
     headers: { ...endToEnd(req.headers), host: url.host },
     timeout: ex.idleMs,
-  });
+    ...(ex.upstreamProxy
+      ? {
+          // Through the upstream proxy: a CONNECT tunnel to the name, then the request in it.
+          createConnection: (_opts: unknown, done: (err: Error | null, s?: net.Socket) => void) => {
+            openUpstream(verdict.target!, verdict.host, ex.upstreamProxy, ex.idleMs).then(
+              (s) => done(null, s),
+              (error: Error) => done(error),
+            );
+            return undefined;
+          },
+        }
+      : {}),
+  } as http.RequestOptions);
   const finish = (failure?: string, status = 502): void => {
     if (done) return;
     done = true;

@@ -1,5 +1,6 @@
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import tls from 'node:tls';
 import type net from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -7,6 +8,9 @@ import type { Rule } from './allowlist.js';
 import { connectTunnel } from './connect-tunnel.js';
 import { answerAndClose, judge, type Exchange } from './exchange.js';
 import { httpForward } from './http-forward.js';
+import type { HeldSecret, Interception } from './intercept.js';
+import { SandboxCa } from './sandbox-ca.js';
+import type { UpstreamProxy } from './upstream.js';
 import type { Resolver } from './resolver.js';
 import {
   emptyStats,
@@ -39,6 +43,23 @@ export interface EgressProxyOptions {
   socketOwner?: { uid: number; gid: number };
   /** Called with every decision after it is counted (for metrics and the event log). */
   onDecision?: (decision: Decision) => void;
+  /**
+   * What the real upstream of an intercepted domain is verified against; default the system roots
+   * (`tls.rootCertificates`). Tests add their own CA.
+   */
+  upstreamCa?: readonly string[];
+  /**
+   * A corporate proxy all upstream traffic goes through (CONNECT by name). The allowlist is still
+   * Berth's; resolving names, and refusing internal addresses, is then that proxy's.
+   */
+  upstreamProxy?: UpstreamProxy;
+}
+
+/** A secret of one sandbox, for requests to one domain; `value` null when it could not be unsealed. */
+export interface SandboxSecret {
+  domain: string;
+  placeholder: string;
+  value: string | null;
 }
 
 interface Attached {
@@ -46,11 +67,31 @@ interface Attached {
   rules: Rule[];
   stats: EgressStats;
   sockets: Set<Duplex>;
+  /** Secrets by domain; only these domains' HTTPS is intercepted. */
+  secrets: Map<string, HeldSecret[]>;
+  /** The sandbox's CA, made when it first has secrets; its key never leaves this process. */
+  ca: SandboxCa | null;
 }
 
 export const SANDBOX_EGRESS_DIR = '/run/berth-egress';
 export const SANDBOX_PROXY_PORT = 3128;
 const SOCKET = 'egress.sock';
+/** In the sandbox's egress directory: the system roots plus its CA, and its CA alone. */
+const CA_BUNDLE = 'ca-bundle.pem';
+const CA_CERT = 'ca.pem';
+
+/** What a sandbox with secrets needs to trust its proxy's CA (curl, OpenSSL, Python, Node). */
+export const sandboxCaEnv = (): string[] => {
+  const bundle = `${SANDBOX_EGRESS_DIR}/${CA_BUNDLE}`;
+  return [
+    `SSL_CERT_FILE=${bundle}`,
+    `REQUESTS_CA_BUNDLE=${bundle}`,
+    `CURL_CA_BUNDLE=${bundle}`,
+    `PIP_CERT=${bundle}`,
+    `GIT_SSL_CAINFO=${bundle}`,
+    `NODE_EXTRA_CA_CERTS=${SANDBOX_EGRESS_DIR}/${CA_CERT}`,
+  ];
+};
 
 /** What a sandbox needs to use the proxy: its environment and the in-sandbox forwarder. */
 export const sandboxProxyEnv = (): string[] => {
@@ -69,6 +110,16 @@ export const forwarderCommand = (): string[] => [
   `TCP-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,fork,reuseaddr`,
   `UNIX-CONNECT:${SANDBOX_EGRESS_DIR}/${SOCKET}`,
 ];
+
+function bySecretDomain(secrets: SandboxSecret[]): Map<string, HeldSecret[]> {
+  const map = new Map<string, HeldSecret[]>();
+  for (const s of secrets)
+    map.set(s.domain, [
+      ...(map.get(s.domain) ?? []),
+      { placeholder: s.placeholder, value: s.value },
+    ]);
+  return map;
+}
 
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -114,8 +165,11 @@ export class EgressProxy {
     return join(this.options.runDir, containerId);
   }
 
-  /** Starts the proxy of one sandbox, or gives a running one new rules. Idempotent. */
-  async attach(containerId: string, rules: Rule[]): Promise<void> {
+  /**
+   * Starts the proxy of one sandbox, or gives a running one new rules. Idempotent. With secrets,
+   * the sandbox's CA exists and its certificate is in the egress directory before this returns.
+   */
+  async attach(containerId: string, rules: Rule[], secrets: SandboxSecret[] = []): Promise<void> {
     for (;;) {
       const pending = this.#starting.get(containerId);
       if (!pending) break;
@@ -124,9 +178,11 @@ export class EgressProxy {
     const existing = this.#attached.get(containerId);
     if (existing) {
       existing.rules = rules;
+      existing.secrets = bySecretDomain(secrets);
+      if (secrets.length > 0 && !existing.ca) await this.#makeCa(containerId, existing);
       return;
     }
-    const start = this.#start(containerId, rules);
+    const start = this.#start(containerId, rules, secrets);
     this.#starting.set(containerId, start);
     try {
       await start;
@@ -135,7 +191,32 @@ export class EgressProxy {
     }
   }
 
-  async #start(containerId: string, rules: Rule[]): Promise<void> {
+  /** A CA of the sandbox's own, and the bundle the sandbox trusts, written next to its socket. */
+  async #makeCa(containerId: string, entry: Attached): Promise<void> {
+    const ca = await SandboxCa.create(containerId);
+    const dir = this.hostDir(containerId);
+    const roots = tls.rootCertificates.join('\n');
+    // Each file ends in a newline, so a sandbox can append its own certificates with `cat`.
+    await writeFile(join(dir, CA_CERT), `${ca.certPem.trim()}\n`, { mode: 0o644 });
+    await writeFile(join(dir, CA_BUNDLE), `${roots}\n${ca.certPem.trim()}\n`, { mode: 0o644 });
+    entry.ca = ca;
+  }
+
+  #interception(entry: Attached, host: string): Interception | undefined {
+    const secrets = entry.secrets.get(host);
+    const ca = entry.ca;
+    if (!secrets || !ca) return undefined;
+    return {
+      context: () => ca.contextFor(host),
+      secrets,
+      upstreamCa: this.options.upstreamCa ?? tls.rootCertificates,
+      counted: (n) => {
+        entry.stats.substitutions[host] = (entry.stats.substitutions[host] ?? 0) + n;
+      },
+    };
+  }
+
+  async #start(containerId: string, rules: Rule[], secrets: SandboxSecret[]): Promise<void> {
     const dir = this.hostDir(containerId);
     await mkdir(dir, { recursive: true, mode: 0o755 });
     await chmod(dir, 0o755);
@@ -146,7 +227,11 @@ export class EgressProxy {
       rules,
       stats: emptyStats(),
       sockets: new Set(),
+      secrets: bySecretDomain(secrets),
+      ca: null,
     };
+    for (const domain of entry.secrets.keys()) entry.stats.substitutions[domain] = 0;
+    if (secrets.length > 0) await this.#makeCa(containerId, entry);
     this.#serve(containerId, entry);
     await new Promise<void>((resolve, reject) =>
       entry.server.once('error', reject).listen(path, resolve),
@@ -221,9 +306,12 @@ export class EgressProxy {
       this.options.onDecision?.({ containerId, ...d });
     };
     const ex: Exchange = {
-      judge: (host, port) => judge(entry.rules, this.options.resolver, host, port),
+      judge: (host, port) =>
+        judge(entry.rules, this.options.resolver, host, port, !!this.options.upstreamProxy),
+      ...(this.options.upstreamProxy ? { upstreamProxy: this.options.upstreamProxy } : {}),
       record,
       idleMs: this.#idleMs,
+      interception: (host) => this.#interception(entry, host),
     };
     // Before node's own listener, so a refused socket is known before it is parsed.
     entry.server.prependListener('connection', (s: net.Socket) => {

@@ -1,5 +1,5 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isPublicUnicast, parseCidrs } from './address-guard.js';
+import { isPublicUnicast, isTrustedAddress, parseCidrs } from './address-guard.js';
 import type { Cidr } from './ip.js';
 
 export class EgressDenied extends Error {}
@@ -20,6 +20,12 @@ export interface ResolverOptions {
    * A malformed entry throws here, at construction.
    */
   denyCidrs?: readonly string[];
+  /**
+   * Non-public ranges allowlisted names may resolve to (an internal mirror, split-horizon DNS).
+   * Loopback, the host's own addresses and metadata endpoints need an entry naming the address
+   * itself; `denyCidrs` still wins. A malformed entry throws here, at construction.
+   */
+  trustedCidrs?: readonly string[];
 }
 
 /**
@@ -30,8 +36,10 @@ export interface ResolverOptions {
 export class Resolver {
   readonly #lookup: (host: string) => Promise<string[]>;
   readonly #deny: readonly Cidr[];
+  readonly #trust: readonly Cidr[];
   constructor(private readonly options: ResolverOptions = {}) {
     this.#deny = parseCidrs(options.denyCidrs ?? []);
+    this.#trust = parseCidrs(options.trustedCidrs ?? []);
     this.#lookup =
       options.lookup ??
       (async (host) =>
@@ -48,7 +56,11 @@ export class Resolver {
       throw new EgressDenied(`${host} does not resolve`);
     }
     if (addresses.length === 0) throw new EgressDenied(`${host} does not resolve`);
-    const bad = addresses.find((a) => !isPublicUnicast(a, this.options.ownAddresses, this.#deny));
+    const own = this.options.ownAddresses;
+    const bad = addresses.find(
+      (a) =>
+        !isPublicUnicast(a, own, this.#deny) && !isTrustedAddress(a, this.#trust, own, this.#deny),
+    );
     if (bad) throw new EgressDenied(`${host} resolves to ${bad}, which is not a public address`);
     return { address: addresses[0]!, port };
   }

@@ -22,6 +22,8 @@ export interface EgressStats {
   bytesDown: number;
   /** The most recent decisions, newest last. */
   recent: Decision[];
+  /** Placeholders replaced by secrets, per domain with secrets (counts only, never values). */
+  substitutions: Record<string, number>;
 }
 
 export const emptyStats = (): EgressStats => ({
@@ -30,6 +32,7 @@ export const emptyStats = (): EgressStats => ({
   bytesUp: 0,
   bytesDown: 0,
   recent: [],
+  substitutions: {},
 });
 
 /** Counts one decision into a sandbox's stats, keeps the last `keep`, and logs it. */

@@ -81,6 +81,8 @@ export interface SandboxEgress {
   hostDir(containerId: string): string;
   containerDir: string;
   env: string[];
+  /** More environment for a sandbox with domain secrets: trust in its proxy's CA. */
+  caEnv: string[];
   forwarder: string[];
   /** uid:gid of the forwarder; not the sandbox user's. */
   forwarderUser: string;
@@ -130,6 +132,12 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     // never shared between tenants.
     const user = sandboxUser(spec.uid);
     const size = tmpfsSizes(spec.memoryLimitBytes, o);
+    // A secret exists in the sandbox only as its placeholder; the proxy swaps in the value.
+    const secrets = spec.network.type === 'allowlist' ? (spec.network.domainSecrets ?? []) : [];
+    const secretEnv =
+      egress && secrets.length > 0
+        ? [...egress.caEnv, ...secrets.map((s) => `${s.name}=${s.placeholder}`)]
+        : [];
     return {
       name: sandboxName(spec.containerId),
       Image: o.image,
@@ -143,6 +151,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         'TMPDIR=/tmp',
         'MPLCONFIGDIR=/tmp/matplotlib',
         ...(egress?.env ?? []),
+        ...secretEnv,
       ],
       HostConfig: {
         Memory: spec.memoryLimitBytes,

@@ -247,6 +247,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       clock,
       access,
       egress: egress.controller,
+      ...(egress.secrets ? { secrets: egress.secrets } : {}),
       seeder: containerFiles.seeder(),
       skills: {
         resolve: (projectId, params, budget) => skills.resolve(projectId, params, budget),

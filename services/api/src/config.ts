@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseCidrs } from '@berth/egress';
+import { AesGcmSecretBox } from '@berth/core';
+import { parseCidrs, parseUpstreamProxy } from '@berth/egress';
 
 /** A comma-separated setting as a list, blanks dropped. */
 export const splitList = (value: string): string[] =>
@@ -147,6 +148,60 @@ export const ConfigSchema = z
           ctx.addIssue({ code: 'custom', message: (error as Error).message });
         }
       }),
+    /**
+     * Non-public addresses that allowlisted names may resolve to (an internal package mirror,
+     * split-horizon DNS): comma-separated IPs or CIDRs. Everything else stays refused; loopback,
+     * this host's own addresses and metadata endpoints only when an entry names the address itself
+     * (`127.0.0.2`, not `127.0.0.0/8`). BERTH_EGRESS_DENY_CIDRS wins over this.
+     */
+    BERTH_EGRESS_TRUSTED_CIDRS: z
+      .string()
+      .default('')
+      .superRefine((value, ctx) => {
+        try {
+          parseCidrs(splitList(value));
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      }),
+    /**
+     * Key sealing `domain_secrets` at rest (AES-256-GCM): 32 bytes as 64 hex digits or base64
+     * (`openssl rand -base64 32`). Unset: `domain_secrets` answer 400. Changing it makes the secrets
+     * of running containers unreadable: their domains are then refused, never sent without them.
+     */
+    BERTH_SECRETS_KEY: z
+      .string()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        try {
+          AesGcmSecretBox.parseKey(value);
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `BERTH_SECRETS_KEY ${(error as Error).message}`,
+          });
+        }
+      }),
+    /**
+     * A corporate HTTP proxy (`http://[user:pass@]host:port`, supporting CONNECT) that all allowlist
+     * egress goes through. Berth still enforces each sandbox's allowlist; names are then resolved,
+     * and internal addresses refused, by that proxy, not by Berth's address guard.
+     */
+    BERTH_EGRESS_UPSTREAM_PROXY: z
+      .string()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        try {
+          parseUpstreamProxy(value);
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `BERTH_EGRESS_UPSTREAM_PROXY ${(error as Error).message}`,
+          });
+        }
+      }),
     /** Connections one sandbox may hold open through the egress proxy at once. */
     BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX: int(64, 1, 65_536),
     /** Connections the egress proxy holds at once, across sandboxes. */
@@ -158,6 +213,11 @@ export const ConfigSchema = z
      * allowed name straight to a local upstream (no DNS, no address guard).
      */
     BERTH_EGRESS_TEST_UPSTREAMS: z.string().optional(),
+    /**
+     * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): a PEM file of one more CA that
+     * intercepted upstreams may present (a test's own TLS server), besides the system roots.
+     */
+    BERTH_EGRESS_TEST_UPSTREAM_CA: z.string().optional(),
     /**
      * TEST ONLY (needs BERTH_TEST_MODE=1, refused in production): `host=ip` pairs, comma-separated, answering name lookups
      * (the address guard still applies: this is how tests show private answers are refused).
@@ -194,7 +254,11 @@ export const ConfigSchema = z
     BERTH_SHUTDOWN_TIMEOUT_MS: int(15_000, 0, 600_000),
   })
   .superRefine((c, ctx) => {
-    for (const key of ['BERTH_EGRESS_TEST_UPSTREAMS', 'BERTH_EGRESS_TEST_HOSTS'] as const) {
+    for (const key of [
+      'BERTH_EGRESS_TEST_UPSTREAMS',
+      'BERTH_EGRESS_TEST_HOSTS',
+      'BERTH_EGRESS_TEST_UPSTREAM_CA',
+    ] as const) {
       if (c[key] && (c.BERTH_TEST_MODE !== '1' || c.NODE_ENV === 'production')) {
         ctx.addIssue({
           code: 'custom',

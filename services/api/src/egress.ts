@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { EgressController } from '@berth/core';
+import { AesGcmSecretBox, type EgressController, type SecretBox } from '@berth/core';
 import {
   EgressProxy,
   ProxyEgressController,
@@ -8,6 +10,8 @@ import {
   SANDBOX_EGRESS_DIR,
   SANDBOX_PROXY_PORT,
   forwarderCommand,
+  parseUpstreamProxy,
+  sandboxCaEnv,
   sandboxProxyEnv,
 } from '@berth/egress';
 import type { Decision } from '@berth/egress';
@@ -39,6 +43,8 @@ export interface Egress {
   controller: EgressController;
   sandbox: SandboxEgress;
   proxy: EgressProxy;
+  /** Seals `domain_secrets` (BERTH_SECRETS_KEY); absent: the server refuses them. */
+  secrets?: SecretBox;
 }
 
 /** The egress proxy, run in the API process on the Docker host, and its wiring. No I/O. */
@@ -56,8 +62,18 @@ export function createEgress(
     ),
     ...(testHosts.size ? { lookup: async (host: string) => testHosts.get(host) ?? [] } : {}),
     denyCidrs: splitList(config.BERTH_EGRESS_DENY_CIDRS),
+    trustedCidrs: splitList(config.BERTH_EGRESS_TRUSTED_CIDRS),
   });
+  const box = config.BERTH_SECRETS_KEY
+    ? new AesGcmSecretBox(AesGcmSecretBox.parseKey(config.BERTH_SECRETS_KEY))
+    : undefined;
+  // Read here, at composition: the file is a test-only setting checked by the config schema.
+  const testCa = config.BERTH_EGRESS_TEST_UPSTREAM_CA;
   const proxy = new EgressProxy({
+    ...(config.BERTH_EGRESS_UPSTREAM_PROXY
+      ? { upstreamProxy: parseUpstreamProxy(config.BERTH_EGRESS_UPSTREAM_PROXY) }
+      : {}),
+    ...(testCa ? { upstreamCa: [...tls.rootCertificates, readFileSync(testCa, 'utf8')] } : {}),
     runDir: resolve(config.BERTH_EGRESS_DIR),
     resolver,
     log: logger,
@@ -69,12 +85,18 @@ export function createEgress(
     ...(onDecision ? { onDecision } : {}),
   });
   return {
-    controller: new ProxyEgressController(proxy, { maxDomains: config.BERTH_EGRESS_MAX_DOMAINS }),
+    controller: new ProxyEgressController(proxy, {
+      maxDomains: config.BERTH_EGRESS_MAX_DOMAINS,
+      ...(box ? { box } : {}),
+      log: logger,
+    }),
     proxy,
+    ...(box ? { secrets: box } : {}),
     sandbox: {
       hostDir: (id) => proxy.hostDir(id),
       containerDir: SANDBOX_EGRESS_DIR,
       env: sandboxProxyEnv(),
+      caEnv: sandboxCaEnv(),
       forwarder: forwarderCommand(),
       forwarderUser: `${FORWARDER.uid}:${FORWARDER.gid}`,
       port: SANDBOX_PROXY_PORT,

@@ -35,11 +35,15 @@ async function bootstrapKey(config: Config, pool: Pool) {
 }
 
 /** Config → open (database, engine) → compose → start in order; `close` stops in reverse. */
-export async function main(config: Config): Promise<RunningService> {
-  const logger = pino({
-    level: config.BERTH_LOG_LEVEL,
-    base: { service: 'berth', role: config.BERTH_ROLE },
-  });
+export async function main(
+  config: Config,
+  /** Where log lines go; stdout unless given (tests read them). */
+  logDestination?: pino.DestinationStream,
+): Promise<RunningService> {
+  const logger = pino(
+    { level: config.BERTH_LOG_LEVEL, base: { service: 'berth', role: config.BERTH_ROLE } },
+    ...(logDestination ? [logDestination] : []),
+  );
   const docker = dockerClient(config);
   const pool = await openDatabase(config, {
     applicationName: `berth-${config.BERTH_ROLE}`,

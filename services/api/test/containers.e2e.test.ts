@@ -143,7 +143,7 @@ describe('POST /v1/containers', () => {
     expect(e.message).toMatch(message);
   });
 
-  it('refuses domain_secrets until it ships, unknown skills and unknown file_ids, creating nothing', async () => {
+  it('refuses domain_secrets without BERTH_SECRETS_KEY, unknown skills and unknown file_ids, creating nothing', async () => {
     const before = await berth.runtime.listManaged();
     for (const [body, param] of [
       [
@@ -167,7 +167,7 @@ describe('POST /v1/containers', () => {
       expect(error).toBeInstanceOf(BadRequestError);
       expect((error as BadRequestError).param).toBe(param);
       expect((error as BadRequestError).message).toMatch(
-        /not supported on this server yet|No such File object|No skill found/,
+        /not supported on this server yet|not available on this server|No such File object|No skill found/,
       );
     }
     expect((await berth.runtime.listManaged()).length).toBe(before.length);

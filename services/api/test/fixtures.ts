@@ -39,7 +39,10 @@ export interface RunningBerth {
  */
 export async function startBerth(
   env: Record<string, string> = {},
-  options: { keepSandboxes?: boolean } = {},
+  options: {
+    keepSandboxes?: boolean;
+    /** Collects every log line (JSON) instead of stdout. */ logLines?: string[];
+  } = {},
 ): Promise<RunningBerth> {
   const db = await createTestDatabase();
   const instance = env.BERTH_INSTANCE ?? `t${randomBytes(5).toString('hex')}`;
@@ -58,7 +61,11 @@ export async function startBerth(
     BERTH_SANDBOX_IMAGE: sandboxImage(),
     ...env,
   });
-  const app = await main(config);
+  const lines = options.logLines;
+  const app = await main(
+    config,
+    lines ? { write: (line: string) => void lines.push(line) } : undefined,
+  );
   const url = app.url ?? '';
   const runtime = new DockerSandboxRuntime({
     ...defaultSandboxLimits,

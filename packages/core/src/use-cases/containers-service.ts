@@ -23,12 +23,18 @@ import type {
 } from '../ports/skill-installer.js';
 import { skillsBudgetBytes, skillsFootprint } from '../skill-placement.js';
 import type { ContainerSkillParam, ResolvedSkill } from './skills-service.js';
+import { newPlaceholder, type SecretBox } from '../secret-box.js';
 
 export interface CreateContainerInput {
   name: string;
   expiresAfterMinutes: number;
   memoryLimit: MemoryLimit;
   networkPolicy: NetworkPolicy;
+  /**
+   * `domain_secrets` in clear, validated by the caller (each domain allowlisted, names unique):
+   * sealed here with the container id before anything is stored, then dropped.
+   */
+  domainSecrets?: { domain: string; name: string; value: string }[];
   /** Files API ids copied into /mnt/data before the create answers. */
   fileIds?: string[];
   /** Skills placed read-only under /mnt/skills/<name> before the create answers. */
@@ -70,6 +76,8 @@ export interface ContainersServiceOptions {
   onCleanupError?: (error: unknown, containerId: string) => void;
   /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
   onUnresponsive?: (containerId: string, reason: string) => void;
+  /** Seals `domain_secrets` for storage; without it, they are refused. */
+  secrets?: SecretBox;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
   /** Shared with exec and files; built from store, clock, onUnresponsive and onFailed when not given. */
@@ -113,13 +121,20 @@ export class ContainersService {
     const { clock, seeder, egress } = this.options;
     const fileIds = input.fileIds ?? [];
     let policy = input.networkPolicy;
+    let secrets = input.domainSecrets ?? [];
     if (policy.type === 'allowlist') {
       if (!egress)
         throw new InvalidRequestError(
           "network_policy 'allowlist' is not available on this server.",
           { param: 'network_policy.type' },
         );
-      policy = egress.checkPolicy(policy);
+      ({ policy, secrets } = egress.checkPolicy(policy, secrets));
+    }
+    if (secrets.length > 0 && (policy.type !== 'allowlist' || !this.options.secrets)) {
+      throw new InvalidRequestError(
+        'domain_secrets are not available on this server (it has no BERTH_SECRETS_KEY to keep them encrypted).',
+        { param: 'network_policy.domain_secrets', code: 'unsupported_parameter' },
+      );
     }
     if (fileIds.length > 0) {
       if (!seeder)
@@ -135,7 +150,7 @@ export class ContainersService {
     try {
       const created = await this.#create(
         projectId,
-        { ...input, networkPolicy: policy },
+        { ...input, networkPolicy: policy, domainSecrets: secrets },
         skills,
         now,
       );
@@ -147,7 +162,7 @@ export class ContainersService {
     }
   }
 
-  /** After validation: `input.networkPolicy` is the checked, normalised one. */
+  /** After validation: `input.networkPolicy` and `input.domainSecrets` are the checked ones. */
   async #create(
     projectId: string,
     input: CreateContainerInput,
@@ -157,9 +172,24 @@ export class ContainersService {
     const { store, runtime, seeder, egress } = this.options;
     const fileIds = input.fileIds ?? [];
     const policy = input.networkPolicy;
+    const secrets = input.domainSecrets ?? [];
     const createdAt = unixSeconds(now);
+    const id = newId('container', now);
+    const box = this.options.secrets;
+    const networkPolicy: NetworkPolicy =
+      policy.type === 'allowlist' && secrets.length > 0 && box
+        ? {
+            ...policy,
+            domainSecrets: secrets.map((s) => ({
+              domain: s.domain,
+              name: s.name,
+              placeholder: newPlaceholder(),
+              sealed: box.seal(id, s.value),
+            })),
+          }
+        : policy;
     const record: ContainerRecord = {
-      id: newId('container', now),
+      id,
       projectId,
       name: input.name,
       createdAt,
@@ -167,7 +197,7 @@ export class ContainersService {
       lastActiveAt: now,
       expiresAfterMinutes: input.expiresAfterMinutes,
       memoryLimit: input.memoryLimit,
-      networkPolicy: policy,
+      networkPolicy,
       statusReason: null,
       sandboxUid: 0,
     };
@@ -185,13 +215,13 @@ export class ContainersService {
     }
     try {
       // The proxy listens before the sandbox exists: there is never a moment without enforcement.
-      if (policy.type === 'allowlist') await egress!.attach(record.id, policy.allowedDomains);
+      if (networkPolicy.type === 'allowlist') await egress!.attach(record.id, networkPolicy);
       await runtime.create({
         containerId: record.id,
         projectId,
         uid: record.sandboxUid,
         memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
-        network: policy,
+        network: networkPolicy,
         ...(skills ? { skills: skills.footprint } : {}),
       });
       if (skills) {

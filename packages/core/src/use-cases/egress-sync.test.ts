@@ -13,8 +13,8 @@ describe('EgressSync', () => {
     const creating = aContainer({ status: 'creating', networkPolicy: allowlist });
     const gone = aContainer({ status: 'expired', networkPolicy: allowlist });
     for (const r of [running, disabled, creating, gone]) store.seed(r);
-    await egress.attach(creating.id, ['example.com']);
-    await egress.attach(gone.id, ['example.com']);
+    await egress.attach(creating.id, allowlist);
+    await egress.attach(gone.id, allowlist);
 
     const report = await new EgressSync({ store, egress }).run();
 

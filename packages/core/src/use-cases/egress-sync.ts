@@ -26,7 +26,7 @@ export class EgressSync {
     for await (const row of runningContainers(store)) {
       if (row.networkPolicy.type !== 'allowlist') continue;
       live.add(row.id);
-      await egress.attach(row.id, row.networkPolicy.allowedDomains);
+      await egress.attach(row.id, row.networkPolicy);
       report.attached += 1;
     }
     // Running rows only: creates in flight attach before their row is running, so keep young ones.

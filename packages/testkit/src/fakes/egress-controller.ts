@@ -1,4 +1,4 @@
-import type { EgressController, NetworkPolicy } from '@berth/core';
+import type { AllowlistPolicy, ClearDomainSecret, EgressController } from '@berth/core';
 import type { Hooks } from './hooks.js';
 
 /** Which sandboxes the "proxy" serves, and each call in order, for asserting what came first. */
@@ -8,10 +8,16 @@ export class FakeEgressController implements EgressController {
   hooks: Hooks<EgressController> = {};
 
   /** Accepts every policy as given, lowercased (the real check lives in @berth/egress). */
-  checkPolicy(requested: Extract<NetworkPolicy, { type: 'allowlist' }>): NetworkPolicy {
+  checkPolicy(
+    requested: AllowlistPolicy,
+    secrets: ClearDomainSecret[],
+  ): { policy: AllowlistPolicy; secrets: ClearDomainSecret[] } {
     return {
-      type: 'allowlist',
-      allowedDomains: requested.allowedDomains.map((d) => d.toLowerCase()),
+      policy: {
+        type: 'allowlist',
+        allowedDomains: requested.allowedDomains.map((d) => d.toLowerCase()),
+      },
+      secrets,
     };
   }
 
@@ -19,10 +25,10 @@ export class FakeEgressController implements EgressController {
     return [...this.attached.keys()];
   }
 
-  async attach(containerId: string, allowedDomains: string[]): Promise<void> {
+  async attach(containerId: string, policy: AllowlistPolicy): Promise<void> {
     this.calls.push(`attach ${containerId}`);
-    await this.hooks.attach?.(containerId, allowedDomains);
-    this.attached.set(containerId, [...allowedDomains]);
+    await this.hooks.attach?.(containerId, policy);
+    this.attached.set(containerId, [...policy.allowedDomains]);
   }
 
   async detach(containerId: string): Promise<void> {

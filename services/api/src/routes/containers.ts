@@ -64,15 +64,14 @@ function toSkillParam(p: SkillParamBody, i: number): ContainerSkillParam {
   };
 }
 
-/** The wire's policy in the domain's words; the egress port checks and normalises it. */
+/**
+ * The wire's policy in the domain's words; the egress port checks and normalises it. Secrets
+ * travel apart (`domainSecrets` of the create), in clear until the create seals them.
+ */
 const toNetworkPolicy = (p: NetworkPolicyParam): NetworkPolicy =>
   p.type === 'disabled'
     ? { type: 'disabled' }
-    : {
-        type: 'allowlist',
-        allowedDomains: p.allowed_domains,
-        ...(p.domain_secrets ? { domainSecrets: p.domain_secrets } : {}),
-      };
+    : { type: 'allowlist', allowedDomains: p.allowed_domains };
 
 export interface ContainerRoutesOptions {
   containers: ContainersService;
@@ -92,6 +91,9 @@ export function containerRoutes({ containers, clock, limits }: ContainerRoutesOp
       expiresAfterMinutes: body.expires_after.minutes,
       memoryLimit: body.memory_limit,
       networkPolicy: toNetworkPolicy(body.network_policy),
+      ...(body.network_policy.type === 'allowlist' && body.network_policy.domain_secrets
+        ? { domainSecrets: body.network_policy.domain_secrets }
+        : {}),
       ...(body.file_ids ? { fileIds: body.file_ids } : {}),
       ...(skills?.length ? { skills } : {}),
     });

@@ -27,6 +27,11 @@ export function egressRoutes({
       denied: s?.denied ?? 0,
       bytes_up: s?.bytesUp ?? 0,
       bytes_down: s?.bytesDown ?? 0,
+      // Per domain with secrets: how many placeholders were replaced (never by what).
+      secret_substitutions: Object.entries(s?.substitutions ?? {}).map(([domain, count]) => ({
+        domain,
+        count,
+      })),
       recent: (s?.recent ?? []).map((d) => ({
         decision: d.decision,
         host: d.host,

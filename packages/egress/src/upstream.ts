@@ -1,0 +1,92 @@
+import net from 'node:net';
+
+/** A corporate HTTP proxy that every outbound connection goes through, by CONNECT. */
+export interface UpstreamProxy {
+  host: string;
+  port: number;
+  /** `Proxy-Authorization` value, from the URL's userinfo (Basic). */
+  authorization?: string;
+}
+
+/** Reads `http://[user:pass@]host:port`; throws with a message naming what is wrong. */
+export function parseUpstreamProxy(text: string): UpstreamProxy {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`'${text.replace(/\/\/[^@/]*@/, '//…@')}' is not a URL like http://proxy:3128`);
+  }
+  if (url.protocol !== 'http:' || !url.hostname || url.pathname.replace(/\/$/, '') !== '')
+    throw new Error('must be http://host:port (a plain HTTP proxy that supports CONNECT)');
+  const user = decodeURIComponent(url.username);
+  const pass = decodeURIComponent(url.password);
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port || 80),
+    ...(user || pass
+      ? { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` }
+      : {}),
+  };
+}
+
+const MAX_HEAD = 16 * 1024;
+
+/**
+ * Opens a TCP stream to `host:port`: straight to the pinned address, or through the upstream
+ * proxy by CONNECT with the name (the proxy resolves it). Resolves once bytes can flow; rejects on
+ * an error, a refusal, or `timeoutMs` without an answer. The socket comes back with no listeners.
+ */
+export function openUpstream(
+  target: { address: string; port: number },
+  host: string,
+  via: UpstreamProxy | undefined,
+  timeoutMs: number,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(
+      via ? { host: via.host, port: via.port } : { host: target.address, port: target.port },
+    );
+    const fail = (error: Error) => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.setTimeout(timeoutMs, () => fail(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.once('error', fail);
+    socket.once('close', () => fail(new Error('closed before connecting')));
+    const done = () => {
+      socket.setTimeout(0);
+      socket.removeAllListeners('error');
+      socket.removeAllListeners('close');
+      socket.removeAllListeners('timeout');
+      resolve(socket);
+    };
+    if (!via) {
+      socket.once('connect', done);
+      return;
+    }
+    socket.once('connect', () => {
+      socket.write(
+        `CONNECT ${host}:${target.port} HTTP/1.1\r\nHost: ${host}:${target.port}\r\n` +
+          (via.authorization ? `Proxy-Authorization: ${via.authorization}\r\n` : '') +
+          '\r\n',
+      );
+    });
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > MAX_HEAD) fail(new Error('the upstream proxy sent an oversized answer'));
+        return;
+      }
+      socket.off('data', onData);
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString('latin1'));
+      if (status?.[1] !== '200')
+        return fail(new Error(`the upstream proxy answered ${status?.[1] ?? 'garbage'}`));
+      const rest = head.subarray(end + 4);
+      if (rest.length) socket.unshift(rest);
+      done();
+    };
+    socket.on('data', onData);
+  });
+}
