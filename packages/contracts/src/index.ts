@@ -26,3 +26,11 @@ export {
 } from './files.js';
 export { openApiDocument } from './openapi.js';
 export type { OpenApiLimits } from './openapi.js';
+export {
+  sessionRunBody,
+  CreateSessionBody,
+  SessionResource,
+  SessionRunResource,
+  SessionOutput,
+} from './sessions.js';
+export type { SessionRunBody, SessionLimits } from './sessions.js';

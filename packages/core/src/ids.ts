@@ -5,13 +5,15 @@ import { randomBytes } from 'node:crypto';
  * `cntr_682dfeba…` ↔ created_at 1747844794), then random hex. Lists are ordered by
  * (created_at, id), so an id alone is a complete keyset cursor, even after its row is deleted.
  */
-export type IdKind = 'container' | 'containerFile' | 'file' | 'exec';
+export type IdKind = 'container' | 'containerFile' | 'file' | 'exec' | 'session' | 'sessionRun';
 
 const spec: Record<IdKind, { prefix: string; hexLength: number }> = {
   container: { prefix: 'cntr_', hexLength: 48 },
   containerFile: { prefix: 'cfile_', hexLength: 32 },
   file: { prefix: 'file-', hexLength: 32 },
   exec: { prefix: 'exec_', hexLength: 32 },
+  session: { prefix: 'sess_', hexLength: 32 },
+  sessionRun: { prefix: 'run_', hexLength: 32 },
 };
 
 export function newId(kind: IdKind, createdAtSeconds: number): string {

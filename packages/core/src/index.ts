@@ -70,3 +70,20 @@ export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
 export type { EgressController } from './ports/egress-controller.js';
+export { SessionsService } from './use-cases/sessions-service.js';
+export type {
+  SessionsServiceOptions,
+  SessionRunInput,
+  SessionRunOutcome,
+  RunLease,
+} from './use-cases/sessions-service.js';
+export type {
+  SandboxSessions,
+  SessionDisplay,
+  SessionError,
+  SessionEvent,
+  SessionRunRequest,
+  SessionRunResult,
+  SessionRunEnd,
+} from './ports/sandbox-sessions.js';
+export type { SessionStore, SessionRecord, SessionStatus } from './ports/session-store.js';

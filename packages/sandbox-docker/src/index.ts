@@ -21,3 +21,5 @@ export { DockerSandboxExecutor } from './docker-executor.js';
 export type { DockerSandboxExecutorOptions } from './docker-executor.js';
 export { DockerSandboxFiles, parseListing } from './docker-files.js';
 export type { DockerSandboxFilesOptions } from './docker-files.js';
+export { DockerSandboxSessions } from './docker-sessions.js';
+export type { DockerSandboxSessionsOptions } from './docker-sessions.js';

@@ -7,8 +7,14 @@ import type {
   ContainersService,
   ExecService,
   FilesService,
+  SessionsService,
 } from '@berth/core';
-import { openApiDocument, type CreateContainerLimits, type ExecLimits } from '@berth/contracts';
+import {
+  openApiDocument,
+  type CreateContainerLimits,
+  type ExecLimits,
+  type SessionLimits,
+} from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
 import { inflightLimit, isTransfer } from './http/inflight.js';
 import { errorHandler, notFoundRoute } from './http/errors.js';
@@ -18,6 +24,7 @@ import { fileRoutes } from './routes/files.js';
 import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { egressRoutes } from './routes/egress.js';
+import { sessionRoutes } from './routes/sessions.js';
 import type { EgressStats } from '@berth/egress';
 
 export interface AppDependencies {
@@ -36,6 +43,9 @@ export interface AppDependencies {
   egressStats: (containerId: string) => EgressStats | null;
   execLimits: ExecLimits & { defaultTimeoutMs: number; maxInflightBodyBytes: number };
   readiness: Record<string, ReadinessCheck>;
+  /** Stateful Python sessions (docs/sessions.md). */
+  sessions: SessionsService;
+  sessionLimits: SessionLimits & { defaultTimeoutMs: number };
   limits: CreateContainerLimits & { maxJsonBytes: number; maxAllowedDomains: number };
 }
 
@@ -66,6 +76,7 @@ export function createApp(deps: AppDependencies): express.Express {
     }),
   );
   v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
+  v1.use(sessionRoutes({ sessions: deps.sessions, limits: deps.sessionLimits }));
   v1.use(egressRoutes({ containers: deps.containers, stats: deps.egressStats }));
   v1.use(fileRoutes({ files: deps.files, maxUploadBytes: deps.maxUploadBytes }));
   v1.use(

@@ -114,6 +114,13 @@ export const ConfigSchema = z
     BERTH_EXEC_MAX_CONCURRENT_TOTAL: int(256, 1, 65_536),
     /** How long past `timeout_ms` an exec may take to confirm its kill before it answers anyway. */
     BERTH_EXEC_GRACE_MS: int(2_000, 100, 60_000),
+    /** Python sessions one container may hold (docs/sessions.md); past it, 429. */
+    BERTH_SESSIONS_MAX_PER_CONTAINER: int(4, 1, 64),
+    /**
+     * At a session run's timeout the code gets a KeyboardInterrupt; if it has not stopped this
+     * long after, the interpreter is killed and a fresh one started.
+     */
+    BERTH_SESSION_INTERRUPT_GRACE_MS: int(2_000, 100, 60_000),
     /** Deadline of a file listing, a removal, and the start of a download in a sandbox. */
     BERTH_FILES_HELPER_TIMEOUT_MS: int(30_000, 100, 600_000),
     /** A file transfer with no bytes moving for this long is ended (504). */

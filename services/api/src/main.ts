@@ -10,6 +10,7 @@ import {
   FilesService,
   Reaper,
   Reconciler,
+  SessionsService,
   systemClock,
 } from '@berth/core';
 import {
@@ -18,12 +19,14 @@ import {
   PgContainerStore,
   PgExpiryStore,
   PgFileStore,
+  PgSessionStore,
 } from '@berth/db';
 import {
   DockerClient,
   DockerSandboxExecutor,
   DockerSandboxFiles,
   DockerSandboxRuntime,
+  DockerSandboxSessions,
   UnsafeHostError,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
@@ -178,6 +181,34 @@ export async function main(config: Config): Promise<RunningService> {
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
     });
+    const exec = new ExecService({
+      containers,
+      executor: new DockerSandboxExecutor({
+        client: docker,
+        graceMs: config.BERTH_EXEC_GRACE_MS,
+      }),
+      runtime,
+      clock,
+      maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
+      maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
+      onOutcome: (o) =>
+        metrics.execs.inc({ outcome: o.timedOut ? 'timeout' : o.oomKilled ? 'oom' : 'exit' }),
+      maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+    });
+    // Stateful Python sessions: runs share the exec service's per-container slots.
+    const sessions = new SessionsService({
+      containers,
+      sandbox: new DockerSandboxSessions({
+        client: docker,
+        interruptGraceMs: config.BERTH_SESSION_INTERRUPT_GRACE_MS,
+      }),
+      store: new PgSessionStore(pool),
+      runtime,
+      clock,
+      reserve: (projectId, containerId) => exec.reserve(projectId, containerId),
+      maxPerContainer: config.BERTH_SESSIONS_MAX_PER_CONTAINER,
+      maxOutputChars: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+    });
     const app = createApp({
       files,
       containerFiles,
@@ -189,20 +220,13 @@ export async function main(config: Config): Promise<RunningService> {
       clock,
       authenticator: new Authenticator(keys, bootstrap),
       containers,
-      exec: new ExecService({
-        containers,
-        executor: new DockerSandboxExecutor({
-          client: docker,
-          graceMs: config.BERTH_EXEC_GRACE_MS,
-        }),
-        runtime,
-        clock,
-        maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
-        maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
-        onOutcome: (o) =>
-          metrics.execs.inc({ outcome: o.timedOut ? 'timeout' : o.oomKilled ? 'oom' : 'exit' }),
-        maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
-      }),
+      exec,
+      sessions,
+      sessionLimits: {
+        defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
+        maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,
+        maxCodeBytes: config.BERTH_MAX_JSON_BYTES,
+      },
       execLimits: {
         defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
         maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,
