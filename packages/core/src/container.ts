@@ -32,6 +32,8 @@ export interface ContainerRecord {
   statusReason: string | null;
   /** The uid (and gid) its sandbox runs as, unique among live containers; assigned by the store. */
   sandboxUid: number;
+  /** When its /mnt/data was archived at expiry; null (or absent) when it never was. */
+  archivedAt?: Date | null;
 }
 
 const GIB = 1024 ** 3;

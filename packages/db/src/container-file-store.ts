@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type {
+  ArchiveState,
   ContainerFileRecord,
   ContainerFileSource,
   ContainerFileStore,
@@ -16,6 +17,7 @@ interface Row {
   bytes: number;
   source: string;
   created_at: number;
+  archive_state?: string | null;
 }
 
 const toRecord = (r: Row): ContainerFileRecord => ({
@@ -25,6 +27,7 @@ const toRecord = (r: Row): ContainerFileRecord => ({
   bytes: Number(r.bytes),
   source: r.source as ContainerFileSource,
   createdAt: Number(r.created_at),
+  archiveState: (r.archive_state ?? null) as ArchiveState | null,
 });
 
 export class PgContainerFileStore implements ContainerFileStore {

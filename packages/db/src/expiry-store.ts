@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ContainerRecord, ExpiryStore } from '@berth/core';
+import type { ContainerRecord, ExpiryOutcome, ExpiryStore } from '@berth/core';
 import { translatePgError } from './errors.js';
 import { rowToContainer, type ContainerRow } from './container-rows.js';
 
@@ -10,9 +10,12 @@ const CLAIM_DUE = `
      and id <> all($2::text[])
    order by last_active_at
    limit 1
-   for update skip locked`;
+   for no key update skip locked`;
 
 /**
+ * The claim is `for no key update`, not `for update`: while it is held the archiver inserts
+ * container_files rows, whose foreign key takes a key-share lock on the same row.
+ *
  * Expiry claims are row locks held for the length of one removal: a replica that dies mid-removal
  * releases its claim with its connection, so nothing stays claimed forever.
  */
@@ -22,7 +25,7 @@ export class PgExpiryStore implements ExpiryStore {
   async reapOne(
     now: Date,
     exclude: readonly string[],
-    work: (record: ContainerRecord) => Promise<void>,
+    work: (record: ContainerRecord) => Promise<ExpiryOutcome | void>,
   ): Promise<ContainerRecord | null> {
     const client = await this.pool.connect().catch((error: unknown) => {
       throw translatePgError(error);
@@ -37,15 +40,20 @@ export class PgExpiryStore implements ExpiryStore {
         return null;
       }
       const record = rowToContainer(row);
+      let outcome: ExpiryOutcome | void;
       try {
-        await work(record);
+        outcome = await work(record);
       } catch (error) {
         failed = true;
         throw error;
       }
+      // The archive's outcome is written here, under the claim: another connection's update of
+      // this row would wait on the claim until the statement timeout.
       await client.query(
-        "update containers set status = 'expired', updated_at = now() where id = $1",
-        [record.id],
+        `update containers set status = 'expired', updated_at = now(),
+                archived_at = $2, archive_error = $3
+          where id = $1`,
+        [record.id, outcome?.archivedAt ?? null, outcome?.archiveError ?? null],
       );
       await client.query('commit');
       return { ...record, status: 'expired' };

@@ -9,3 +9,4 @@ export { PgExpiryStore } from './expiry-store.js';
 export { PgFileStore } from './file-store.js';
 export { PgContainerFileStore } from './container-file-store.js';
 export { PgSessionStore } from './session-store.js';
+export { PgArchiveStore } from './archive-store.js';

@@ -8,6 +8,7 @@ import type {
   ExecService,
   FilesService,
   SessionsService,
+  ContainerRestorer,
 } from '@berth/core';
 import {
   openApiDocument,
@@ -25,6 +26,7 @@ import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { egressRoutes } from './routes/egress.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { restoreRoutes } from './routes/restore.js';
 import type { EgressStats } from '@berth/egress';
 
 export interface AppDependencies {
@@ -46,6 +48,8 @@ export interface AppDependencies {
   /** Stateful Python sessions (docs/sessions.md). */
   sessions: SessionsService;
   sessionLimits: SessionLimits & { defaultTimeoutMs: number };
+  /** `POST /v1/containers/{id}/restore`; absent when archiving is off. */
+  restorer: ContainerRestorer | null;
   limits: CreateContainerLimits & { maxJsonBytes: number; maxAllowedDomains: number };
 }
 
@@ -77,6 +81,7 @@ export function createApp(deps: AppDependencies): express.Express {
   );
   v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
   v1.use(sessionRoutes({ sessions: deps.sessions, limits: deps.sessionLimits }));
+  if (deps.restorer) v1.use(restoreRoutes({ restorer: deps.restorer, clock: deps.clock }));
   v1.use(egressRoutes({ containers: deps.containers, stats: deps.egressStats }));
   v1.use(fileRoutes({ files: deps.files, maxUploadBytes: deps.maxUploadBytes }));
   v1.use(

@@ -100,6 +100,16 @@ export const ConfigSchema = z
       .min(0)
       .max(24 * 365)
       .default(24),
+    /**
+     * `1`: when a container expires its /mnt/data is archived to the blob store and stays
+     * listable and downloadable, read-only, for BERTH_EXPIRED_RETENTION_HOURS (docs/files.md).
+     * `0`: upstream's behaviour, files are gone at expiry.
+     */
+    BERTH_ARCHIVE_ON_EXPIRY: z.enum(['0', '1']).default('1'),
+    /** Bytes of files one container's archive may keep; files past it are listed as `over_cap`. */
+    BERTH_ARCHIVE_MAX_MB: int(512, 1, 1_048_576),
+    /** How long archiving one container may take before the rest of its files are given up. */
+    BERTH_ARCHIVE_TIMEOUT_MS: int(300_000, 1_000, 86_400_000),
     /** Cron expression (node-cron, seconds field allowed) for reconciliation. */
     BERTH_RECONCILE_CRON: z.string().default('*/60 * * * * *'),
     /** Default `timeout_ms` of an exec. */

@@ -4,7 +4,9 @@ import pino from 'pino';
 import { FsBlobStore } from '@berth/blob-store-fs';
 import {
   Authenticator,
+  ContainerArchiver,
   ContainerFilesService,
+  ContainerRestorer,
   ContainersService,
   ExecService,
   FilesService,
@@ -15,6 +17,7 @@ import {
 } from '@berth/core';
 import {
   PgApiKeyStore,
+  PgArchiveStore,
   PgContainerFileStore,
   PgContainerStore,
   PgExpiryStore,
@@ -93,6 +96,34 @@ export async function main(config: Config): Promise<RunningService> {
     }
   }
 
+  // Files after expiry (docs/files.md): one files adapter and one file store for the archiver
+  // (in the reaper) and the API; archived bytes in a blob store of their own.
+  const sandboxFiles = new DockerSandboxFiles({
+    client: docker,
+    helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
+    idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
+  });
+  const containerFileStore = new PgContainerFileStore(pool);
+  const archives = new PgArchiveStore(pool);
+  const archiver =
+    config.BERTH_ARCHIVE_ON_EXPIRY === '1'
+      ? new ContainerArchiver({
+          sandbox: sandboxFiles,
+          files: containerFileStore,
+          archives,
+          blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'archives')),
+          clock,
+          maxBytes: config.BERTH_ARCHIVE_MAX_MB * 1024 * 1024,
+          timeoutMs: config.BERTH_ARCHIVE_TIMEOUT_MS,
+          onError: (err, containerId, path) => {
+            metrics.archiveFailures.inc();
+            logger.warn({ err, containerId, path }, 'archiving an expiring container failed');
+          },
+          onArchived: (containerId, report) =>
+            logger.info({ containerId, report }, 'container archived'),
+        })
+      : null;
+
   let jobs: BackgroundJobs | null = null;
   if (config.BERTH_ROLE !== 'api') {
     const reconciler = new Reconciler({
@@ -112,6 +143,7 @@ export async function main(config: Config): Promise<RunningService> {
       concurrency: config.BERTH_REAPER_CONCURRENCY,
       maxPerTick: config.BERTH_REAPER_MAX_PER_TICK,
       retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
+      ...(archiver ? { archiver } : {}),
       onReaped: (containerId, lagMs) => logger.info({ containerId, lagMs }, 'container expired'),
       onError: (err, containerId) =>
         logger.warn({ err, containerId }, 'removing an expired sandbox failed; retrying next tick'),
@@ -159,6 +191,7 @@ export async function main(config: Config): Promise<RunningService> {
         },
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      ...(archiver ? { beforeRemove: (id: string) => archiver.discard(id) } : {}),
       onUnresponsive: (containerId, reason) => {
         metrics.sandboxesUnresponsive.inc();
         logger.error({ containerId, reason }, 'sandbox not responding; marked failed');
@@ -172,14 +205,18 @@ export async function main(config: Config): Promise<RunningService> {
     containerFiles = new ContainerFilesService({
       containers,
       files,
-      store: new PgContainerFileStore(pool),
-      sandbox: new DockerSandboxFiles({
-        client: docker,
-        helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
-        idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
-      }),
+      store: containerFileStore,
+      sandbox: sandboxFiles,
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
+      ...(archiver
+        ? {
+            archive: {
+              open: (containerId: string, fileId: string) => archiver.open(containerId, fileId),
+              maxBytes: config.BERTH_ARCHIVE_MAX_MB * 1024 * 1024,
+            },
+          }
+        : {}),
     });
     const exec = new ExecService({
       containers,
@@ -222,6 +259,9 @@ export async function main(config: Config): Promise<RunningService> {
       containers,
       exec,
       sessions,
+      restorer: archiver
+        ? new ContainerRestorer({ containers, containerFiles, archiver, archives })
+        : null,
       sessionLimits: {
         defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
         maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,

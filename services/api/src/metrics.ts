@@ -20,6 +20,11 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly archiveFailures = new Counter({
+    name: 'berth_archive_failures_total',
+    help: 'Archives of an expiring container (whole, or one file) that failed; expiry went on.',
+    registers: [this.registry],
+  });
   readonly reconcileErrors = new Counter({
     name: 'berth_reconcile_errors_total',
     help: 'Sandboxes the reconciler could not handle in one run (failed or past its per-item deadline).',

@@ -11,6 +11,9 @@ export interface FileRecord {
 
 export type ContainerFileSource = 'user' | 'assistant';
 
+/** What became of a file when its container expired (see docs/files.md). */
+export type ArchiveState = 'archived' | 'over_cap' | 'failed' | 'purged';
+
 export interface ContainerFileRecord {
   id: string;
   containerId: string;
@@ -19,6 +22,8 @@ export interface ContainerFileRecord {
   bytes: number;
   source: ContainerFileSource;
   createdAt: number;
+  /** Set when the container expired and its files were archived; null before. */
+  archiveState?: ArchiveState | null;
 }
 
 export interface FileStore {

@@ -25,6 +25,8 @@ export interface CreateContainerInput {
   networkPolicy: NetworkPolicy;
   /** Files API ids copied into /mnt/data before the create answers. */
   fileIds?: string[];
+  /** Puts more into the new sandbox before it is shown as running (a restore's files). */
+  seed?: (container: ContainerRecord) => Promise<void>;
 }
 
 /** Puts files into a new container; injected so the containers use-case does not own files. */
@@ -46,6 +48,8 @@ export interface ContainersServiceOptions {
   egress?: EgressController;
   /** Called when cleanup after a failure itself fails; the reconciler will finish the job. */
   onCleanupError?: (error: unknown, containerId: string) => void;
+  /** Runs before a deleted container's row goes (its archive's bytes go with it). */
+  beforeRemove?: (containerId: string) => Promise<void>;
   /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
   onUnresponsive?: (containerId: string, reason: string) => void;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
@@ -122,6 +126,7 @@ export class ContainersService {
         network: input.networkPolicy,
       });
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
+      if (input.seed) await input.seed(record);
       await store.markRunning(record.id);
     } catch (error) {
       await this.#undoCreate(record.id);
@@ -234,6 +239,7 @@ export class ContainersService {
       throw error;
     }
     await this.options.egress?.detach(id);
+    await this.options.beforeRemove?.(id);
     await store.remove(id);
   }
 }
