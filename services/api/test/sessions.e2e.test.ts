@@ -235,6 +235,18 @@ describe('sessions', () => {
     await removeSession(b.id);
   });
 
+  it('survives the kill sweep of an exec that timed out in the same container', async () => {
+    const s = await createSession();
+    await run(s.id, 'import subprocess\nkept = 7\nchild = subprocess.Popen(["sleep", "600"])');
+    const res = await berth.api(
+      `/v1/containers/${containerId}/exec`,
+      json('POST', { command: 'sleep 30 & sleep 30', timeout_ms: 500 }),
+    );
+    expect(await res.json()).toMatchObject({ timed_out: true });
+    expect((await run(s.id, 'kept, child.poll()')).result).toBe('(7, None)');
+    await removeSession(s.id);
+  });
+
   it('holds at most the configured number of sessions per container', async () => {
     const made = [await createSession(), await createSession(), await createSession()];
     const over = await berth.api(`/v1/containers/${containerId}/sessions`, json('POST', {}));
