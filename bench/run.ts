@@ -7,6 +7,7 @@ import { benchEgress } from './egress.js';
 import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
+import { benchArchive, benchSessions } from './sessions.js';
 import { startBenchBerth, type Row } from './harness.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
@@ -20,6 +21,8 @@ async function run(): Promise<void> {
     rows.push(...(await benchList(berth)));
     rows.push(...(await benchExec(berth)));
     rows.push(...(await benchFiles(berth)));
+    rows.push(...(await benchSessions(berth)));
+    rows.push(...(await benchArchive(berth)));
     rows.push(...(await benchReaper(berth)));
     rows.push(...(await benchEgress()));
   } finally {

@@ -65,7 +65,11 @@ export function createApp(deps: AppDependencies): express.Express {
 
   const v1 = express.Router();
   // The service's own contract, public like any API reference.
-  const openapi = openApiDocument({ ...deps.limits, ...deps.execLimits });
+  const openapi = openApiDocument({
+    ...deps.limits,
+    ...deps.execLimits,
+    maxCodeBytes: deps.sessionLimits.maxCodeBytes,
+  });
   v1.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
