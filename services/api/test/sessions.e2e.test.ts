@@ -279,6 +279,36 @@ describe('sessions', () => {
     await removeSession(s.id);
   });
 
+  it('runs one piece of code at a time (409), and a client that goes away interrupts its code', async () => {
+    const s = await createSession();
+    await run(s.id, 'kept = "yes"');
+    const abort = new AbortController();
+    const first = await berth.api(`/v1/containers/${containerId}/sessions/${s.id}/run`, {
+      ...json('POST', {
+        code: 'print("started", flush=True)\nwhile True:\n    pass',
+        stream: true,
+        timeout_ms: 120_000,
+      }),
+      signal: abort.signal,
+    });
+    const reader = first.body!.getReader();
+    // The first event means the code runs, and holds the session.
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('started');
+    const busy = await runRaw(s.id, { code: '1' });
+    expect(busy.status).toBe(409);
+    expect((await busy.json()).error.code).toBe('session_busy');
+
+    abort.abort();
+    const gone = Date.now();
+    // Until the run's in-sandbox client is gone the session is still busy; then it answers.
+    let next: Response;
+    do next = await runRaw(s.id, { code: 'kept' });
+    while (next.status === 409 && Date.now() - gone < 20_000);
+    expect(await next.json()).toMatchObject({ status: 'ok', result: "'yes'" });
+    expect(Date.now() - gone).toBeLessThan(20_000);
+    await removeSession(s.id);
+  });
+
   it('counts a run as activity, and refuses bad input with 4xx', async () => {
     const s = await createSession();
     await berth.pool.query(
