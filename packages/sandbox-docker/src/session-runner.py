@@ -190,7 +190,14 @@ def read_request(conn, limit=64 << 20):
 
 
 def serve(conn):
-    request = read_request(conn)
+    # A connection that never sends its request (code in the sandbox poking the socket) must not
+    # hold the session's only loop.
+    conn.settimeout(10.0)
+    try:
+        request = read_request(conn)
+    except (OSError, ValueError):
+        return
+    conn.settimeout(None)
     if not isinstance(request, dict):
         return
     state['conn'] = conn

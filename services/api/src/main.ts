@@ -245,6 +245,7 @@ export async function main(config: Config): Promise<RunningService> {
       reserve: (projectId, containerId) => exec.reserve(projectId, containerId),
       maxPerContainer: config.BERTH_SESSIONS_MAX_PER_CONTAINER,
       maxOutputChars: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+      onRun: (o) => metrics.sessionRuns.inc({ outcome: o.end }),
     });
     const app = createApp({
       files,

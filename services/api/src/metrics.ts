@@ -20,6 +20,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly sessionRuns = new Counter({
+    name: 'berth_session_runs_total',
+    help: 'Session runs finished, by outcome: ok, error, interrupted, restarted, died.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly archiveFailures = new Counter({
     name: 'berth_archive_failures_total',
     help: 'Archives of an expiring container (whole, or one file) that failed; expiry went on.',

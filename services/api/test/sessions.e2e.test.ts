@@ -130,7 +130,7 @@ describe('sessions', () => {
     // The interpreter is gone from the sandbox too.
     const ps = await dockerExec(containerId, ['pgrep', '-f', `berth-session:${s.id}`]);
     expect(ps).toMatchObject({ exitCode: 1, stdout: '' });
-  });
+  }, 120_000);
 
   it('returns a figure the code shows as a valid PNG, also saved under /mnt/data', async () => {
     const s = await createSession();
@@ -233,7 +233,7 @@ describe('sessions', () => {
     expect((await run(b.id, 'secret')).result).toBe("'b'");
     await removeSession(a.id);
     await removeSession(b.id);
-  });
+  }, 120_000);
 
   it('survives the kill sweep of an exec that timed out in the same container', async () => {
     const s = await createSession();
@@ -254,7 +254,7 @@ describe('sessions', () => {
     for (const s of made) await removeSession(s.id);
     const again = await createSession();
     await removeSession(again.id);
-  });
+  }, 120_000);
 
   it('streams output as server-sent events, then the result', async () => {
     const s = await createSession();
@@ -307,7 +307,7 @@ describe('sessions', () => {
     expect(await next.json()).toMatchObject({ status: 'ok', result: "'yes'" });
     expect(Date.now() - gone).toBeLessThan(20_000);
     await removeSession(s.id);
-  });
+  }, 120_000);
 
   it('counts a run as activity, and refuses bad input with 4xx', async () => {
     const s = await createSession();
