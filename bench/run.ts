@@ -8,6 +8,7 @@ import { benchEgressTls } from './egress-tls.js';
 import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
+import { benchArchive, benchSessions } from './sessions.js';
 import { startBenchBerth, type Row } from './harness.js';
 import { benchAdmin } from './admin.js';
 
@@ -22,6 +23,8 @@ async function run(): Promise<void> {
     rows.push(...(await benchList(berth)));
     rows.push(...(await benchExec(berth)));
     rows.push(...(await benchFiles(berth)));
+    rows.push(...(await benchSessions(berth)));
+    rows.push(...(await benchArchive(berth)));
     rows.push(...(await benchReaper(berth)));
     rows.push(...(await benchEgress()));
     rows.push(...(await benchAdmin()));

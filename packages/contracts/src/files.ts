@@ -57,6 +57,8 @@ export const ContainerFileResource = z
     bytes: z.number().int(),
     path: z.string(),
     source: z.enum(['user', 'assistant']),
+    /** (ours) Only on an expired container: whether the file was kept (see docs/files.md). */
+    archive_state: z.enum(['archived', 'over_cap', 'failed', 'purged', 'not_archived']).optional(),
   })
   .meta({ id: 'ContainerFileResource' });
 export type ContainerFileResource = z.infer<typeof ContainerFileResource>;

@@ -41,4 +41,12 @@ export {
   CreateSkillVersionBody,
   ContainerSkill,
 } from './skills.js';
+export {
+  sessionRunBody,
+  CreateSessionBody,
+  SessionResource,
+  SessionRunResource,
+  SessionOutput,
+} from './sessions.js';
+export type { SessionRunBody, SessionLimits } from './sessions.js';
 export { EgressReport } from './egress.js';

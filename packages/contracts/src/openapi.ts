@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorEnvelope, ListQuery } from './common.js';
+import { Deleted, ErrorEnvelope, ListQuery, listOf } from './common.js';
 import {
   ContainerDeleted,
   ContainerList,
@@ -9,6 +9,12 @@ import {
 } from './containers.js';
 import { EgressReport } from './egress.js';
 import { ExecResource, execBody } from './exec.js';
+import {
+  CreateSessionBody,
+  SessionResource,
+  SessionRunResource,
+  sessionRunBody,
+} from './sessions.js';
 import {
   ContainerFileDeleted,
   ContainerFileList,
@@ -30,6 +36,8 @@ export interface OpenApiLimits {
   maxFileIds: number;
   maxTimeoutMs: number;
   maxStdinBytes: number;
+  /** Largest session `code` (the JSON body limit); default 1 MiB. */
+  maxCodeBytes?: number;
 }
 
 // Inlined (an empty metadata registry, so no `$defs` refs that would not resolve in OpenAPI).
@@ -181,6 +189,79 @@ function document(limits: OpenApiLimits, version: string) {
           description:
             '(ours) What the sandbox tried to reach through the egress proxy, allowed and denied, since this API process started.',
           responses: { '200': ok(EgressReport), ...errors },
+        },
+      },
+      '/containers/{container_id}/sessions': {
+        parameters: pathParams('container_id'),
+        get: {
+          operationId: 'ListContainerSessions',
+          description: '(ours) The Python sessions of the container, oldest first.',
+          responses: { '200': ok(listOf(SessionResource, 'ContainerSessionList')), ...errors },
+        },
+        post: {
+          operationId: 'CreateContainerSession',
+          description: '(ours) Starts a stateful Python interpreter in the container.',
+          requestBody: { required: false, content: json(CreateSessionBody) },
+          responses: { '200': ok(SessionResource), ...errors },
+        },
+      },
+      '/containers/{container_id}/sessions/{session_id}': {
+        parameters: pathParams('container_id', 'session_id'),
+        get: {
+          operationId: 'RetrieveContainerSession',
+          responses: { '200': ok(SessionResource), ...errors },
+        },
+        delete: {
+          operationId: 'DeleteContainerSession',
+          responses: {
+            '200': ok(Deleted('container.session.deleted', 'ContainerSessionDeleted')),
+            ...errors,
+          },
+        },
+      },
+      '/containers/{container_id}/sessions/{session_id}/run': {
+        parameters: pathParams('container_id', 'session_id'),
+        post: {
+          operationId: 'RunContainerSession',
+          description:
+            '(ours) Runs Python code in the session; `stream: true` answers text/event-stream.',
+          requestBody: {
+            required: true,
+            content: json(
+              sessionRunBody({
+                maxTimeoutMs: limits.maxTimeoutMs,
+                maxCodeBytes: limits.maxCodeBytes ?? 1_048_576,
+              }),
+            ),
+          },
+          responses: {
+            '200': {
+              description: 'The result, or an event stream',
+              content: {
+                ...json(SessionRunResource),
+                'text/event-stream': { schema: { type: 'string' } },
+              },
+            },
+            '409': { description: 'The session is running code', content: json(ErrorEnvelope) },
+            ...errors,
+          },
+        },
+      },
+      '/containers/{container_id}/sessions/{session_id}/restart': {
+        parameters: pathParams('container_id', 'session_id'),
+        post: {
+          operationId: 'RestartContainerSession',
+          description: '(ours) A fresh interpreter for the session; its state is gone.',
+          responses: { '200': ok(SessionResource), ...errors },
+        },
+      },
+      '/containers/{container_id}/restore': {
+        parameters: pathParams('container_id'),
+        post: {
+          operationId: 'RestoreContainer',
+          description:
+            '(ours) A new running container with the settings of an expired one and its archived /mnt/data.',
+          responses: { '200': ok(ContainerResource), ...errors },
         },
       },
       '/containers/{container_id}/files': {

@@ -45,6 +45,8 @@ export interface ContainerRecord {
   sandboxUid: number;
   /** The skills placed at create, when there were any (not a column of the row). */
   skills?: { name: string; description: string; path: string }[];
+  /** When its /mnt/data was archived at expiry; null (or absent) when it never was. */
+  archivedAt?: Date | null;
 }
 
 const GIB = 1024 ** 3;

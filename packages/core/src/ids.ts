@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
  * complete keyset cursor, even after its row is deleted, and ids made in the same second still
  * list in the order they were made.
  */
-export type IdKind = 'container' | 'containerFile' | 'file' | 'exec' | 'skill';
+export type IdKind =
+  'container' | 'containerFile' | 'file' | 'exec' | 'skill' | 'session' | 'sessionRun';
 
 const spec: Record<IdKind, { prefix: string; hexLength: number }> = {
   container: { prefix: 'cntr_', hexLength: 48 },
@@ -15,6 +16,8 @@ const spec: Record<IdKind, { prefix: string; hexLength: number }> = {
   file: { prefix: 'file-', hexLength: 32 },
   exec: { prefix: 'exec_', hexLength: 32 },
   skill: { prefix: 'skill_', hexLength: 32 },
+  session: { prefix: 'sess_', hexLength: 32 },
+  sessionRun: { prefix: 'run_', hexLength: 32 },
 };
 
 const TIME_HEX = 8;

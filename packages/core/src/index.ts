@@ -61,7 +61,7 @@ export type {
   ExecResult,
   OutputStream,
 } from './ports/sandbox-executor.js';
-export type { ExpiryStore } from './ports/expiry-store.js';
+export type { ExpiryStore, ExpiryOutcome } from './ports/expiry-store.js';
 export { Reaper } from './use-cases/reaper.js';
 export type { ReaperOptions, ReapReport } from './use-cases/reaper.js';
 export { resolveDataPath, DATA_ROOT } from './paths.js';
@@ -124,3 +124,26 @@ export type {
   ContainerSkillStore,
 } from './ports/skill-installer.js';
 export { skillsFootprint, skillsBudgetBytes } from './skill-placement.js';
+export { SessionsService } from './use-cases/sessions-service.js';
+export type {
+  SessionsServiceOptions,
+  SessionRunInput,
+  SessionRunOutcome,
+  RunLease,
+} from './use-cases/sessions-service.js';
+export type {
+  SandboxSessions,
+  SessionDisplay,
+  SessionError,
+  SessionEvent,
+  SessionRunRequest,
+  SessionRunResult,
+  SessionRunEnd,
+} from './ports/sandbox-sessions.js';
+export type { SessionStore, SessionRecord, SessionStatus } from './ports/session-store.js';
+export { ContainerArchiver, archiveKey } from './use-cases/container-archiver.js';
+export type { ContainerArchiverOptions, ArchiveReport } from './use-cases/container-archiver.js';
+export type { ArchiveStore } from './ports/archive-store.js';
+export type { ArchiveState } from './ports/file-store.js';
+export { ContainerRestorer } from './use-cases/container-restorer.js';
+export type { ContainerRestorerOptions } from './use-cases/container-restorer.js';

@@ -1,9 +1,10 @@
-import {
-  type ContainerFileRecord,
-  type ContainerFileSource,
-  type ContainerFileStore,
-  type Page,
-  type PageRequest,
+import type {
+  ArchiveState,
+  ContainerFileRecord,
+  ContainerFileSource,
+  ContainerFileStore,
+  Page,
+  PageRequest,
 } from '@berth/core';
 import { PgStore } from './sql.js';
 
@@ -14,6 +15,7 @@ interface Row {
   bytes: number;
   source: string;
   created_at: number;
+  archive_state?: string | null;
 }
 
 const toRecord = (r: Row): ContainerFileRecord => ({
@@ -23,6 +25,7 @@ const toRecord = (r: Row): ContainerFileRecord => ({
   bytes: Number(r.bytes),
   source: r.source as ContainerFileSource,
   createdAt: Number(r.created_at),
+  archiveState: (r.archive_state ?? null) as ArchiveState | null,
 });
 
 /**

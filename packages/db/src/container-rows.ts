@@ -18,6 +18,7 @@ export interface ContainerRow {
   memory_limit: string;
   network_policy: unknown;
   sandbox_uid: number | null;
+  archived_at?: Date | null;
 }
 
 /** The uid every sandbox ran as before each got its own. */
@@ -99,5 +100,6 @@ export function rowToContainer(row: ContainerRow): ContainerRecord {
     memoryLimit: row.memory_limit as MemoryLimit,
     networkPolicy: policyFromJson(row.network_policy),
     sandboxUid: row.sandbox_uid ?? LEGACY_SANDBOX_UID,
+    ...(row.archived_at ? { archivedAt: row.archived_at } : {}),
   };
 }

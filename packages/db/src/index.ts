@@ -13,3 +13,5 @@ export { PgAdminStore } from './admin-store.js';
 export { PgEventStore } from './event-store.js';
 export { PgSkillStore } from './skill-store.js';
 export { PgContainerSkillStore } from './container-skill-store.js';
+export { PgSessionStore } from './session-store.js';
+export { PgArchiveStore } from './archive-store.js';

@@ -25,3 +25,5 @@ export { CgroupUsageReader } from './sandbox-usage.js';
 export type { CgroupUsageReaderOptions } from './sandbox-usage.js';
 export { DockerSkillInstaller } from './docker-skill-installer.js';
 export type { DockerSkillInstallerOptions } from './docker-skill-installer.js';
+export { DockerSandboxSessions } from './docker-sessions.js';
+export type { DockerSandboxSessionsOptions } from './docker-sessions.js';

@@ -8,8 +8,15 @@ import type {
   ExecService,
   FilesService,
   SkillsService,
+  SessionsService,
+  ContainerRestorer,
 } from '@berth/core';
-import { openApiDocument, type CreateContainerLimits, type ExecLimits } from '@berth/contracts';
+import {
+  openApiDocument,
+  type CreateContainerLimits,
+  type ExecLimits,
+  type SessionLimits,
+} from '@berth/contracts';
 import { accessLog, authenticate, requestId } from './http/request-context.js';
 import { inflightLimit, isTransfer } from './http/inflight.js';
 import { errorHandler, notFoundRoute } from './http/errors.js';
@@ -20,6 +27,8 @@ import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { egressRoutes } from './routes/egress.js';
 import { skillRoutes } from './routes/skills.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { restoreRoutes } from './routes/restore.js';
 import type { EgressStats } from '@berth/egress';
 import { authenticateProject } from './http/admin-auth.js';
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
@@ -49,6 +58,11 @@ export interface AppDependencies {
     httpMetrics: express.RequestHandler;
     admin: Omit<AdminRoutesOptions, 'egressStats' | 'clock'>;
   };
+  /** Stateful Python sessions (docs/sessions.md). */
+  sessions: SessionsService;
+  sessionLimits: SessionLimits & { defaultTimeoutMs: number };
+  /** `POST /v1/containers/{id}/restore`; absent when archiving is off. */
+  restorer: ContainerRestorer | null;
 }
 
 /** The HTTP app, with every dependency passed in; main.ts is the only place that builds them. */
@@ -64,7 +78,11 @@ export function createApp(deps: AppDependencies): express.Express {
 
   const v1 = express.Router();
   // The service's own contract, public like any API reference.
-  const openapi = openApiDocument({ ...deps.limits, ...deps.execLimits });
+  const openapi = openApiDocument({
+    ...deps.limits,
+    ...deps.execLimits,
+    maxCodeBytes: deps.sessionLimits.maxCodeBytes,
+  });
   v1.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
@@ -84,6 +102,8 @@ export function createApp(deps: AppDependencies): express.Express {
     }),
   );
   v1.use(containerRoutes({ containers: deps.containers, clock: deps.clock, limits: deps.limits }));
+  v1.use(sessionRoutes({ sessions: deps.sessions, limits: deps.sessionLimits }));
+  if (deps.restorer) v1.use(restoreRoutes({ restorer: deps.restorer, clock: deps.clock }));
   v1.use(egressRoutes({ containers: deps.containers, stats: deps.egressStats }));
   v1.use(fileRoutes({ files: deps.files, maxUploadBytes: deps.maxUploadBytes }));
   v1.use(

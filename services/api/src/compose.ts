@@ -4,6 +4,8 @@ import { FsBlobStore } from '@berth/blob-store-fs';
 import {
   Authenticator,
   ContainerAccess,
+  ContainerArchiver,
+  ContainerRestorer,
   ContainerFilesService,
   ContainersService,
   EgressSync,
@@ -12,18 +14,21 @@ import {
   FilesService,
   Reaper,
   Reconciler,
+  SessionsService,
   SkillsService,
   type Clock,
 } from '@berth/core';
 import {
   PgAdminStore,
   PgApiKeyStore,
+  PgArchiveStore,
   PgContainerFileStore,
   PgContainerSkillStore,
   PgContainerStore,
   PgEventStore,
   PgExpiryStore,
   PgFileStore,
+  PgSessionStore,
   PgSkillStore,
   type Pool,
 } from '@berth/db';
@@ -33,6 +38,7 @@ import {
   DockerSandboxExecutor,
   DockerSandboxFiles,
   DockerSandboxRuntime,
+  DockerSandboxSessions,
   DockerSkillInstaller,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
@@ -115,6 +121,34 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     onRemoved: (containerId) => executor.forget(containerId),
   });
 
+  // Files after expiry (docs/files.md): one files adapter and one file store for the archiver
+  // (in the reaper) and the API; archived bytes in a blob store of their own.
+  const sandboxFiles = new DockerSandboxFiles({
+    client: docker,
+    helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
+    idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
+  });
+  const containerFileStore = new PgContainerFileStore(pool, clock);
+  const archives = new PgArchiveStore(pool);
+  const archiver =
+    config.BERTH_ARCHIVE_ON_EXPIRY === '1'
+      ? new ContainerArchiver({
+          sandbox: sandboxFiles,
+          files: containerFileStore,
+          archives,
+          blobs: new FsBlobStore(join(config.BERTH_DATA_DIR, 'archives')),
+          clock,
+          maxBytes: config.BERTH_ARCHIVE_MAX_MB * 1024 * 1024,
+          timeoutMs: config.BERTH_ARCHIVE_TIMEOUT_MS,
+          onError: (err, containerId, path) => {
+            metrics.archiveFailures.inc();
+            logger.warn({ err, containerId, path }, 'archiving an expiring container failed');
+          },
+          onArchived: (containerId, report) =>
+            logger.info({ containerId, report }, 'container archived'),
+        })
+      : null;
+
   // Stopped last: the event writes still in flight once everything else has stopped.
   const services: Service[] = [
     { name: 'event-log', start: async () => {}, stop: () => observe.flush() },
@@ -158,6 +192,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       retentionMs: config.BERTH_EXPIRED_RETENTION_HOURS * 3_600_000,
       // Files API `expires_after`: the same tick removes expired files' rows and bytes.
       fileExpiry: new FileExpiry({ files: fileStore, blobs, clock }),
+      ...(archiver ? { archiver } : {}),
       ...observe.reaper,
     });
     const eventRetentionMs = config.BERTH_EVENT_RETENTION_HOURS * 3_600_000;
@@ -226,14 +261,18 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     const containerFiles = new ContainerFilesService({
       containers: access,
       files,
-      store: new PgContainerFileStore(pool, clock),
-      sandbox: new DockerSandboxFiles({
-        client: docker,
-        helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
-        idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
-      }),
+      store: containerFileStore,
+      sandbox: sandboxFiles,
       clock,
       maxBytes: config.BERTH_MAX_UPLOAD_BYTES,
+      ...(archiver
+        ? {
+            archive: {
+              open: (containerId: string, fileId: string) => archiver.open(containerId, fileId),
+              maxBytes: config.BERTH_ARCHIVE_MAX_MB * 1024 * 1024,
+            },
+          }
+        : {}),
     });
     // Skills: zips in their own blob directory, rows in Postgres.
     const skills = new SkillsService({
@@ -255,12 +294,38 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         store: new PgContainerSkillStore(pool),
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      ...(archiver ? { beforeRemove: (id: string) => archiver.discard(id) } : {}),
       ...observe.containers,
       onCleanupError: (err, id) =>
         logger.warn(
           { err, containerId: id },
           'cleanup after a failed create failed; reconcile will finish it',
         ),
+    });
+    const exec = new ExecService({
+      containers: access,
+      executor,
+      runtime,
+      clock,
+      maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
+      maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
+      onOutcome: observe.onExec,
+      maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+    });
+    // Stateful Python sessions: runs share the exec service's per-container slots.
+    const sessions = new SessionsService({
+      containers,
+      sandbox: new DockerSandboxSessions({
+        client: docker,
+        interruptGraceMs: config.BERTH_SESSION_INTERRUPT_GRACE_MS,
+      }),
+      store: new PgSessionStore(pool),
+      runtime,
+      clock,
+      reserve: (projectId, containerId) => exec.reserve(projectId, containerId),
+      maxPerContainer: config.BERTH_SESSIONS_MAX_PER_CONTAINER,
+      maxOutputChars: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
+      onRun: (o) => metrics.sessionRuns.inc({ outcome: o.end }),
     });
     const app = createApp({
       files,
@@ -288,16 +353,16 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       authenticator: new Authenticator(new PgApiKeyStore(pool), bootstrap),
       containers,
       skills,
-      exec: new ExecService({
-        containers: access,
-        executor,
-        runtime,
-        clock,
-        maxConcurrent: config.BERTH_EXEC_MAX_CONCURRENT,
-        maxConcurrentTotal: config.BERTH_EXEC_MAX_CONCURRENT_TOTAL,
-        onOutcome: observe.onExec,
-        maxOutputBytes: config.BERTH_EXEC_MAX_OUTPUT_BYTES,
-      }),
+      exec,
+      sessions,
+      restorer: archiver
+        ? new ContainerRestorer({ containers, containerFiles, archiver, archives })
+        : null,
+      sessionLimits: {
+        defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
+        maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,
+        maxCodeBytes: config.BERTH_MAX_JSON_BYTES,
+      },
       execLimits: {
         defaultTimeoutMs: Math.min(config.BERTH_EXEC_TIMEOUT_MS, config.BERTH_EXEC_MAX_TIMEOUT_MS),
         maxTimeoutMs: config.BERTH_EXEC_MAX_TIMEOUT_MS,

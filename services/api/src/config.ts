@@ -101,6 +101,16 @@ export const ConfigSchema = z
       .min(0)
       .max(24 * 365)
       .default(24),
+    /**
+     * `1`: when a container expires its /mnt/data is archived to the blob store and stays
+     * listable and downloadable, read-only, for BERTH_EXPIRED_RETENTION_HOURS (docs/files.md).
+     * `0`: upstream's behaviour, files are gone at expiry.
+     */
+    BERTH_ARCHIVE_ON_EXPIRY: z.enum(['0', '1']).default('1'),
+    /** Bytes of files one container's archive may keep; files past it are listed as `over_cap`. */
+    BERTH_ARCHIVE_MAX_MB: int(512, 1, 1_048_576),
+    /** How long archiving one container may take before the rest of its files are given up. */
+    BERTH_ARCHIVE_TIMEOUT_MS: int(300_000, 1_000, 86_400_000),
     /** Cron expression (node-cron, seconds field allowed) for reconciliation. */
     BERTH_RECONCILE_CRON: z.string().default('*/60 * * * * *'),
     /** Default `timeout_ms` of an exec. */
@@ -115,6 +125,13 @@ export const ConfigSchema = z
     BERTH_EXEC_MAX_CONCURRENT_TOTAL: int(256, 1, 65_536),
     /** How long past `timeout_ms` an exec may take to confirm its kill before it answers anyway. */
     BERTH_EXEC_GRACE_MS: int(2_000, 100, 60_000),
+    /** Python sessions one container may hold (docs/sessions.md); past it, 429. */
+    BERTH_SESSIONS_MAX_PER_CONTAINER: int(4, 1, 64),
+    /**
+     * At a session run's timeout the code gets a KeyboardInterrupt; if it has not stopped this
+     * long after, the interpreter is killed and a fresh one started.
+     */
+    BERTH_SESSION_INTERRUPT_GRACE_MS: int(2_000, 100, 60_000),
     /** Deadline of a file listing, a removal, and the start of a download in a sandbox. */
     BERTH_FILES_HELPER_TIMEOUT_MS: int(30_000, 100, 600_000),
     /** A file transfer with no bytes moving for this long is ended (504). */

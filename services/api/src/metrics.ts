@@ -65,6 +65,17 @@ export class Metrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
+  readonly sessionRuns = new Counter({
+    name: 'berth_session_runs_total',
+    help: 'Session runs finished, by outcome: ok, error, interrupted, restarted, died.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly archiveFailures = new Counter({
+    name: 'berth_archive_failures_total',
+    help: 'Archives of an expiring container (whole, or one file) that failed; expiry went on.',
+    registers: [this.registry],
+  });
   readonly reconcileErrors = new Counter({
     name: 'berth_reconcile_errors_total',
     help: 'Sandboxes the reconciler could not handle in one run (failed or past its per-item deadline).',

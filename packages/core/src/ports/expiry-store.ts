@@ -1,5 +1,12 @@
 import type { ContainerRecord } from '../container.js';
 
+/** What `work` reports to be written with the expiry, in the same statement. */
+export interface ExpiryOutcome {
+  /** When /mnt/data was archived; null when it was not. */
+  archivedAt: Date | null;
+  archiveError: string | null;
+}
+
 export interface ExpiryStore {
   /**
    * Claims one running container whose deadline had passed at `now` and is not in `exclude`,
@@ -11,7 +18,7 @@ export interface ExpiryStore {
   reapOne(
     now: Date,
     exclude: readonly string[],
-    work: (record: ContainerRecord) => Promise<void>,
+    work: (record: ContainerRecord) => Promise<ExpiryOutcome | void>,
   ): Promise<ContainerRecord | null>;
   /** Deletes up to `limit` expired or failed rows whose status changed before `before`. */
   purge(before: Date, limit: number): Promise<number>;

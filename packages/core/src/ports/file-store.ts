@@ -13,6 +13,9 @@ export interface FileRecord {
 
 export type ContainerFileSource = 'user' | 'assistant';
 
+/** What became of a file when its container expired (see docs/files.md). */
+export type ArchiveState = 'archived' | 'over_cap' | 'failed' | 'purged';
+
 export interface ContainerFileRecord {
   id: string;
   containerId: string;
@@ -21,6 +24,8 @@ export interface ContainerFileRecord {
   bytes: number;
   source: ContainerFileSource;
   createdAt: number;
+  /** Set when the container expired and its files were archived; null before. */
+  archiveState?: ArchiveState | null;
 }
 
 /** Reads take `now` (unix seconds): a file whose `expiresAt` is not after it is not there. */

@@ -19,6 +19,15 @@ export interface ContainerFilesServiceOptions {
   sandbox: SandboxFiles;
   clock: Clock;
   maxBytes: number;
+  /**
+   * Files kept after expiry: an expired container whose /mnt/data was archived stays listable and
+   * downloadable, read-only. Absent: upstream's behaviour, every call answers `Container is expired.`
+   */
+  archive?: {
+    open(containerId: string, fileId: string): Promise<{ size: number; stream: Readable } | null>;
+    /** The per-container cap, for the message of a file past it. */
+    maxBytes: number;
+  };
 }
 
 const notFound = (id: string) => new NotFoundError(`No container file found with id '${id}'.`);
@@ -75,6 +84,29 @@ export class ContainerFilesService {
     const record = await this.options.containers.getUsable(projectId, containerId);
     await this.options.containers.touch(record);
     return record;
+  }
+
+  /** A container whose files may be read: usable (and touched), or expired with an archive. */
+  async #readable(
+    projectId: string,
+    containerId: string,
+  ): Promise<{ container: ContainerRecord; archived: boolean }> {
+    if (this.options.archive) {
+      const record = await this.options.containers.get(projectId, containerId);
+      if (record.status === 'expired' && record.archivedAt)
+        return { container: record, archived: true };
+    }
+    return { container: await this.#usable(projectId, containerId), archived: false };
+  }
+
+  /** Writes a file into a container being created (a restore), keeping its source. */
+  restoreFile(
+    container: ContainerRecord,
+    relativePath: string,
+    data: Readable,
+    source: 'user' | 'assistant',
+  ): Promise<ContainerFileRecord> {
+    return this.#write(container, `${DATA_ROOT}/${relativePath}`, data, source);
   }
 
   async #write(
@@ -192,7 +224,9 @@ export class ContainerFilesService {
         { param: 'after' },
       );
     }
-    const container = await this.#usable(projectId, containerId);
+    const { container, archived } = await this.#readable(projectId, containerId);
+    // An archive is what it is: its rows are the listing.
+    if (archived) return this.options.store.list(container.id, page);
     const listedAt = this.options.clock.now();
     const present = await this.options.containers.withSandbox(container, () =>
       this.options.sandbox.list(ref(container), signal ? { signal } : {}),
@@ -217,12 +251,34 @@ export class ContainerFilesService {
     projectId: string,
     containerId: string,
     fileId: string,
-  ): Promise<{ container: ContainerRecord; record: ContainerFileRecord }> {
-    const container = await this.#usable(projectId, containerId);
+    mode: 'read' | 'write' = 'read',
+  ): Promise<{ container: ContainerRecord; record: ContainerFileRecord; archived: boolean }> {
+    const { container, archived } =
+      mode === 'read'
+        ? await this.#readable(projectId, containerId)
+        : { container: await this.#usable(projectId, containerId), archived: false };
     if (!isId('containerFile', fileId)) throw notFound(fileId);
     const record = await this.options.store.get(container.id, fileId);
     if (!record) throw notFound(fileId);
-    return { container, record };
+    return { container, record, archived };
+  }
+
+  /** An archived file's bytes, or a 400 that says why the file was not kept. */
+  async #archived(record: ContainerFileRecord): Promise<{ size: number; stream: Readable }> {
+    const why: Record<string, string> = {
+      over_cap: `it did not fit in the container's archive cap of ${this.options.archive!.maxBytes} bytes`,
+      failed: 'it could not be read from the container when it expired',
+      purged: 'its archive was purged at the end of the retention period',
+    };
+    const file =
+      record.archiveState === 'archived'
+        ? await this.options.archive!.open(record.containerId, record.id)
+        : null;
+    if (file) return file;
+    throw new InvalidRequestError(
+      `Container is expired and file '${record.id}' was not archived: ${why[record.archiveState ?? ''] ?? 'it was not archived'}.`,
+      { code: 'file_not_archived' },
+    );
   }
 
   async content(
@@ -231,7 +287,8 @@ export class ContainerFilesService {
     fileId: string,
     signal?: AbortSignal,
   ): Promise<{ record: ContainerFileRecord; size: number; stream: Readable }> {
-    const { container, record } = await this.#find(projectId, containerId, fileId);
+    const { container, record, archived } = await this.#find(projectId, containerId, fileId);
+    if (archived) return { record, ...(await this.#archived(record)) };
     const file = await this.options.containers.withSandbox(container, () =>
       this.options.sandbox.open(ref(container), record.path, signal ? { signal } : {}),
     );
@@ -244,7 +301,7 @@ export class ContainerFilesService {
   }
 
   async delete(projectId: string, containerId: string, fileId: string): Promise<void> {
-    const { container, record } = await this.#find(projectId, containerId, fileId);
+    const { container, record } = await this.#find(projectId, containerId, fileId, 'write');
     await this.options.containers.withSandbox(container, () =>
       this.options.sandbox.remove(ref(container), record.path),
     );

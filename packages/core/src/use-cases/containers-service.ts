@@ -39,6 +39,8 @@ export interface CreateContainerInput {
   fileIds?: string[];
   /** Skills placed read-only under /mnt/skills/<name> before the create answers. */
   skills?: ContainerSkillParam[];
+  /** Puts more into the new sandbox before it is shown as running (a restore's files). */
+  seed?: (container: ContainerRecord) => Promise<void>;
 }
 
 /** What skills at create need: resolving them (the skills use-case), placing them, showing them. */
@@ -74,6 +76,8 @@ export interface ContainersServiceOptions {
   egress?: EgressController;
   /** Called when cleanup after a failure itself fails; the reconciler will finish the job. */
   onCleanupError?: (error: unknown, containerId: string) => void;
+  /** Runs before a deleted container's row goes (its archive's bytes go with it). */
+  beforeRemove?: (containerId: string) => Promise<void>;
   /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
   onUnresponsive?: (containerId: string, reason: string) => void;
   /** Seals `domain_secrets` for storage; without it, they are refused. */
@@ -229,6 +233,7 @@ export class ContainersService {
         await this.options.skills!.store.save(record.id, skills.shown);
       }
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
+      if (input.seed) await input.seed(record);
       await store.markRunning(record.id);
     } catch (error) {
       await this.#undoCreate(record.id);
@@ -336,6 +341,7 @@ export class ContainersService {
       throw error;
     }
     await this.options.egress?.detach(id);
+    await this.options.beforeRemove?.(id);
     await store.remove(id);
     this.options.onDeleted?.(record);
   }

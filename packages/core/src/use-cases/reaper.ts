@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import type { ExpiryStore } from '../ports/expiry-store.js';
+import type { ContainerRecord } from '../container.js';
+import type { ExpiryOutcome, ExpiryStore } from '../ports/expiry-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 
 export interface ReaperOptions {
@@ -16,6 +17,14 @@ export interface ReaperOptions {
   fileExpiry?: { purge(limit: number, signal?: AbortSignal): Promise<number> };
   /** Called for each container reaped (for logs and metrics). */
   onReaped?: (containerId: string, lagMs: number) => void;
+  /**
+   * Keeps /mnt/data of each expiring container before its sandbox is removed, and purges those
+   * archives when their rows' retention ends. Never throws (failures are its own to report).
+   */
+  archiver?: {
+    archive(record: ContainerRecord): Promise<ExpiryOutcome>;
+    purge(before: Date): Promise<number>;
+  };
   /** Called when a removal fails; that container is retried on a later tick. */
   onError?: (error: unknown, containerId: string) => void;
 }
@@ -49,7 +58,9 @@ export class Reaper {
         try {
           const reaped = await store.reapOne(now, failedIds, async (record) => {
             claim.id = record.id;
+            const archived = await this.options.archiver?.archive(record);
             await runtime.remove(record.id);
+            return archived;
           });
           if (!reaped) return;
           report.expired += 1;
@@ -64,8 +75,12 @@ export class Reaper {
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
-    if (!signal?.aborted)
-      report.purged = await store.purge(new Date(now.getTime() - retentionMs), 1000);
+    if (!signal?.aborted) {
+      const before = new Date(now.getTime() - retentionMs);
+      // The archived bytes go first: a crash between the two leaves rows to purge, never orphans.
+      await this.options.archiver?.purge(before);
+      report.purged = await store.purge(before, 1000);
+    }
     if (!signal?.aborted && this.options.fileExpiry)
       report.filesExpired = await this.options.fileExpiry.purge(1000, signal);
     return report;

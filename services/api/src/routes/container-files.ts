@@ -13,6 +13,8 @@ const toResource = (f: ContainerFileRecord): ContainerFileResource => ({
   bytes: f.bytes,
   path: `/mnt/data/${f.path}`,
   source: f.source,
+  // Only files of an expired container carry it: what became of them (docs/files.md).
+  ...(f.archiveState ? { archive_state: f.archiveState } : {}),
 });
 
 export function containerFileRoutes({
