@@ -1,7 +1,27 @@
 // vitest fixtures: only importable from inside a vitest run (test.extend needs the runner), so
 // they have their own entry point, `@berth/testkit/fixtures`, apart from what bench scripts use.
+import { randomBytes } from 'node:crypto';
 import { test as base } from 'vitest';
+import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
+import { sandboxImage } from './docker.js';
 import { createTestDatabase } from './postgres.js';
+
+/**
+ * A Docker sandbox runtime under a label instance of its own (nothing else on the daemon carries
+ * it), so a test sees only its own sandboxes and can tell exactly what it leaves behind.
+ */
+export interface LabelledSandboxes {
+  instance: string;
+  runtime: DockerSandboxRuntime;
+}
+
+/** Removes every sandbox of the instance; throws if any remained, so a leaking test fails. */
+async function removeAll({ instance, runtime }: LabelledSandboxes): Promise<void> {
+  const left = await runtime.listManaged();
+  await Promise.all(left.map((s) => runtime.remove(s.containerId)));
+  if (left.length > 0)
+    throw new Error(`test left ${left.length} sandbox(es) of instance ${instance} behind`);
+}
 
 /* eslint-disable no-empty-pattern -- vitest reads a fixture's dependencies from its first
    parameter, which must be a destructuring pattern; `{}` says "none". */
@@ -11,6 +31,8 @@ import { createTestDatabase } from './postgres.js';
  * down after the test, pass or fail:
  * - `database`: a database of its own, cloned from the migrated template, dropped afterwards.
  * - `emptyDatabase`: the same without a schema, for testing the migration runner itself.
+ * - `sandboxes`: a runtime whose sandboxes carry a label instance of this test only; the test
+ *   fails if it leaves one behind (each is removed either way).
  * Extend it further in a test file for what that file builds on top (a store, a project).
  */
 export const test = base
@@ -23,6 +45,18 @@ export const test = base
     const db = await createTestDatabase({ migrated: false });
     onCleanup(() => db[Symbol.asyncDispose]());
     return db;
+  })
+  .extend('sandboxes', async ({}, { onCleanup }): Promise<LabelledSandboxes> => {
+    const instance = `t${randomBytes(5).toString('hex')}`;
+    const runtime = new DockerSandboxRuntime({
+      ...defaultSandboxLimits,
+      client: new DockerClient(),
+      image: sandboxImage(),
+      instance,
+    });
+    const sandboxes = { instance, runtime };
+    onCleanup(() => removeAll(sandboxes));
+    return sandboxes;
   });
 
 export const it = test;

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { test as base } from 'vitest';
 import type { Pool } from '@berth/db';
 import { createTestDatabase, sandboxImage } from '@berth/testkit';
 import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
@@ -112,4 +113,20 @@ export async function startBerth(
         throw new Error(`sandboxes of ${instance} remain`);
     },
   };
+}
+
+/* eslint-disable no-empty-pattern -- vitest reads a fixture's dependencies from its first
+   parameter, which must be a destructuring pattern; `{}` says "none". */
+
+/**
+ * vitest's `test` with a `berth` fixture: one running Berth (see startBerth) with these settings,
+ * shared by the tests of one file, started when a test or a `beforeAll` first asks for it and
+ * disposed when the file ends (failing the file if a sandbox remained).
+ */
+export function berthTest(env: Record<string, string> = {}) {
+  return base.extend('berth', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const berth = await startBerth(env);
+    onCleanup(() => berth[Symbol.asyncDispose]());
+    return berth;
+  });
 }

@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { berthTest } from './fixtures.js';
 
-let berth: RunningBerth;
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_MAX_EXPIRY_MINUTES: '90' });
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+const it = berthTest({ BERTH_MAX_EXPIRY_MINUTES: '90' });
+// Boot it under the hook timeout, not inside the first test's.
+it.beforeAll(async ({ berth: _ }) => {});
 
 describe('GET /v1/openapi.json', () => {
-  it('serves the OpenAPI 3.1 document, generated from the schemas the routes validate with', async () => {
+  it('serves the OpenAPI 3.1 document, generated from the schemas the routes validate with', async ({
+    berth,
+  }) => {
     const res = await fetch(`${berth.url}/v1/openapi.json`);
     expect(res.status).toBe(200);
     const doc = await res.json();
@@ -32,7 +30,9 @@ describe('GET /v1/openapi.json', () => {
     expect(create.additionalProperties).toBe(false);
   });
 
-  it('documents every route the API answers (each path is reachable, not 404 Invalid URL)', async () => {
+  it('documents every route the API answers (each path is reachable, not 404 Invalid URL)', async ({
+    berth,
+  }) => {
     const doc = await (await fetch(`${berth.url}/v1/openapi.json`)).json();
     for (const [path, item] of Object.entries<Record<string, unknown>>(doc.paths)) {
       for (const method of ['get', 'post', 'delete'].filter((m) => m in item)) {

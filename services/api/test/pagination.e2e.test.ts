@@ -1,12 +1,11 @@
 import { BadRequestError } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { berthTest } from './fixtures.js';
 
-let berth: RunningBerth;
+const it = berthTest({ BERTH_MAX_CONTAINERS_PER_PROJECT: '60' });
 const created: { id: string; name: string; created_at: number }[] = [];
 
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '60' });
+it.beforeAll(async ({ berth }) => {
   // 45 real sandboxes, a few at a time; names alternate so the filter has something to do.
   for (let i = 0; i < 45; i += 5) {
     const batch = await Promise.all(
@@ -17,9 +16,6 @@ beforeAll(async () => {
     created.push(...batch);
   }
 }, 240_000);
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
 
 /** The order the API promises: created_at, then id. */
 const expected = (order: 'asc' | 'desc', items = created) => {
@@ -28,9 +24,9 @@ const expected = (order: 'asc' | 'desc', items = created) => {
 };
 
 describe('GET /v1/containers', () => {
-  it.each(['asc', 'desc'] as const)(
+  it.for(['asc', 'desc'] as const)(
     'auto-paginates 45 containers with limit 10 in %s order',
-    async (order) => {
+    async (order, { berth }) => {
       const seen: string[] = [];
       let pages = 0;
       const first = await berth.client.containers.list({ limit: 10, order });
@@ -43,7 +39,7 @@ describe('GET /v1/containers', () => {
     },
   );
 
-  it('gives exact first_id, last_id and has_more on the wire', async () => {
+  it('gives exact first_id, last_id and has_more on the wire', async ({ berth }) => {
     const ids = expected('desc');
     const first = await (await berth.api('/v1/containers?limit=10')).json();
     expect(first).toMatchObject({
@@ -65,7 +61,7 @@ describe('GET /v1/containers', () => {
     });
   });
 
-  it('filters by exact name', async () => {
+  it('filters by exact name', async ({ berth }) => {
     const fizz = created.filter((c) => c.name === 'fizz');
     const got: string[] = [];
     for await (const c of berth.client.containers.list({ name: 'fizz', limit: 4, order: 'asc' }))
@@ -74,7 +70,7 @@ describe('GET /v1/containers', () => {
     expect((await berth.client.containers.list({ name: 'fiz' })).data).toEqual([]);
   });
 
-  it('keeps paging correctly when the after-row is deleted between pages', async () => {
+  it('keeps paging correctly when the after-row is deleted between pages', async ({ berth }) => {
     const ids = expected('asc');
     const page1 = await berth.client.containers.list({ limit: 10, order: 'asc' });
     const afterId = page1.data.at(-1)!.id;
@@ -87,20 +83,20 @@ describe('GET /v1/containers', () => {
     expect(page2.data.map((c) => c.id)).toEqual(ids.slice(10, 20));
   });
 
-  it.each([
+  it.for([
     ['limit=0', 'limit'],
     ['limit=101', 'limit'],
     ['limit=abc', 'limit'],
     ['order=sideways', 'order'],
     ['after=not-an-id', 'after'],
     ['colour=blue', 'colour'],
-  ])('rejects %s with param %s', async (query, param) => {
+  ])('rejects %s with param %s', async ([query, param], { berth }) => {
     const res = await berth.api(`/v1/containers?${query}`);
     expect(res.status).toBe(400);
     expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', param });
   });
 
-  it('surfaces query errors as BadRequestError through the SDK', async () => {
+  it('surfaces query errors as BadRequestError through the SDK', async ({ berth }) => {
     await expect(berth.client.containers.list({ limit: 1000 })).rejects.toBeInstanceOf(
       BadRequestError,
     );
