@@ -32,6 +32,8 @@ export interface ContainerRecord {
   statusReason: string | null;
   /** The uid (and gid) its sandbox runs as, unique among live containers; assigned by the store. */
   sandboxUid: number;
+  /** The warm-pool sandbox this container was claimed from; absent for a cold create. */
+  poolSlot?: string;
 }
 
 const GIB = 1024 ** 3;

@@ -70,3 +70,12 @@ export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
 export type { EgressController } from './ports/egress-controller.js';
+export { SandboxPool, POOL_UID_BASE } from './use-cases/sandbox-pool.js';
+export type { SandboxPoolOptions } from './use-cases/sandbox-pool.js';
+export type {
+  PoolSlot,
+  PoolStore,
+  ReserveOutcome,
+  ClaimOutcome,
+  SandboxPoolRuntime,
+} from './ports/sandbox-pool.js';

@@ -12,6 +12,7 @@ export interface ContainerRow {
   memory_limit: string;
   network_policy: unknown;
   sandbox_uid: number | null;
+  pool_slot?: string | null;
 }
 
 /** The uid every sandbox ran as before each got its own. */
@@ -70,5 +71,6 @@ export function rowToContainer(row: ContainerRow): ContainerRecord {
     memoryLimit: row.memory_limit as MemoryLimit,
     networkPolicy: policyFromJson(row.network_policy),
     sandboxUid: row.sandbox_uid ?? LEGACY_SANDBOX_UID,
+    ...(row.pool_slot ? { poolSlot: row.pool_slot } : {}),
   };
 }

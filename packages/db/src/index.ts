@@ -8,3 +8,4 @@ export { PgApiKeyStore } from './api-key-store.js';
 export { PgExpiryStore } from './expiry-store.js';
 export { PgFileStore } from './file-store.js';
 export { PgContainerFileStore } from './container-file-store.js';
+export { PgPoolStore } from './pool-store.js';

@@ -2,13 +2,15 @@ import type Dockerode from 'dockerode';
 import {
   UnavailableError,
   type ManagedSandbox,
+  SandboxGoneError,
+  type SandboxPoolRuntime,
   type SandboxRuntime,
   type SandboxSpec,
   type SandboxState,
 } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
 import { statusOf } from './docker-errors.js';
-import { instanceFilter, LABELS, sandboxLabels, sandboxName } from './labels.js';
+import { instanceFilter, LABELS, poolLabels, sandboxLabels, sandboxName } from './labels.js';
 import { collect } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
@@ -95,7 +97,7 @@ export class UnsafeHostError extends Error {
 const verified = new Map<string, Promise<void>>();
 
 /** The sandbox runtime on Docker Engine; the hardening baseline of SANDBOX.md lives here. */
-export class DockerSandboxRuntime implements SandboxRuntime {
+export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime {
   readonly #client: DockerClient;
 
   constructor(private readonly options: DockerSandboxRuntimeOptions) {
@@ -182,7 +184,52 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   }
 
   async create(spec: SandboxSpec): Promise<void> {
-    const body = this.containerSpec(spec);
+    await this.#createAndStart(this.containerSpec(spec), spec);
+  }
+
+  /**
+   * A warm-pool sandbox: the very body of a cold `disabled` sandbox (same hardening, limits, its
+   * own uid), named after its slot and labelled as a pool member instead of a container.
+   */
+  async createPooled(spec: {
+    slotId: string;
+    uid: number;
+    memoryLimitBytes: number;
+  }): Promise<void> {
+    const sandbox: SandboxSpec = {
+      containerId: spec.slotId,
+      projectId: '',
+      uid: spec.uid,
+      memoryLimitBytes: spec.memoryLimitBytes,
+      network: { type: 'disabled' },
+    };
+    const body = this.containerSpec(sandbox);
+    await this.#createAndStart(
+      { ...body, Labels: poolLabels(this.options.instance, spec.slotId) },
+      sandbox,
+    );
+  }
+
+  /** A rename: every call names a sandbox `berth-<container id>`, so the claimed one answers. */
+  async adopt(slotId: string, containerId: string): Promise<void> {
+    const client = this.#client;
+    try {
+      await client.call('rename', (abortSignal) =>
+        client
+          .container(sandboxName(slotId))
+          .rename({ name: sandboxName(containerId), abortSignal }),
+      );
+    } catch (error) {
+      if (statusOf(error) === 404) throw new SandboxGoneError(slotId, { cause: error });
+      throw await client.translate(error, containerId);
+    }
+  }
+
+  removePooled(slotId: string): Promise<void> {
+    return this.remove(slotId);
+  }
+
+  async #createAndStart(body: Dockerode.ContainerCreateOptions, spec: SandboxSpec): Promise<void> {
     const client = this.#client;
     try {
       await this.#ensureVerified();
@@ -301,7 +348,14 @@ raise SystemExit(1)`,
         }),
       );
       return list.flatMap((c) => {
-        const containerId = c.Labels[LABELS.containerId];
+        const poolSlot = c.Labels[LABELS.poolSlot];
+        // A pool sandbox is its slot's until a claim renames it after the container.
+        const containerId = poolSlot
+          ? (c.Names ?? [])
+              .map((n) => n.replace(/^\//, ''))
+              .find((n) => n.startsWith(sandboxName('')))
+              ?.slice(sandboxName('').length)
+          : c.Labels[LABELS.containerId];
         if (!containerId) return [];
         return [
           {
@@ -309,6 +363,7 @@ raise SystemExit(1)`,
             projectId: c.Labels[LABELS.projectId] ?? '',
             createdAt: new Date(c.Created * 1000),
             running: c.State === 'running',
+            ...(poolSlot ? { poolSlot } : {}),
           },
         ];
       });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCidrs } from '@berth/egress';
+import { parsePoolSizes } from './pool-sizes.js';
 
 /** A comma-separated setting as a list, blanks dropped. */
 export const splitList = (value: string): string[] =>
@@ -171,6 +172,22 @@ export const ConfigSchema = z
       .string()
       .min(20, 'BERTH_METRICS_TOKEN must be at least 20 characters')
       .optional(),
+    /**
+     * Warm pool: idle, hardened sandboxes kept per memory limit, `1g=2,4g=1`; a create of that
+     * limit (network disabled) claims one instead of starting a sandbox. `0` disables the pool.
+     */
+    BERTH_POOL_SIZES: z
+      .string()
+      .default('1g=2')
+      .superRefine((value, ctx) => {
+        try {
+          parsePoolSizes(value);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      }),
+    /** Pause between two warm-pool creates (the filler's rate bound). */
+    BERTH_POOL_FILL_INTERVAL_MS: int(200, 0, 600_000),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

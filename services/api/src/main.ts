@@ -33,6 +33,7 @@ import { openDatabase } from './database.js';
 import { createEgress, type Egress } from './egress.js';
 import { startBackgroundJobs, type BackgroundJobs } from './background.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { createWarmPool } from './pool.js';
 
 export interface RunningService {
   /** Where the HTTP API listens; null for the `reaper` role. */
@@ -90,6 +91,9 @@ export async function main(config: Config): Promise<RunningService> {
     }
   }
 
+  // The warm pool: every role reconciles it; only serving roles fill it.
+  const warm = createWarmPool(config, pool, runtime, metrics, logger);
+
   let jobs: BackgroundJobs | null = null;
   if (config.BERTH_ROLE !== 'api') {
     const reconciler = new Reconciler({
@@ -97,6 +101,7 @@ export async function main(config: Config): Promise<RunningService> {
       runtime,
       clock,
       creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000,
+      pool: warm.store,
       onError: (containerId, err) => {
         metrics.reconcileErrors.inc();
         logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries');
@@ -156,6 +161,7 @@ export async function main(config: Config): Promise<RunningService> {
         },
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      pool: warm.pool,
       onUnresponsive: (containerId, reason) => {
         metrics.sandboxesUnresponsive.inc();
         logger.error({ containerId, reason }, 'sandbox not responding; marked failed');
@@ -226,6 +232,7 @@ export async function main(config: Config): Promise<RunningService> {
       const s = app.listen(config.PORT, config.HOST, () => resolve(s)).once('error', reject);
     });
     installClientErrorHandler(listening, logger);
+    warm.start();
     server = listening;
     const address = listening.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -247,7 +254,7 @@ export async function main(config: Config): Promise<RunningService> {
         () => server?.closeAllConnections(),
         config.BERTH_SHUTDOWN_TIMEOUT_MS,
       );
-      await Promise.all([drained, jobs?.stop()]);
+      await Promise.all([drained, jobs?.stop(), warm.stop()]);
       await egress?.close();
       clearTimeout(timer);
       await pool.end();

@@ -54,6 +54,8 @@ export async function startBerth(
     BERTH_BOOTSTRAP_API_KEY: apiKey,
     BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
     BERTH_SANDBOX_IMAGE: sandboxImage(),
+    // No warm pool unless a test asks (or BERTH_TEST_POOL_SIZES runs a suite on pool sandboxes).
+    BERTH_POOL_SIZES: process.env.BERTH_TEST_POOL_SIZES ?? '0',
     ...env,
   });
   const app = await main(config);

@@ -23,6 +23,11 @@ export interface ManagedSandbox {
   /** When Docker created it. */
   createdAt: Date;
   running: boolean;
+  /**
+   * Set on a warm-pool sandbox (its label). Until a claim adopts it, `containerId` is the slot
+   * id; once adopted, `containerId` is the container's.
+   */
+  poolSlot?: string;
 }
 
 export interface SandboxRuntime {

@@ -17,6 +17,7 @@ import type { Page } from '../pagination.js';
 import type { ContainerListFilter, ContainerStore } from '../ports/container-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 import type { EgressController } from '../ports/egress-controller.js';
+import type { SandboxPool } from './sandbox-pool.js';
 
 export interface CreateContainerInput {
   name: string;
@@ -48,6 +49,8 @@ export interface ContainersServiceOptions {
   onCleanupError?: (error: unknown, containerId: string) => void;
   /** Called when a sandbox is found wedged and marked failed (for logs and metrics). */
   onUnresponsive?: (containerId: string, reason: string) => void;
+  /** The warm pool; without it every create is cold. */
+  pool?: SandboxPool;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
 }
@@ -101,6 +104,18 @@ export class ContainersService {
     };
     const pickUid = this.options.newSandboxUid ?? randomSandboxUid;
     let outcome: Awaited<ReturnType<typeof store.insertCreating>> = 'uid_taken';
+    // A warm sandbox if the pool has one (allowlist sandboxes need their proxy mount: cold).
+    let fromPool = false;
+    if (this.options.pool && policy.type === 'disabled') {
+      const claim = await this.options.pool.claim(record, this.options.maxLivePerProject, now);
+      if (claim.outcome === 'over_cap') outcome = 'over_cap';
+      if (claim.outcome === 'claimed') {
+        record.sandboxUid = claim.slot.sandboxUid;
+        record.poolSlot = claim.slot.slotId;
+        outcome = 'inserted';
+        fromPool = true;
+      }
+    }
     for (let attempt = 0; outcome === 'uid_taken' && attempt < 8; attempt++) {
       record.sandboxUid = pickUid();
       outcome = await store.insertCreating(record, this.options.maxLivePerProject, now);
@@ -114,13 +129,14 @@ export class ContainersService {
     try {
       // The proxy listens before the sandbox exists: there is never a moment without enforcement.
       if (policy.type === 'allowlist') await egress!.attach(record.id, policy.allowedDomains);
-      await runtime.create({
-        containerId: record.id,
-        projectId,
-        uid: record.sandboxUid,
-        memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
-        network: input.networkPolicy,
-      });
+      if (!fromPool)
+        await runtime.create({
+          containerId: record.id,
+          projectId,
+          uid: record.sandboxUid,
+          memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
+          network: input.networkPolicy,
+        });
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
       await store.markRunning(record.id);
     } catch (error) {

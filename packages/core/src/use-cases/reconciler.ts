@@ -4,6 +4,7 @@ import type { ContainerRecord } from '../container.js';
 import { SandboxUnresponsiveError } from '../errors.js';
 import type { ContainerStore } from '../ports/container-store.js';
 import type { ManagedSandbox, SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { PoolSlot, PoolStore } from '../ports/sandbox-pool.js';
 
 export interface ReconcileReport {
   /** Labelled sandboxes with no live row, removed. */
@@ -12,6 +13,8 @@ export interface ReconcileReport {
   abandonedFinished: number;
   /** Running rows whose sandbox vanished, stopped or stopped answering, now `failed`. */
   markedFailed: number;
+  /** Warm-pool slots whose sandbox died, vanished or never finished starting, removed. */
+  poolSlotsRemoved: number;
   /** Items that failed or ran past their deadline; the next run tries them again. */
   errors: number;
 }
@@ -26,6 +29,8 @@ export interface ReconcilerOptions {
   concurrency?: number;
   /** How long one sandbox may take before the run moves on without it. */
   itemDeadlineMs?: number;
+  /** The warm pool's rows; without it pool sandboxes are left alone. */
+  pool?: PoolStore;
   /** Called for each item that failed (for logs and metrics). */
   onError?: (containerId: string, error: unknown) => void;
 }
@@ -44,6 +49,7 @@ export class Reconciler {
       orphansRemoved: 0,
       abandonedFinished: 0,
       markedFailed: 0,
+      poolSlotsRemoved: 0,
       errors: 0,
     };
     const each = <T>(
@@ -69,16 +75,28 @@ export class Reconciler {
       (r) => r.id,
       async (row) => {
         await runtime.remove(row.id);
+        // A crash between a pool claim and its adoption: the sandbox still has the slot's name.
+        if (row.poolSlot) await runtime.remove(row.poolSlot);
         await store.remove(row.id);
         report.abandonedFinished += 1;
       },
     );
 
     // Rows are written before sandboxes exist, so a labelled sandbox without a live row is an orphan.
-    const sandboxes = await runtime.listManaged();
+    const all = await runtime.listManaged();
+    // A pool sandbox not yet adopted belongs to its slot: a slot row, or a container's `pool_slot`.
+    const unadopted = all.filter((s) => s.poolSlot !== undefined && s.poolSlot === s.containerId);
+    const sandboxes = all.filter((s) => !unadopted.includes(s));
     const live = await store.liveIds(sandboxes.map((s) => s.containerId));
+    const pool = this.options.pool;
+    const liveSlots = pool
+      ? await pool.liveSlots(unadopted.map((s) => s.containerId))
+      : new Set(unadopted.map((s) => s.containerId));
     await each(
-      sandboxes.filter((s) => !live.has(s.containerId)),
+      [
+        ...sandboxes.filter((s) => !live.has(s.containerId)),
+        ...unadopted.filter((s) => !liveSlots.has(s.containerId)),
+      ],
       (s: ManagedSandbox) => s.containerId,
       async (sandbox) => {
         await runtime.remove(sandbox.containerId);
@@ -111,6 +129,26 @@ export class Reconciler {
         await runtime.remove(row.id);
       },
     );
+    if (pool) {
+      // Slot rows whose sandbox never finished starting (a filler crashed) or died while idle.
+      const creatingBefore = clock.now().getTime() - this.options.creatingGraceMs;
+      const runningSlots = new Set(unadopted.filter((s) => s.running).map((s) => s.containerId));
+      await each(
+        await pool.list(),
+        (slot: PoolSlot) => slot.slotId,
+        async (slot) => {
+          if (slot.state === 'filling' && slot.updatedAt.getTime() >= creatingBefore) return;
+          if (slot.state === 'idle') {
+            if (runningSlots.has(slot.slotId)) return;
+            // Idle since the listing? Ask Docker about this one directly.
+            if ((await runtime.inspect(slot.slotId))?.running) return;
+          }
+          await runtime.remove(slot.slotId);
+          await pool.remove(slot.slotId);
+          report.poolSlotsRemoved += 1;
+        },
+      );
+    }
     return report;
   }
 }

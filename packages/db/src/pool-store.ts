@@ -1,0 +1,175 @@
+import type pg from 'pg';
+import type {
+  ClaimOutcome,
+  ContainerRecord,
+  MemoryLimit,
+  PoolSlot,
+  PoolStore,
+  ReserveOutcome,
+} from '@berth/core';
+import { translated } from './errors.js';
+import { policyToJson } from './container-rows.js';
+
+interface SlotRow {
+  slot_id: string;
+  memory_limit: string;
+  sandbox_uid: number;
+  state: 'filling' | 'idle';
+  updated_at: Date;
+}
+
+const toSlot = (r: SlotRow): PoolSlot => ({
+  slotId: r.slot_id,
+  memoryLimit: r.memory_limit as MemoryLimit,
+  sandboxUid: r.sandbox_uid,
+  state: r.state,
+  updatedAt: r.updated_at,
+});
+
+/** Statuses whose sandbox may still exist: a uid held by one of them is taken. */
+const UID_HOLDING = `('creating', 'running', 'deleting', 'failed')`;
+
+export class PgPoolStore implements PoolStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async #tx<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return translated(async () => {
+      const client = await this.pool.connect();
+      try {
+        await client.query('begin');
+        const result = await work(client);
+        await client.query('commit');
+        return result;
+      } catch (error) {
+        await client.query('rollback').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    });
+  }
+
+  reserve(slot: PoolSlot, target: number): Promise<ReserveOutcome> {
+    return this.#tx(async (client) => {
+      // Serialises fillers of one memory limit, on every replica, so the count stays exact.
+      await client.query(`select pg_advisory_xact_lock(hashtext('berth:pool:' || $1))`, [
+        slot.memoryLimit,
+      ]);
+      const { rows } = await client.query<{ n: number }>(
+        `select count(*)::int as n from pool_sandboxes where memory_limit = $1`,
+        [slot.memoryLimit],
+      );
+      if ((rows[0]?.n ?? 0) >= target) return 'full';
+      const inserted = await client.query(
+        `insert into pool_sandboxes (slot_id, memory_limit, sandbox_uid, state)
+         values ($1, $2, $3, 'filling') on conflict (sandbox_uid) do nothing`,
+        [slot.slotId, slot.memoryLimit, slot.sandboxUid],
+      );
+      if (inserted.rowCount === 0) return 'uid_taken';
+      // Checked after the insert, on a fresh snapshot: a claim moving this uid from a slot to a
+      // container committed before our insert could pass the unique index, and shows up here.
+      const taken = await client.query(
+        `select 1 from containers where sandbox_uid = $1 and status in ${UID_HOLDING}`,
+        [slot.sandboxUid],
+      );
+      if ((taken.rowCount ?? 0) > 0) throw new UidTaken();
+      return 'reserved';
+    }).catch((error: unknown) => {
+      if (error instanceof UidTaken) return 'uid_taken';
+      throw error;
+    });
+  }
+
+  async markIdle(slotId: string): Promise<void> {
+    await translated(() =>
+      this.pool.query(
+        `update pool_sandboxes set state = 'idle', updated_at = now() where slot_id = $1`,
+        [slotId],
+      ),
+    );
+  }
+
+  async remove(slotId: string): Promise<void> {
+    await translated(() =>
+      this.pool.query(`delete from pool_sandboxes where slot_id = $1`, [slotId]),
+    );
+  }
+
+  async abandonClaim(containerId: string): Promise<void> {
+    await translated(() =>
+      this.pool.query(`delete from containers where id = $1 and status = 'creating'`, [
+        containerId,
+      ]),
+    );
+  }
+
+  claim(record: ContainerRecord, maxLive: number, now: Date): Promise<ClaimOutcome> {
+    return this.#tx(async (client): Promise<ClaimOutcome> => {
+      // The same cap, under the same per-project lock, as PgContainerStore.insertCreating.
+      await client.query(`select pg_advisory_xact_lock(hashtext('berth:project:' || $1))`, [
+        record.projectId,
+      ]);
+      const { rows: count } = await client.query<{ n: number }>(
+        `select count(*)::int as n from containers
+          where project_id = $1 and status in ('creating', 'running')
+            and last_active_at + expires_after_minutes * interval '1 minute' > $2`,
+        [record.projectId, now],
+      );
+      if ((count[0]?.n ?? 0) >= maxLive) return { outcome: 'over_cap' };
+      // A slot another claimer holds is skipped, never waited for: two replicas get two slots.
+      const { rows } = await client.query<SlotRow>(
+        `delete from pool_sandboxes where slot_id = (
+           select slot_id from pool_sandboxes
+            where memory_limit = $1 and state = 'idle'
+            order by created_at limit 1 for update skip locked)
+         returning *`,
+        [record.memoryLimit],
+      );
+      const row = rows[0];
+      if (!row) return { outcome: 'empty' };
+      await client.query(
+        `insert into containers (id, project_id, name, created_at, status, status_reason, last_active_at,
+                                 expires_after_minutes, memory_limit, network_policy, sandbox_uid, pool_slot)
+         values ($1, $2, $3, $4, 'creating', null, $5, $6, $7, $8, $9, $10)`,
+        [
+          record.id,
+          record.projectId,
+          record.name,
+          record.createdAt,
+          record.lastActiveAt,
+          record.expiresAfterMinutes,
+          record.memoryLimit,
+          policyToJson(record.networkPolicy),
+          row.sandbox_uid,
+          row.slot_id,
+        ],
+      );
+      return { outcome: 'claimed', slot: toSlot(row) };
+    });
+  }
+
+  list(): Promise<PoolSlot[]> {
+    return translated(async () => {
+      const { rows } = await this.pool.query<SlotRow>(
+        `select * from pool_sandboxes order by created_at limit 10000`,
+      );
+      return rows.map(toSlot);
+    });
+  }
+
+  liveSlots(slotIds: string[]): Promise<Set<string>> {
+    return translated(async () => {
+      // One statement, one snapshot: a claim moves a slot from one table to the other atomically.
+      const { rows } = await this.pool.query<{ slot: string }>(
+        `select slot_id as slot from pool_sandboxes where slot_id = any($1)
+         union
+         select pool_slot from containers
+          where pool_slot = any($1) and status in ('creating', 'running', 'deleting', 'failed')`,
+        [slotIds],
+      );
+      return new Set(rows.map((r) => r.slot));
+    });
+  }
+}
+
+class UidTaken extends Error {}
