@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { SandboxGoneError } from '@berth/core';
@@ -6,8 +5,11 @@ import type { DockerClient } from './docker-client.js';
 import { statusOf } from './docker-errors.js';
 import { sandboxName } from './labels.js';
 
-export const SUPERVISOR = readFileSync(new URL('./supervisor.py', import.meta.url), 'utf8');
-const PYTHON = ['/usr/bin/python3', '-I', '-S', '-c'];
+/**
+ * The exec supervisor, a static binary in the sandbox image (infra/images/sandbox/supervisor.c):
+ * subreaper, workdir walk without symlinks, tree kill at exit, timeout and on `kill TAG`.
+ */
+export const SUPERVISOR = '/usr/local/bin/berth-supervisor';
 
 /** How long the outside kill sweep may take before it is given up on. */
 const KILL_DEADLINE_MS = 5_000;
@@ -206,7 +208,7 @@ async function killTree(
       const swept = await collect(client, {
         containerId,
         user,
-        argv: [...PYTHON, SUPERVISOR, 'kill', tag],
+        argv: [SUPERVISOR, 'kill', tag],
         tag: `${tag}-kill`,
         deadlineMs: KILL_DEADLINE_MS,
       });
@@ -252,5 +254,5 @@ export function supervised(
   workdirRelative: string,
   argv: string[],
 ): string[] {
-  return [...PYTHON, SUPERVISOR, 'run', tag, String(timeoutMs), workdirRelative, '--', ...argv];
+  return [SUPERVISOR, 'run', tag, String(timeoutMs), workdirRelative, '--', ...argv];
 }
