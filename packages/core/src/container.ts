@@ -36,6 +36,13 @@ export interface ContainerRecord {
   poolSlot?: string;
 }
 
+/**
+ * The name its sandbox goes by in the runtime: the container's id, or the warm-pool slot it was
+ * claimed from (a claim renames nothing: Docker's rename is slow, and Postgres holds the binding).
+ */
+export const sandboxKey = (c: Pick<ContainerRecord, 'id' | 'poolSlot'>): string =>
+  c.poolSlot ?? c.id;
+
 const GIB = 1024 ** 3;
 export const memoryLimitBytes = (limit: MemoryLimit): number => Number.parseInt(limit, 10) * GIB;
 

@@ -18,7 +18,13 @@ export { systemClock, ManualClock, unixSeconds } from './clock.js';
 export type { Clock } from './clock.js';
 export { newId, isId, idCreatedAt } from './ids.js';
 export type { IdKind } from './ids.js';
-export { memoryLimitBytes, expiresAt, isExpiredAt, visibleStatus } from './container.js';
+export {
+  memoryLimitBytes,
+  expiresAt,
+  isExpiredAt,
+  visibleStatus,
+  sandboxKey,
+} from './container.js';
 export type { ContainerRecord, ContainerStatus, NetworkPolicy, MemoryLimit } from './container.js';
 export type { Page, PageRequest } from './pagination.js';
 export type {

@@ -121,7 +121,7 @@ export class PgContainerStore implements ContainerStore {
                   where id = $1 and project_id = $2 and ${VISIBLE} for update) old
           where c.id = old.id
           returning c.id, c.project_id, c.name, c.created_at, old.status, old.status_reason, c.last_active_at,
-                    c.expires_after_minutes, c.memory_limit, c.network_policy, c.sandbox_uid`,
+                    c.expires_after_minutes, c.memory_limit, c.network_policy, c.sandbox_uid, c.pool_slot`,
         [id, projectId],
       );
       return rows[0] ? rowToContainer(rows[0]) : null;

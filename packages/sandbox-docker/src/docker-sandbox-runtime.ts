@@ -2,7 +2,6 @@ import type Dockerode from 'dockerode';
 import {
   UnavailableError,
   type ManagedSandbox,
-  SandboxGoneError,
   type SandboxPoolRuntime,
   type SandboxRuntime,
   type SandboxSpec,
@@ -210,19 +209,8 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
     );
   }
 
-  /** A rename: every call names a sandbox `berth-<container id>`, so the claimed one answers. */
-  async adopt(slotId: string, containerId: string): Promise<void> {
-    const client = this.#client;
-    try {
-      await client.call('rename', (abortSignal) =>
-        client
-          .container(sandboxName(slotId))
-          .rename({ name: sandboxName(containerId), abortSignal }),
-      );
-    } catch (error) {
-      if (statusOf(error) === 404) throw new SandboxGoneError(slotId, { cause: error });
-      throw await client.translate(error, containerId);
-    }
+  async runsPooled(slotId: string): Promise<boolean> {
+    return (await this.inspect(slotId))?.running ?? false;
   }
 
   removePooled(slotId: string): Promise<void> {
@@ -348,14 +336,9 @@ raise SystemExit(1)`,
         }),
       );
       return list.flatMap((c) => {
+        // A pool sandbox goes by its slot, claimed or not (Postgres binds it to a container).
         const poolSlot = c.Labels[LABELS.poolSlot];
-        // A pool sandbox is its slot's until a claim renames it after the container.
-        const containerId = poolSlot
-          ? (c.Names ?? [])
-              .map((n) => n.replace(/^\//, ''))
-              .find((n) => n.startsWith(sandboxName('')))
-              ?.slice(sandboxName('').length)
-          : c.Labels[LABELS.containerId];
+        const containerId = poolSlot ?? c.Labels[LABELS.containerId];
         if (!containerId) return [];
         return [
           {

@@ -76,7 +76,9 @@ describe('a create served by the warm pool', () => {
     expect(slot).toMatch(/^pool_[0-9a-f]{24}$/);
     expect(await metric('berth_pool_claims_total{memory_limit="1g"}')).toBe(claimsBefore + 1);
 
-    const info = await inspectSandbox(created.id);
+    // No rename (Docker's is slow): the sandbox keeps its slot's name; Postgres binds the two.
+    expect(await inspectSandbox(created.id)).toBeNull();
+    const info = await inspectSandbox(slot!);
     expect(info?.State.Running).toBe(true);
     const host = info!.HostConfig;
     expect(host.Memory).toBe(GIB);
@@ -104,7 +106,7 @@ describe('a create served by the warm pool', () => {
       )
     ).rows[0]!.sandbox_uid;
     expect(uid).toBeGreaterThanOrEqual(POOL_UID_BASE);
-    const probe = await dockerExec(created.id, [
+    const probe = await dockerExec(slot!, [
       'sh',
       '-c',
       'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; id -u; grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; for n in /sys/class/net/*; do echo net:${n##*/}; done; touch /etc/x 2>&1 || true; echo data:$(ls -A /mnt/data); echo tmp:$(ls -A /tmp); env | grep -ci proxy || true',
@@ -133,8 +135,21 @@ describe('a create served by the warm pool', () => {
     const run = (await res.json()) as { stdout: string; exit_code: number };
     expect(run).toMatchObject({ exit_code: 0, stdout: `${uid}\nseeded\n` });
 
+    // Files reach the same sandbox: an upload, its listing and its bytes back.
+    const form = new FormData();
+    form.append('file', new Blob(['warm bytes']), 'up.txt');
+    const up = await berth.api(`/v1/containers/${created.id}/files`, {
+      method: 'POST',
+      body: form,
+    });
+    const upped = (await up.json()) as { id: string };
+    expect(up.status).toBe(200);
+    const back = await berth.api(`/v1/containers/${created.id}/files/${upped.id}/content`);
+    expect(await back.text()).toBe('warm bytes');
+    expect((await dockerExec(slot!, ['cat', '/mnt/data/up.txt'])).stdout).toBe('warm bytes');
+
     await berth.client.containers.delete(created.id);
-    expect(await inspectSandbox(created.id)).toBeNull();
+    expect(await inspectSandbox(slot!)).toBeNull();
   });
 
   it('falls back to a cold create at once when the pool is empty', async () => {
@@ -148,7 +163,8 @@ describe('a create served by the warm pool', () => {
     expect(slots.filter(Boolean)).toHaveLength(2);
     expect(new Set(slots.filter(Boolean)).size).toBe(2);
     expect(await metric('berth_pool_misses_total{memory_limit="1g"}')).toBe(missesBefore + 1);
-    for (const c of created) expect((await inspectSandbox(c.id))?.State.Running).toBe(true);
+    for (const [i, c] of created.entries())
+      expect((await inspectSandbox(slots[i] ?? c.id))?.State.Running).toBe(true);
     // Other limits have no pool: cold, and not a miss.
     const big = await berth.client.containers.create({ name: 'big', memory_limit: '4g' });
     expect(await poolSlotOf(big.id)).toBeNull();
@@ -197,7 +213,9 @@ describe('a create served by the warm pool', () => {
       expect(new Set(slots).size).toBe(slots.length);
       // Four containers, four sandboxes, four uids.
       const uids = await Promise.all(
-        ids.map(async (id) => (await dockerExec(id, ['id', '-u'])).stdout),
+        ids.map(
+          async (id) => (await dockerExec((await poolSlotOf(id)) ?? id, ['id', '-u'])).stdout,
+        ),
       );
       expect(new Set(uids).size).toBe(4);
       await Promise.all(ids.map((id) => berth.client.containers.delete(id)));
@@ -253,18 +271,14 @@ describe('a create served by the warm pool', () => {
     expect(
       await count(`select count(*)::int as n from pool_sandboxes where slot_id = $1`, [ghost]),
     ).toBe(0);
-    // Every sandbox left belongs to a row: a container's or a pool slot's.
+    // Every sandbox left belongs to a row: a container's, a pool slot's, or a container claimed from one.
     for (const s of await berth.runtime.listManaged()) {
-      if (s.poolSlot === s.containerId)
-        expect(
-          await count(`select count(*)::int as n from pool_sandboxes where slot_id = $1`, [
-            s.containerId,
-          ]),
-        ).toBe(1);
-      else
-        expect(
-          await count(`select count(*)::int as n from containers where id = $1`, [s.containerId]),
-        ).toBe(1);
+      const owners = await count(
+        `select (select count(*) from pool_sandboxes where slot_id = $1)
+              + (select count(*) from containers where id = $1 or pool_slot = $1) as n`,
+        [s.containerId],
+      );
+      expect(owners).toBe(1);
     }
   });
 });

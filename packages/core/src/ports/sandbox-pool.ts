@@ -49,11 +49,8 @@ export interface SandboxPoolRuntime {
    * no project; labelled as a pool member of this instance. Nothing is left on failure.
    */
   createPooled(spec: { slotId: string; uid: number; memoryLimitBytes: number }): Promise<void>;
-  /**
-   * Makes a claimed pool sandbox the container's: afterwards every call naming `containerId`
-   * reaches it. Throws SandboxGoneError when the pool sandbox is gone.
-   */
-  adopt(slotId: string, containerId: string): Promise<void>;
-  /** Removes a pool sandbox that was never adopted. Idempotent. */
+  /** Whether a pool sandbox still runs (a claim hands out no dead one). */
+  runsPooled(slotId: string): Promise<boolean>;
+  /** Removes a pool sandbox. Idempotent. */
   removePooled(slotId: string): Promise<void>;
 }

@@ -24,8 +24,8 @@ export interface ManagedSandbox {
   createdAt: Date;
   running: boolean;
   /**
-   * Set on a warm-pool sandbox (its label). Until a claim adopts it, `containerId` is the slot
-   * id; once adopted, `containerId` is the container's.
+   * Set on a warm-pool sandbox (its label); `containerId` is then the slot id, which stays its
+   * name after a claim (the claiming container's `poolSlot` says so).
    */
   poolSlot?: string;
 }

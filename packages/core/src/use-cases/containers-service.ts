@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
 import type { ContainerRecord, MemoryLimit, NetworkPolicy } from '../container.js';
-import { isExpiredAt, memoryLimitBytes } from '../container.js';
+import { isExpiredAt, memoryLimitBytes, sandboxKey } from '../container.js';
 import { randomInt } from 'node:crypto';
 import {
   ContainerExpiredError,
@@ -140,7 +140,7 @@ export class ContainersService {
       if (fileIds.length > 0) await seeder?.copy(projectId, record, fileIds);
       await store.markRunning(record.id);
     } catch (error) {
-      await this.#undoCreate(record.id);
+      await this.#undoCreate(record);
       if (error instanceof SandboxUnresponsiveError)
         throw new DeadlineExceededError(
           `Docker did not ${error.operation} the container's sandbox within ${error.deadlineMs} ms. Nothing was kept; please retry.`,
@@ -180,9 +180,10 @@ export class ContainersService {
     }
   }
 
-  async #undoCreate(id: string): Promise<void> {
+  async #undoCreate(record: ContainerRecord): Promise<void> {
+    const id = record.id;
     try {
-      await this.options.runtime.remove(id);
+      await this.options.runtime.remove(sandboxKey(record));
       await this.options.egress?.detach(id);
       await this.options.store.remove(id);
     } catch (cleanupError) {
@@ -232,7 +233,7 @@ export class ContainersService {
     const record = await store.markDeleting(projectId, id);
     if (!record) throw notFound(id);
     try {
-      await runtime.remove(id);
+      await runtime.remove(sandboxKey(record));
     } catch (error) {
       // Docker failed: show the container again so a retry finds it (never a hidden row while its
       // sandbox lingers). A wedged sandbox shows as failed; the reconciler removes it when Docker

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { sandboxKey } from '../container.js';
 import type { ExpiryStore } from '../ports/expiry-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 
@@ -45,7 +46,7 @@ export class Reaper {
         try {
           const reaped = await store.reapOne(now, failedIds, async (record) => {
             claim.id = record.id;
-            await runtime.remove(record.id);
+            await runtime.remove(sandboxKey(record));
           });
           if (!reaped) return;
           report.expired += 1;

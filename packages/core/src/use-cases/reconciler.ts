@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { eachWithDeadline } from '../concurrency.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import { SandboxUnresponsiveError } from '../errors.js';
 import type { ContainerStore } from '../ports/container-store.js';
 import type { ManagedSandbox, SandboxRuntime } from '../ports/sandbox-runtime.js';
@@ -74,9 +74,7 @@ export class Reconciler {
       abandoned,
       (r) => r.id,
       async (row) => {
-        await runtime.remove(row.id);
-        // A crash between a pool claim and its adoption: the sandbox still has the slot's name.
-        if (row.poolSlot) await runtime.remove(row.poolSlot);
+        await runtime.remove(sandboxKey(row));
         await store.remove(row.id);
         report.abandonedFinished += 1;
       },
@@ -84,18 +82,18 @@ export class Reconciler {
 
     // Rows are written before sandboxes exist, so a labelled sandbox without a live row is an orphan.
     const all = await runtime.listManaged();
-    // A pool sandbox not yet adopted belongs to its slot: a slot row, or a container's `pool_slot`.
-    const unadopted = all.filter((s) => s.poolSlot !== undefined && s.poolSlot === s.containerId);
-    const sandboxes = all.filter((s) => !unadopted.includes(s));
+    // A pool sandbox belongs to its slot: a slot row, or a live container's `pool_slot`.
+    const pooled = all.filter((s) => s.poolSlot !== undefined);
+    const sandboxes = all.filter((s) => s.poolSlot === undefined);
     const live = await store.liveIds(sandboxes.map((s) => s.containerId));
     const pool = this.options.pool;
     const liveSlots = pool
-      ? await pool.liveSlots(unadopted.map((s) => s.containerId))
-      : new Set(unadopted.map((s) => s.containerId));
+      ? await pool.liveSlots(pooled.map((s) => s.containerId))
+      : new Set(pooled.map((s) => s.containerId));
     await each(
       [
         ...sandboxes.filter((s) => !live.has(s.containerId)),
-        ...unadopted.filter((s) => !liveSlots.has(s.containerId)),
+        ...pooled.filter((s) => !liveSlots.has(s.containerId)),
       ],
       (s: ManagedSandbox) => s.containerId,
       async (sandbox) => {
@@ -104,16 +102,17 @@ export class Reconciler {
       },
     );
 
-    const byId = new Map(sandboxes.map((s) => [s.containerId, s]));
+    const byId = new Map(all.map((s) => [s.containerId, s]));
     await each(
       runningContainers(store),
       (r: ContainerRecord) => r.id,
       async (row) => {
-        if (byId.get(row.id)?.running) return;
+        const key = sandboxKey(row);
+        if (byId.get(key)?.running) return;
         // Listed before this row became running? Ask Docker about this one directly.
         let reason: string;
         try {
-          const state = await runtime.inspect(row.id);
+          const state = await runtime.inspect(key);
           if (state?.running) return;
           reason = !state
             ? 'sandbox vanished'
@@ -126,13 +125,13 @@ export class Reconciler {
         }
         await store.setStatus(row.id, 'failed', reason);
         report.markedFailed += 1;
-        await runtime.remove(row.id);
+        await runtime.remove(key);
       },
     );
     if (pool) {
       // Slot rows whose sandbox never finished starting (a filler crashed) or died while idle.
       const creatingBefore = clock.now().getTime() - this.options.creatingGraceMs;
-      const runningSlots = new Set(unadopted.filter((s) => s.running).map((s) => s.containerId));
+      const runningSlots = new Set(pooled.filter((s) => s.running).map((s) => s.containerId));
       await each(
         await pool.list(),
         (slot: PoolSlot) => slot.slotId,

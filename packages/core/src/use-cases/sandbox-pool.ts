@@ -72,20 +72,18 @@ export class SandboxPool {
       this.kick();
       return claimed;
     }
-    this.kick();
-    try {
-      await runtime.adopt(claimed.slot.slotId, record.id);
-    } catch {
-      // The pool sandbox died or Docker refused: nothing of it is kept and the create goes cold
-      // (a rename that went through before its answer was lost leaves the container's name).
-      // A crash right here instead leaves a `creating` row naming the slot; reconcile removes both.
+    // Nothing is renamed (Docker's rename is slow): the container's `poolSlot` names its sandbox.
+    if (!(await runtime.runsPooled(claimed.slot.slotId).catch(() => false))) {
+      // The pool sandbox died (or Docker did not answer): nothing of it is kept, the create goes
+      // cold. A crash right here leaves a `creating` row naming the slot; reconcile removes both.
       await runtime.removePooled(claimed.slot.slotId).catch(() => {});
-      await runtime.removePooled(record.id).catch(() => {});
       await store.abandonClaim(record.id);
       this.options.onMiss?.(record.memoryLimit);
       return { outcome: 'empty' };
     }
     this.options.onClaim?.(record.memoryLimit);
+    // Refill after the claim, so the filler's Docker create doesn't compete with this claim's.
+    this.kick();
     return claimed;
   }
 
