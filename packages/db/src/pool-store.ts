@@ -103,48 +103,40 @@ export class PgPoolStore implements PoolStore {
     );
   }
 
+  /** One round trip: the transaction is the function `berth_pool_claim` (migration 0005). */
   claim(record: ContainerRecord, maxLive: number, now: Date): Promise<ClaimOutcome> {
-    return this.#tx(async (client): Promise<ClaimOutcome> => {
-      // The same cap, under the same per-project lock, as PgContainerStore.insertCreating.
-      await client.query(`select pg_advisory_xact_lock(hashtext('berth:project:' || $1))`, [
+    return translated(async () => {
+      const { rows } = await this.pool.query<{
+        outcome: 'claimed' | 'empty' | 'over_cap';
+        slot_id: string | null;
+        sandbox_uid: number | null;
+        state: 'filling' | 'idle' | null;
+        updated_at: Date | null;
+      }>(`select * from berth_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+        record.id,
         record.projectId,
+        record.name,
+        record.createdAt,
+        record.lastActiveAt,
+        record.expiresAfterMinutes,
+        record.memoryLimit,
+        policyToJson(record.networkPolicy),
+        maxLive,
+        now,
       ]);
-      const { rows: count } = await client.query<{ n: number }>(
-        `select count(*)::int as n from containers
-          where project_id = $1 and status in ('creating', 'running')
-            and last_active_at + expires_after_minutes * interval '1 minute' > $2`,
-        [record.projectId, now],
-      );
-      if ((count[0]?.n ?? 0) >= maxLive) return { outcome: 'over_cap' };
-      // A slot another claimer holds is skipped, never waited for: two replicas get two slots.
-      const { rows } = await client.query<SlotRow>(
-        `delete from pool_sandboxes where slot_id = (
-           select slot_id from pool_sandboxes
-            where memory_limit = $1 and state = 'idle'
-            order by created_at limit 1 for update skip locked)
-         returning *`,
-        [record.memoryLimit],
-      );
       const row = rows[0];
-      if (!row) return { outcome: 'empty' };
-      await client.query(
-        `insert into containers (id, project_id, name, created_at, status, status_reason, last_active_at,
-                                 expires_after_minutes, memory_limit, network_policy, sandbox_uid, pool_slot)
-         values ($1, $2, $3, $4, 'creating', null, $5, $6, $7, $8, $9, $10)`,
-        [
-          record.id,
-          record.projectId,
-          record.name,
-          record.createdAt,
-          record.lastActiveAt,
-          record.expiresAfterMinutes,
-          record.memoryLimit,
-          policyToJson(record.networkPolicy),
-          row.sandbox_uid,
-          row.slot_id,
-        ],
-      );
-      return { outcome: 'claimed', slot: toSlot(row) };
+      if (!row || row.outcome === 'empty') return { outcome: 'empty' };
+      if (row.outcome === 'over_cap') return { outcome: 'over_cap' };
+      return {
+        outcome: 'claimed',
+        slot: toSlot({
+          slot_id: row.slot_id!,
+          memory_limit: record.memoryLimit,
+          sandbox_uid: row.sandbox_uid!,
+          state: row.state ?? 'idle',
+          updated_at: row.updated_at ?? now,
+        }),
+      };
     });
   }
 
@@ -158,13 +150,14 @@ export class PgPoolStore implements PoolStore {
   }
 
   liveSlots(slotIds: string[]): Promise<Set<string>> {
+    // The statuses of PgContainerStore.liveIds: a failed container's sandbox is removed too.
     return translated(async () => {
       // One statement, one snapshot: a claim moves a slot from one table to the other atomically.
       const { rows } = await this.pool.query<{ slot: string }>(
         `select slot_id as slot from pool_sandboxes where slot_id = any($1)
          union
          select pool_slot from containers
-          where pool_slot = any($1) and status in ('creating', 'running', 'deleting', 'failed')`,
+          where pool_slot = any($1) and status in ('creating', 'running', 'deleting')`,
         [slotIds],
       );
       return new Set(rows.map((r) => r.slot));

@@ -177,7 +177,8 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
 
 /** The exec's exit code; null when Docker can't say in time (the stream ends a moment before). */
 async function exitCode(client: DockerClient, exec: Dockerode.Exec): Promise<number | null> {
-  for (let i = 0; i < 50; i++) {
+  // About a second in all, as before the back-off.
+  for (let i = 0; i < 55; i++) {
     try {
       const info = await client.call('exec inspect', (abortSignal) =>
         exec.inspect({ abortSignal } as object),
@@ -186,7 +187,8 @@ async function exitCode(client: DockerClient, exec: Dockerode.Exec): Promise<num
     } catch {
       return null;
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // Docker marks the exec done a moment after its stream ends: ask again soon, then back off.
+    await new Promise((r) => setTimeout(r, Math.min(20, 2 ** i)));
   }
   return null;
 }

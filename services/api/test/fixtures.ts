@@ -54,8 +54,8 @@ export async function startBerth(
     BERTH_BOOTSTRAP_API_KEY: apiKey,
     BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
     BERTH_SANDBOX_IMAGE: sandboxImage(),
-    // No warm pool unless a test asks (or BERTH_TEST_POOL_SIZES runs a suite on pool sandboxes).
-    BERTH_POOL_SIZES: process.env.BERTH_TEST_POOL_SIZES ?? '0',
+    // No warm pool unless a test asks for one (services/api/test/pool.e2e.test.ts).
+    BERTH_POOL_SIZES: '0',
     ...env,
   });
   const app = await main(config);

@@ -172,6 +172,44 @@ describe('a create served by the warm pool', () => {
     await Promise.all([...created, big].map((c) => berth.client.containers.delete(c.id)));
   });
 
+  it('counts claimed sandboxes toward the project cap, and idle pool sandboxes not at all', async () => {
+    const capped = await startBerth({
+      BERTH_POOL_SIZES: '1g=2',
+      BERTH_POOL_FILL_INTERVAL_MS: '0',
+      BERTH_MAX_CONTAINERS_PER_PROJECT: '1',
+    });
+    try {
+      const idle = async () =>
+        (
+          await capped.pool.query<{ n: number }>(
+            `select count(*)::int as n from pool_sandboxes where state = 'idle'`,
+          )
+        ).rows[0]!.n;
+      await until(async () => (await idle()) >= 2, 'a full pool');
+      // Two idle sandboxes wait, yet the project's one allowed container is still free.
+      const first = await capped.client.containers.create({ name: 'only' });
+      const row = await capped.pool.query<{ pool_slot: string | null }>(
+        `select pool_slot from containers where id = $1`,
+        [first.id],
+      );
+      expect(row.rows[0]!.pool_slot).toMatch(/^pool_/);
+      const res = await capped.api('/v1/containers', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'one too many' }),
+      });
+      expect(res.status).toBe(429);
+      // The refusal took no sandbox from the pool.
+      await until(async () => (await idle()) >= 2, 'the pool refilled');
+      expect(
+        (await capped.pool.query<{ n: number }>(`select count(*)::int as n from containers`))
+          .rows[0]!.n,
+      ).toBe(1);
+    } finally {
+      await capped[Symbol.asyncDispose]();
+    }
+  });
+
   it('never gives one sandbox to two API processes claiming at once', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'berth-replica-'));
     // A second replica: same database, same instance, its own filler and its own pool of requests.
