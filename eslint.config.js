@@ -63,13 +63,13 @@ function boundaries() {
         ...workspace(['testkit'], '@berth/testkit is for tests only.'),
         ...workspace(
           ADAPTERS,
-          'Only the wiring files (compose.ts, main.ts, database.ts, egress.ts, config.ts, cli/) build adapters.',
+          'Only the wiring files (compose.ts, main.ts, database.ts, egress.ts, pool.ts, config.ts, cli/) build adapters.',
           { allowTypeImports: true },
         ),
       ],
       ignores: [
         'services/api/src/**/*.test.ts',
-        'services/api/src/{compose,main,database,egress,config}.ts',
+        'services/api/src/{compose,main,database,egress,config,pool}.ts',
         'services/api/src/cli/**',
       ],
     }),

@@ -6,13 +6,16 @@ import { testDocker } from '@berth/testkit';
 // The bare twin: dockerode itself, through the one client (no Berth helper in the way).
 const docker = testDocker.docker;
 
-/** Create latency over HTTP beside a bare dockerode create+start of the same image. */
+/** Cold create latency over HTTP (4g: no pool) beside a bare dockerode create+start of the same. */
 export async function benchCreate(berth: BenchBerth, runs = 20): Promise<Row[]> {
   const http: number[] = [];
   const bare: number[] = [];
   for (let i = 0; i < runs; i++) {
     const [ms, res] = await time(() =>
-      berth.api('/v1/containers', { method: 'POST', body: JSON.stringify({ name: `bench-${i}` }) }),
+      berth.api('/v1/containers', {
+        method: 'POST',
+        body: JSON.stringify({ name: `bench-${i}`, memory_limit: '4g' }),
+      }),
     );
     const body = (await res.json()) as { id: string };
     if (res.status !== 200) throw new Error(`create failed: ${JSON.stringify(body)}`);
@@ -23,7 +26,7 @@ export async function benchCreate(berth: BenchBerth, runs = 20): Promise<Row[]> 
       const c = await docker.createContainer({
         Image: sandboxImage(),
         Labels: { 'org.berth.bench': 'true' },
-        HostConfig: { NetworkMode: 'none', Memory: 1024 ** 3, MemorySwap: 1024 ** 3 },
+        HostConfig: { NetworkMode: 'none', Memory: 4 * 1024 ** 3, MemorySwap: 4 * 1024 ** 3 },
       });
       await c.start();
       return c;
@@ -35,7 +38,7 @@ export async function benchCreate(berth: BenchBerth, runs = 20): Promise<Row[]> 
   for (const p of [50, 95]) {
     const h = percentile(http, p);
     const b = percentile(bare, p);
-    rows.push({ name: `create p${p}: POST /v1/containers`, value: h, unit: 'ms' });
+    rows.push({ name: `create p${p}: POST /v1/containers (cold)`, value: h, unit: 'ms' });
     rows.push({ name: `create p${p}: bare dockerode create+start`, value: b, unit: 'ms' });
     rows.push({ name: `create p${p}: ratio http/bare`, value: h / b, unit: 'x' });
   }
@@ -79,4 +82,70 @@ export async function benchList(berth: BenchBerth, total = 50_000, runs = 50): P
     { name: `list p50: page 40,000 rows deep`, value: percentile(deep, 50), unit: 'ms' },
     { name: `list p95: page 40,000 rows deep`, value: percentile(deep, 95), unit: 'ms' },
   ];
+}
+
+/** BERTH_POOL_SIZES of the bench service (bench/harness.ts). */
+export const POOL_SIZE = 16;
+
+const idleSlots = async (berth: BenchBerth): Promise<number> =>
+  (
+    await berth.pool.query<{ n: number }>(
+      `select count(*)::int as n from pool_sandboxes where state = 'idle'`,
+    )
+  ).rows[0]?.n ?? 0;
+
+/** Waits (untimed) until the filler has put `n` sandboxes in the pool. */
+export async function poolReady(berth: BenchBerth, n: number): Promise<void> {
+  for (const deadline = Date.now() + 300_000; (await idleSlots(berth)) < n;) {
+    if (Date.now() > deadline) throw new Error(`the pool did not reach ${n} idle sandboxes`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Create latency while the pool has a sandbox (each create waits, untimed, for the filler), beside
+ * the same bare dockerode create+start: the claim path against the cold one.
+ */
+export async function benchPoolCreate(berth: BenchBerth, runs = 30): Promise<Row[]> {
+  const http: number[] = [];
+  const floor: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    // A full pool: the filler is idle while the timed create runs.
+    await poolReady(berth, POOL_SIZE);
+    const [ms, res] = await time(() =>
+      berth.api('/v1/containers', { method: 'POST', body: JSON.stringify({ name: `warm-${i}` }) }),
+    );
+    const body = (await res.json()) as { id: string };
+    if (res.status !== 200) throw new Error(`create failed: ${JSON.stringify(body)}`);
+    http.push(ms);
+    // The floor any API call pays on this machine: HTTP, auth and one query.
+    floor.push((await time(() => berth.api(`/v1/containers/${body.id}`)))[0]);
+    await berth.api(`/v1/containers/${body.id}`, { method: 'DELETE' });
+    const [bareMs, container] = await time(async () => {
+      const c = await docker.createContainer({
+        Image: sandboxImage(),
+        Labels: { 'org.berth.bench': 'true' },
+        HostConfig: { NetworkMode: 'none', Memory: 1024 ** 3, MemorySwap: 1024 ** 3 },
+      });
+      await c.start();
+      return c;
+    });
+    bare.push(bareMs);
+    await container.remove({ force: true });
+  }
+  const rows: Row[] = [];
+  for (const p of [50, 99]) {
+    const h = percentile(http, p);
+    const b = percentile(bare, p);
+    rows.push({ name: `create p${p}: POST /v1/containers (pool hit)`, value: h, unit: 'ms' });
+    rows.push({ name: `create p${p}: bare dockerode create+start`, value: b, unit: 'ms' });
+    rows.push({ name: `create p${p}: ratio pool/bare`, value: h / b, unit: 'x' });
+    rows.push({
+      name: `create p${p}: GET /v1/containers/{id} (floor)`,
+      value: percentile(floor, p),
+      unit: 'ms',
+    });
+  }
+  return rows;
 }

@@ -38,6 +38,7 @@ export async function benchExec(berth: BenchBerth, runs = 30): Promise<Row[]> {
   });
   const { id } = (await res.json()) as { id: string };
   const rows: Row[] = [];
+  const sandbox = await berth.sandboxOf(id);
   try {
     for (const [label, argv] of [
       ['true', ['true']],
@@ -55,7 +56,7 @@ export async function benchExec(berth: BenchBerth, runs = 30): Promise<Row[]> {
         if (r.status !== 200) throw new Error(`exec failed: ${await r.text()}`);
         await r.arrayBuffer();
         http.push(ms);
-        bare.push((await time(() => bareExec(`berth-${id}`, [...argv])))[0]);
+        bare.push((await time(() => bareExec(sandbox, [...argv])))[0]);
       }
       for (const p of [50, 95]) {
         const h = percentile(http, p);

@@ -116,8 +116,9 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
       }),
     );
     await berth.api(`/v1/containers/${id}/files/${created.id}`, { method: 'DELETE' });
-    const [bareUpMs] = await time(() => bareUpload(`berth-${id}`));
-    const [bareDownMs] = await time(() => bareDownload(`berth-${id}`));
+    const sandbox = await berth.sandboxOf(id);
+    const [bareUpMs] = await time(() => bareUpload(sandbox));
+    const [bareDownMs] = await time(() => bareDownload(sandbox));
     return [
       { name: 'upload 200 MB: HTTP multipart → sandbox', value: mb / (upMs / 1000), unit: 'MB/s' },
       { name: 'upload 200 MB: bare docker exec cat', value: mb / (bareUpMs / 1000), unit: 'MB/s' },

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { sandboxImage, startPostgresServer } from '@berth/testkit';
+import { sandboxImage, startPostgresServer, testDocker } from '@berth/testkit';
 import { loadConfig } from '../services/api/src/config.js';
 import { main } from '../services/api/src/main.js';
+
+const docker = testDocker.docker;
 
 export interface Row {
   name: string;
@@ -27,8 +29,11 @@ export interface BenchBerth {
   url: string;
   apiKey: string;
   instance: string;
+  metricsToken: string;
   pool: pg.Pool;
   api(path: string, init?: RequestInit): Promise<Response>;
+  /** The Docker name of a container's sandbox (a warm-pool one keeps its slot's name). */
+  sandboxOf(containerId: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -39,6 +44,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
   const apiKey = `sk-bench-${randomBytes(16).toString('hex')}`;
   const instance = `bench${randomBytes(4).toString('hex')}`;
+  const metricsToken = `bench-metrics-${randomBytes(16).toString('hex')}`;
   const app = await main(
     loadConfig({
       DATABASE_URL: databaseUrl,
@@ -48,6 +54,10 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
       BERTH_LOG_LEVEL: 'silent',
       BERTH_SANDBOX_IMAGE: sandboxImage(),
       BERTH_MAX_CONTAINERS_PER_PROJECT: '100000',
+      // A pool deep enough for the load profile's 16 agents; refilled as fast as Docker allows.
+      BERTH_POOL_SIZES: '1g=16',
+      BERTH_POOL_FILL_INTERVAL_MS: '0',
+      BERTH_METRICS_TOKEN: metricsToken,
       ...env,
     }),
   );
@@ -56,6 +66,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
     url,
     apiKey,
     instance,
+    metricsToken,
     pool,
     api: (path, init = {}) =>
       fetch(`${url}${path}`, {
@@ -66,8 +77,28 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
           ...(init.headers ?? {}),
         },
       }),
+    async sandboxOf(containerId) {
+      const { rows } = await pool.query<{ pool_slot: string | null }>(
+        'select pool_slot from containers where id = $1',
+        [containerId],
+      );
+      return `berth-${rows[0]?.pool_slot ?? containerId}`;
+    },
     async close() {
       await app.close();
+      // Warm-pool sandboxes outlive requests: remove everything this instance left.
+      const left = await docker.listContainers({
+        all: true,
+        filters: { label: [`org.berth.instance=${instance}`] },
+      });
+      await Promise.all(
+        left.map((c) =>
+          docker
+            .getContainer(c.Id)
+            .remove({ force: true })
+            .catch(() => {}),
+        ),
+      );
       await pool.end();
       await postgres.stop();
     },

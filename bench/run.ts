@@ -2,7 +2,8 @@
  * `pnpm bench`: measures what the issues ask for and prints one table. Numbers go into the
  * issue notes; no test asserts on time.
  */
-import { benchCreate, benchList } from './containers.js';
+import { benchCreate, benchList, benchPoolCreate } from './containers.js';
+import { benchLoad } from './load.js';
 import { benchEgress } from './egress.js';
 import { benchEgressTls } from './egress-tls.js';
 import { benchExec } from './exec.js';
@@ -18,17 +19,27 @@ async function run(): Promise<void> {
   const rows: Row[] = [];
   // The API alone: the reaper bench runs its own reapers on the same database.
   const berth = await startBenchBerth({ BERTH_ROLE: 'api' });
+  // `pnpm bench -- --only create,pool,exec,files,load --load-seconds 60`: the parts to run.
+  const arg = (flag: string) => {
+    const at = process.argv.indexOf(flag);
+    return at > 0 ? process.argv[at + 1] : undefined;
+  };
+  const only = new Set((arg('--only') ?? '').split(',').filter(Boolean));
+  const want = (part: string) => only.size === 0 || only.has(part);
   try {
-    rows.push(...(await benchCreate(berth)));
-    rows.push(...(await benchList(berth)));
-    rows.push(...(await benchExec(berth)));
-    rows.push(...(await benchFiles(berth)));
-    rows.push(...(await benchSessions(berth)));
-    rows.push(...(await benchArchive(berth)));
-    rows.push(...(await benchReaper(berth)));
-    rows.push(...(await benchEgress()));
-    rows.push(...(await benchAdmin()));
-    rows.push(...(await benchEgressTls()));
+    if (want('create')) rows.push(...(await benchCreate(berth)));
+    if (want('pool')) rows.push(...(await benchPoolCreate(berth)));
+    if (want('list')) rows.push(...(await benchList(berth)));
+    if (want('exec')) rows.push(...(await benchExec(berth)));
+    if (want('files')) rows.push(...(await benchFiles(berth)));
+    if (want('reaper')) rows.push(...(await benchReaper(berth)));
+    if (want('sessions')) rows.push(...(await benchSessions(berth)));
+    if (want('archive')) rows.push(...(await benchArchive(berth)));
+    if (want('egress')) rows.push(...(await benchEgress()));
+    if (want('admin')) rows.push(...(await benchAdmin()));
+    if (want('egress-tls')) rows.push(...(await benchEgressTls()));
+    if (want('load'))
+      rows.push(...(await benchLoad(berth, { seconds: Number(arg('--load-seconds') ?? 60) })));
   } finally {
     await berth.close();
   }

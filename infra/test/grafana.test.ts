@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { createPool } from '@berth/db';
+import { loadConfig } from '../../services/api/src/config.js';
 import { Metrics } from '../../services/api/src/metrics.js';
+import { createWarmPool } from '../../services/api/src/pool.js';
 
 const dashboard = JSON.parse(
   readFileSync(new URL('../grafana/berth-dashboard.json', import.meta.url), 'utf8'),
@@ -9,7 +12,18 @@ const dashboard = JSON.parse(
 /** Every series name /metrics can expose, from its `# TYPE` lines (histograms' derived series too). */
 async function exported(): Promise<Map<string, string[]>> {
   const metrics = new Metrics();
+  // The warm pool registers its gauges beside the service's; its store is never reached here
+  // (nothing answers at that address, and a scrape reads an empty pool).
+  const db = createPool('postgres://berth:berth@127.0.0.1:1/none', { max: 1 });
+  createWarmPool(
+    loadConfig({ NODE_ENV: 'test', DATABASE_URL: 'postgres://127.0.0.1:1/none' }),
+    db,
+    {} as never,
+    metrics,
+    { warn: () => {} } as never,
+  );
   const text = await metrics.registry.metrics();
+  await db.end();
   const labels = new Map(
     (await metrics.registry.getMetricsAsJSON()).map((m) => [
       m.name,

@@ -47,7 +47,16 @@ export interface ContainerRecord {
   skills?: { name: string; description: string; path: string }[];
   /** When its /mnt/data was archived at expiry; null (or absent) when it never was. */
   archivedAt?: Date | null;
+  /** The warm-pool sandbox this container was claimed from; absent for a cold create. */
+  poolSlot?: string;
 }
+
+/**
+ * The name its sandbox goes by in the runtime: the container's id, or the warm-pool slot it was
+ * claimed from (a claim renames nothing: Docker's rename is slow, and Postgres holds the binding).
+ */
+export const sandboxKey = (c: Pick<ContainerRecord, 'id' | 'poolSlot'>): string =>
+  c.poolSlot ?? c.id;
 
 const GIB = 1024 ** 3;
 export const memoryLimitBytes = (limit: MemoryLimit): number => Number.parseInt(limit, 10) * GIB;

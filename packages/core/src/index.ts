@@ -18,7 +18,13 @@ export { systemClock, ManualClock, unixSeconds } from './clock.js';
 export type { Clock } from './clock.js';
 export { newId, isId, idCreatedAt } from './ids.js';
 export type { IdKind } from './ids.js';
-export { memoryLimitBytes, expiresAt, isExpiredAt, visibleStatus } from './container.js';
+export {
+  memoryLimitBytes,
+  expiresAt,
+  isExpiredAt,
+  visibleStatus,
+  sandboxKey,
+} from './container.js';
 export type {
   AllowlistPolicy,
   ContainerRecord,
@@ -147,3 +153,12 @@ export type { ArchiveStore } from './ports/archive-store.js';
 export type { ArchiveState } from './ports/file-store.js';
 export { ContainerRestorer } from './use-cases/container-restorer.js';
 export type { ContainerRestorerOptions } from './use-cases/container-restorer.js';
+export { SandboxPool, POOL_UID_BASE } from './use-cases/sandbox-pool.js';
+export type { SandboxPoolOptions } from './use-cases/sandbox-pool.js';
+export type {
+  PoolSlot,
+  PoolStore,
+  ReserveOutcome,
+  ClaimOutcome,
+  SandboxPoolRuntime,
+} from './ports/sandbox-pool.js';

@@ -19,6 +19,7 @@ export interface ContainerRow {
   network_policy: unknown;
   sandbox_uid: number | null;
   archived_at?: Date | null;
+  pool_slot?: string | null;
 }
 
 /** The uid every sandbox ran as before each got its own. */
@@ -101,5 +102,6 @@ export function rowToContainer(row: ContainerRow): ContainerRecord {
     networkPolicy: policyFromJson(row.network_policy),
     sandboxUid: row.sandbox_uid ?? LEGACY_SANDBOX_UID,
     ...(row.archived_at ? { archivedAt: row.archived_at } : {}),
+    ...(row.pool_slot ? { poolSlot: row.pool_slot } : {}),
   };
 }

@@ -98,7 +98,7 @@ export class PgContainerStore extends PgStore implements ContainerStore {
                 where id = $1 and project_id = $2 and ${VISIBLE} for update) old
         where c.id = old.id
         returning c.id, c.project_id, c.name, c.created_at, old.status, old.status_reason, c.last_active_at,
-                  c.expires_after_minutes, c.memory_limit, c.network_policy, c.sandbox_uid`,
+                  c.expires_after_minutes, c.memory_limit, c.network_policy, c.sandbox_uid, c.pool_slot`,
       [id, projectId, this.clock.now()],
     );
     return row ? rowToContainer(row) : null;

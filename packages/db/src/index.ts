@@ -15,3 +15,4 @@ export { PgSkillStore } from './skill-store.js';
 export { PgContainerSkillStore } from './container-skill-store.js';
 export { PgSessionStore } from './session-store.js';
 export { PgArchiveStore } from './archive-store.js';
+export { PgPoolStore } from './pool-store.js';

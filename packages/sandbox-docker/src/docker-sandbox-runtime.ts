@@ -2,13 +2,14 @@ import type Dockerode from 'dockerode';
 import {
   UnavailableError,
   type ManagedSandbox,
+  type SandboxPoolRuntime,
   type SandboxRuntime,
   type SandboxSpec,
   type SandboxState,
 } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
 import { statusOf } from './docker-errors.js';
-import { instanceFilter, LABELS, sandboxLabels, sandboxName } from './labels.js';
+import { instanceFilter, LABELS, poolLabels, sandboxLabels, sandboxName } from './labels.js';
 import { collect } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
@@ -99,7 +100,7 @@ export class UnsafeHostError extends Error {
 const verified = new Map<string, Promise<void>>();
 
 /** The sandbox runtime on Docker Engine; the hardening baseline of SANDBOX.md lives here. */
-export class DockerSandboxRuntime implements SandboxRuntime {
+export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime {
   readonly #client: DockerClient;
 
   constructor(private readonly options: DockerSandboxRuntimeOptions) {
@@ -199,7 +200,41 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   }
 
   async create(spec: SandboxSpec): Promise<void> {
-    const body = this.containerSpec(spec);
+    await this.#createAndStart(this.containerSpec(spec), spec);
+  }
+
+  /**
+   * A warm-pool sandbox: the very body of a cold `disabled` sandbox (same hardening, limits, its
+   * own uid), named after its slot and labelled as a pool member instead of a container.
+   */
+  async createPooled(spec: {
+    slotId: string;
+    uid: number;
+    memoryLimitBytes: number;
+  }): Promise<void> {
+    const sandbox: SandboxSpec = {
+      containerId: spec.slotId,
+      projectId: '',
+      uid: spec.uid,
+      memoryLimitBytes: spec.memoryLimitBytes,
+      network: { type: 'disabled' },
+    };
+    const body = this.containerSpec(sandbox);
+    await this.#createAndStart(
+      { ...body, Labels: poolLabels(this.options.instance, spec.slotId) },
+      sandbox,
+    );
+  }
+
+  async runsPooled(slotId: string): Promise<boolean> {
+    return (await this.inspect(slotId))?.running ?? false;
+  }
+
+  removePooled(slotId: string): Promise<void> {
+    return this.remove(slotId);
+  }
+
+  async #createAndStart(body: Dockerode.ContainerCreateOptions, spec: SandboxSpec): Promise<void> {
     const client = this.#client;
     try {
       await this.#ensureVerified();
@@ -325,7 +360,9 @@ raise SystemExit(1)`,
         }),
       );
       return list.flatMap((c) => {
-        const containerId = c.Labels[LABELS.containerId];
+        // A pool sandbox goes by its slot, claimed or not (Postgres binds it to a container).
+        const poolSlot = c.Labels[LABELS.poolSlot];
+        const containerId = poolSlot ?? c.Labels[LABELS.containerId];
         if (!containerId) return [];
         return [
           {
@@ -333,6 +370,7 @@ raise SystemExit(1)`,
             projectId: c.Labels[LABELS.projectId] ?? '',
             createdAt: new Date(c.Created * 1000),
             running: c.State === 'running',
+            ...(poolSlot ? { poolSlot } : {}),
           },
         ];
       });

@@ -4,6 +4,8 @@ export const LABELS = {
   instance: 'org.berth.instance',
   containerId: 'org.berth.container-id',
   projectId: 'org.berth.project-id',
+  /** A warm-pool sandbox's slot; Docker labels can't change, so it keeps it after a claim. */
+  poolSlot: 'org.berth.pool-slot',
 } as const;
 
 export const MANAGED_BY = 'berth';
@@ -18,6 +20,15 @@ export function sandboxLabels(
     [LABELS.instance]: instance,
     [LABELS.containerId]: containerId,
     [LABELS.projectId]: projectId,
+  };
+}
+
+/** A warm-pool sandbox: this instance's, no container or project yet (Postgres binds them). */
+export function poolLabels(instance: string, slotId: string): Record<string, string> {
+  return {
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.instance]: instance,
+    [LABELS.poolSlot]: slotId,
   };
 }
 

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { SandboxGoneError } from '@berth/core';
@@ -6,8 +5,11 @@ import type { DockerClient } from './docker-client.js';
 import { statusOf } from './docker-errors.js';
 import { sandboxName } from './labels.js';
 
-export const SUPERVISOR = readFileSync(new URL('./supervisor.py', import.meta.url), 'utf8');
-const PYTHON = ['/usr/bin/python3', '-I', '-S', '-c'];
+/**
+ * The exec supervisor, a static binary in the sandbox image (infra/images/sandbox/supervisor.c):
+ * subreaper, workdir walk without symlinks, tree kill at exit, timeout and on `kill TAG`.
+ */
+export const SUPERVISOR = '/usr/local/bin/berth-supervisor';
 
 /** How long the outside kill sweep may take before it is given up on. */
 const KILL_DEADLINE_MS = 5_000;
@@ -175,7 +177,8 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
 
 /** The exec's exit code; null when Docker can't say in time (the stream ends a moment before). */
 async function exitCode(client: DockerClient, exec: Dockerode.Exec): Promise<number | null> {
-  for (let i = 0; i < 50; i++) {
+  // About a second in all, as before the back-off.
+  for (let i = 0; i < 55; i++) {
     try {
       const info = await client.call('exec inspect', (abortSignal) =>
         exec.inspect({ abortSignal } as object),
@@ -184,7 +187,8 @@ async function exitCode(client: DockerClient, exec: Dockerode.Exec): Promise<num
     } catch {
       return null;
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // Docker marks the exec done a moment after its stream ends: ask again soon, then back off.
+    await new Promise((r) => setTimeout(r, Math.min(20, 2 ** i)));
   }
   return null;
 }
@@ -206,7 +210,7 @@ async function killTree(
       const swept = await collect(client, {
         containerId,
         user,
-        argv: [...PYTHON, SUPERVISOR, 'kill', tag],
+        argv: [SUPERVISOR, 'kill', tag],
         tag: `${tag}-kill`,
         deadlineMs: KILL_DEADLINE_MS,
       });
@@ -252,5 +256,5 @@ export function supervised(
   workdirRelative: string,
   argv: string[],
 ): string[] {
-  return [...PYTHON, SUPERVISOR, 'run', tag, String(timeoutMs), workdirRelative, '--', ...argv];
+  return [SUPERVISOR, 'run', tag, String(timeoutMs), workdirRelative, '--', ...argv];
 }

@@ -27,8 +27,11 @@ function build(role: string) {
 
 describe('compose', () => {
   it.each([
-    ['all', ['event-log', 'egress-sync', 'egress-proxy', 'reconciler', 'reaper', 'http']],
-    ['api', ['event-log', 'egress-sync', 'egress-proxy', 'http']],
+    [
+      'all',
+      ['event-log', 'egress-sync', 'egress-proxy', 'reconciler', 'reaper', 'http', 'pool-filler'],
+    ],
+    ['api', ['event-log', 'egress-sync', 'egress-proxy', 'http', 'pool-filler']],
     ['reaper', ['event-log', 'reconciler', 'reaper']],
   ])('builds the %s role without I/O, services in start order', async (role, names) => {
     const { berth, pool } = build(role);

@@ -48,6 +48,7 @@ import { HttpServer } from './http/server.js';
 import { Scheduled, type Job, type Service } from './lifecycle.js';
 import { Metrics, metricsRoute } from './metrics.js';
 import { createObservers, httpMetrics, silenced, type Observers } from './observers.js';
+import { createWarmPool } from './pool.js';
 
 /** What `main` opened (the I/O) before the graph is built. */
 export interface Opened {
@@ -121,6 +122,9 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     onRemoved: (containerId) => executor.forget(containerId),
   });
 
+  // The warm pool: every role reconciles it; only serving roles fill it.
+  const warm = createWarmPool(config, pool, runtime, metrics, logger);
+
   // Files after expiry (docs/files.md): one files adapter and one file store for the archiver
   // (in the reaper) and the API; archived bytes in a blob store of their own.
   const sandboxFiles = new DockerSandboxFiles({
@@ -177,6 +181,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       runtime,
       clock,
       creatingGraceMs: config.BERTH_CREATING_GRACE_SECONDS * 1000,
+      pool: warm.store,
       onError: (containerId, err) => {
         metrics.reconcileErrors.inc();
         logger.warn({ err, containerId }, 'reconciling a sandbox failed; the next run retries');
@@ -294,6 +299,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         store: new PgContainerSkillStore(pool),
       },
       maxLivePerProject: config.BERTH_MAX_CONTAINERS_PER_PROJECT,
+      pool: warm.pool,
       ...(archiver ? { beforeRemove: (id: string) => archiver.discard(id) } : {}),
       ...observe.containers,
       onCleanupError: (err, id) =>
@@ -400,7 +406,12 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       shutdownTimeoutMs: config.BERTH_SHUTDOWN_TIMEOUT_MS,
       logger,
     });
-    services.push(http);
+    // Last to start: the pool fills once the API answers, and stops first.
+    services.push(http, {
+      name: 'pool-filler',
+      start: async () => warm.start(),
+      stop: () => warm.stop(),
+    });
   }
 
   return { services, runtime, http, reaper, reconciler };

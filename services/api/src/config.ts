@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AesGcmSecretBox } from '@berth/core';
 import { parseCidrs, parseUpstreamProxy } from '@berth/egress';
+import { parsePoolSizes } from './pool-sizes.js';
 
 /** A comma-separated setting as a list, blanks dropped. */
 export const splitList = (value: string): string[] =>
@@ -263,6 +264,22 @@ export const ConfigSchema = z
     BERTH_ADMIN_USAGE_DEADLINE_MS: int(500, 10, 10_000),
     /** The host's cgroup mount, where live sandbox usage is read (read-only). */
     BERTH_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
+    /**
+     * Warm pool: idle, hardened sandboxes kept per memory limit, `1g=2,4g=1`; a create of that
+     * limit (network disabled) claims one instead of starting a sandbox. `0` disables the pool.
+     */
+    BERTH_POOL_SIZES: z
+      .string()
+      .default('1g=2')
+      .superRefine((value, ctx) => {
+        try {
+          parsePoolSizes(value);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      }),
+    /** Pause between two warm-pool creates (the filler's rate bound). */
+    BERTH_POOL_FILL_INTERVAL_MS: int(200, 0, 600_000),
     /** pino level. */
     BERTH_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -245,6 +245,19 @@ export class Metrics {
     },
   });
 
+  readonly poolClaims = new Counter({
+    name: 'berth_pool_claims_total',
+    help: 'Creates served by a warm-pool sandbox, by memory limit.',
+    labelNames: ['memory_limit'] as const,
+    registers: [this.registry],
+  });
+  readonly poolMisses = new Counter({
+    name: 'berth_pool_misses_total',
+    help: 'Creates of a pooled memory limit that found the pool empty and created cold.',
+    labelNames: ['memory_limit'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
   }

@@ -60,6 +60,8 @@ export async function startBerth(
     BERTH_BOOTSTRAP_API_KEY: apiKey,
     BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
     BERTH_SANDBOX_IMAGE: sandboxImage(),
+    // No warm pool unless a test asks for one (services/api/test/pool.e2e.test.ts).
+    BERTH_POOL_SIZES: '0',
     ...env,
   });
   const lines = options.logLines;

@@ -25,6 +25,11 @@ export interface ManagedSandbox {
   /** When Docker created it. */
   createdAt: Date;
   running: boolean;
+  /**
+   * Set on a warm-pool sandbox (its label); `containerId` is then the slot id, which stays its
+   * name after a claim (the claiming container's `poolSlot` says so).
+   */
+  poolSlot?: string;
 }
 
 export interface SandboxRuntime {

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import { PayloadTooLargeError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { ArchiveStore } from '../ports/archive-store.js';
@@ -49,7 +49,7 @@ export class ContainerArchiver {
   /** Never throws: the outcome is written with the expiry (null `archivedAt` when it failed). */
   async archive(record: ContainerRecord): Promise<ExpiryOutcome> {
     const { sandbox, files, archives, blobs, clock, maxBytes } = this.options;
-    const ref = { containerId: record.id, uid: record.sandboxUid };
+    const ref = { containerId: sandboxKey(record), uid: record.sandboxUid };
     const started = Date.now();
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), this.options.timeoutMs);

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import { InvalidRequestError, NotFoundError } from '../errors.js';
 import { isId, newId } from '../ids.js';
 import type { Page, PageRequest } from '../pagination.js';
@@ -32,7 +32,7 @@ export interface ContainerFilesServiceOptions {
 
 const notFound = (id: string) => new NotFoundError(`No container file found with id '${id}'.`);
 const relative = (absolute: string) => absolute.slice(DATA_ROOT.length + 1);
-const ref = (c: ContainerRecord): SandboxRef => ({ containerId: c.id, uid: c.sandboxUid });
+const ref = (c: ContainerRecord): SandboxRef => ({ containerId: sandboxKey(c), uid: c.sandboxUid });
 
 /**
  * Files in a container's /mnt/data. Every operation is activity. The path of an upload is

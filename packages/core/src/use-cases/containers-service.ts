@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
 import type { ContainerRecord, MemoryLimit, NetworkPolicy } from '../container.js';
-import { memoryLimitBytes } from '../container.js';
+import { memoryLimitBytes, sandboxKey } from '../container.js';
 import { randomInt } from 'node:crypto';
 import {
   DeadlineExceededError,
@@ -24,6 +24,7 @@ import type {
 import { skillsBudgetBytes, skillsFootprint } from '../skill-placement.js';
 import type { ContainerSkillParam, ResolvedSkill } from './skills-service.js';
 import { newPlaceholder, type SecretBox } from '../secret-box.js';
+import type { SandboxPool } from './sandbox-pool.js';
 
 export interface CreateContainerInput {
   name: string;
@@ -82,6 +83,8 @@ export interface ContainersServiceOptions {
   onUnresponsive?: (containerId: string, reason: string) => void;
   /** Seals `domain_secrets` for storage; without it, they are refused. */
   secrets?: SecretBox;
+  /** The warm pool; without it every create is cold. */
+  pool?: SandboxPool;
   /** Picks a sandbox uid; the store refuses one a live sandbox has, and another is picked. */
   newSandboxUid?: () => number;
   /** Shared with exec and files; built from store, clock, onUnresponsive and onFailed when not given. */
@@ -207,6 +210,18 @@ export class ContainersService {
     };
     const pickUid = this.options.newSandboxUid ?? randomSandboxUid;
     let outcome: Awaited<ReturnType<typeof store.insertCreating>> = 'uid_taken';
+    // A warm sandbox if the pool has one (allowlist sandboxes need their proxy mount: cold).
+    let fromPool = false;
+    if (this.options.pool && policy.type === 'disabled' && !skills) {
+      const claim = await this.options.pool.claim(record, this.options.maxLivePerProject, now);
+      if (claim.outcome === 'over_cap') outcome = 'over_cap';
+      if (claim.outcome === 'claimed') {
+        record.sandboxUid = claim.slot.sandboxUid;
+        record.poolSlot = claim.slot.slotId;
+        outcome = 'inserted';
+        fromPool = true;
+      }
+    }
     for (let attempt = 0; outcome === 'uid_taken' && attempt < 8; attempt++) {
       record.sandboxUid = pickUid();
       outcome = await store.insertCreating(record, this.options.maxLivePerProject, now);
@@ -220,14 +235,15 @@ export class ContainersService {
     try {
       // The proxy listens before the sandbox exists: there is never a moment without enforcement.
       if (networkPolicy.type === 'allowlist') await egress!.attach(record.id, networkPolicy);
-      await runtime.create({
-        containerId: record.id,
-        projectId,
-        uid: record.sandboxUid,
-        memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
-        network: networkPolicy,
-        ...(skills ? { skills: skills.footprint } : {}),
-      });
+      if (!fromPool)
+        await runtime.create({
+          containerId: record.id,
+          projectId,
+          uid: record.sandboxUid,
+          memoryLimitBytes: memoryLimitBytes(input.memoryLimit),
+          network: networkPolicy,
+          ...(skills ? { skills: skills.footprint } : {}),
+        });
       if (skills) {
         await this.options.skills!.installer.install(record.id, skills.resolved);
         await this.options.skills!.store.save(record.id, skills.shown);
@@ -236,7 +252,7 @@ export class ContainersService {
       if (input.seed) await input.seed(record);
       await store.markRunning(record.id);
     } catch (error) {
-      await this.#undoCreate(record.id);
+      await this.#undoCreate(record);
       if (error instanceof SandboxUnresponsiveError)
         throw new DeadlineExceededError(
           `Docker did not ${error.operation} the container's sandbox within ${error.deadlineMs} ms. Nothing was kept; please retry.`,
@@ -285,9 +301,10 @@ export class ContainersService {
     });
   }
 
-  async #undoCreate(id: string): Promise<void> {
+  async #undoCreate(record: ContainerRecord): Promise<void> {
+    const id = record.id;
     try {
-      await this.options.runtime.remove(id);
+      await this.options.runtime.remove(sandboxKey(record));
       await this.options.egress?.detach(id);
       await this.options.store.remove(id);
     } catch (cleanupError) {
@@ -325,7 +342,7 @@ export class ContainersService {
     const record = await store.markDeleting(projectId, id);
     if (!record) throw notFound(id);
     try {
-      await runtime.remove(id);
+      await runtime.remove(sandboxKey(record));
     } catch (error) {
       // Docker failed: show the container again so a retry finds it (never a hidden row while its
       // sandbox lingers). A wedged sandbox shows as failed; the reconciler removes it when Docker

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import { RateLimitError } from '../errors.js';
 import { checkExecArguments } from '../exec-limits.js';
 import { newId } from '../ids.js';
@@ -103,7 +103,7 @@ export class ExecService {
     const result = await containers.withSandbox(record, () =>
       executor.exec({
         execId: id,
-        containerId: record.id,
+        containerId: sandboxKey(record),
         uid: record.sandboxUid,
         argv: input.argv,
         env: input.env,
@@ -119,7 +119,7 @@ export class ExecService {
     let oomKilled = result.oomKilled;
     if (result.exitCode === 137 && !result.timedOut) {
       // Killed: was it the whole sandbox? Say so on the container, truthfully.
-      const state = await containers.withSandbox(record, () => runtime.inspect(record.id));
+      const state = await containers.withSandbox(record, () => runtime.inspect(sandboxKey(record)));
       if (!state?.running) {
         oomKilled ||= state?.oomKilled ?? false;
         await containers.markFailed(

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import type { ExpiryOutcome, ExpiryStore } from '../ports/expiry-store.js';
 import type { SandboxRuntime } from '../ports/sandbox-runtime.js';
 
@@ -59,7 +59,7 @@ export class Reaper {
           const reaped = await store.reapOne(now, failedIds, async (record) => {
             claim.id = record.id;
             const archived = await this.options.archiver?.archive(record);
-            await runtime.remove(record.id);
+            await runtime.remove(sandboxKey(record));
             return archived;
           });
           if (!reaped) return;

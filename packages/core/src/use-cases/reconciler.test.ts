@@ -41,6 +41,7 @@ describe('Reconciler.run', () => {
       orphansRemoved: 0,
       abandonedFinished: 0,
       markedFailed: 0,
+      poolSlotsRemoved: 0,
       errors: 0,
     });
     expect(store.rows.map((r) => r.status)).toEqual(['running', 'running', 'creating']);

@@ -1,10 +1,11 @@
 import type { Clock } from '../clock.js';
 import { eachWithDeadline } from '../concurrency.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import { SandboxUnresponsiveError } from '../errors.js';
 import type { ContainerStore } from '../ports/container-store.js';
 import { unresponsiveReason } from './container-access.js';
 import type { ManagedSandbox, SandboxRuntime } from '../ports/sandbox-runtime.js';
+import type { PoolSlot, PoolStore } from '../ports/sandbox-pool.js';
 
 export interface ReconcileReport {
   /** Labelled sandboxes with no live row, removed. */
@@ -13,6 +14,8 @@ export interface ReconcileReport {
   abandonedFinished: number;
   /** Running rows whose sandbox vanished, stopped or stopped answering, now `failed`. */
   markedFailed: number;
+  /** Warm-pool slots whose sandbox died, vanished or never finished starting, removed. */
+  poolSlotsRemoved: number;
   /** Items that failed or ran past their deadline; the next run tries them again. */
   errors: number;
 }
@@ -27,6 +30,8 @@ export interface ReconcilerOptions {
   concurrency?: number;
   /** How long one sandbox may take before the run moves on without it. */
   itemDeadlineMs?: number;
+  /** The warm pool's rows; without it pool sandboxes are left alone. */
+  pool?: PoolStore;
   /** Called for each item that failed (for logs and metrics). */
   onError?: (containerId: string, error: unknown) => void;
   /** Called for each running container found dead and marked failed (for the event log). */
@@ -47,6 +52,7 @@ export class Reconciler {
       orphansRemoved: 0,
       abandonedFinished: 0,
       markedFailed: 0,
+      poolSlotsRemoved: 0,
       errors: 0,
     };
     const each = <T>(
@@ -71,17 +77,27 @@ export class Reconciler {
       abandoned,
       (r) => r.id,
       async (row) => {
-        await runtime.remove(row.id);
+        await runtime.remove(sandboxKey(row));
         await store.remove(row.id);
         report.abandonedFinished += 1;
       },
     );
 
     // Rows are written before sandboxes exist, so a labelled sandbox without a live row is an orphan.
-    const sandboxes = await runtime.listManaged();
+    const all = await runtime.listManaged();
+    // A pool sandbox belongs to its slot: a slot row, or a live container's `pool_slot`.
+    const pooled = all.filter((s) => s.poolSlot !== undefined);
+    const sandboxes = all.filter((s) => s.poolSlot === undefined);
     const live = await store.liveIds(sandboxes.map((s) => s.containerId));
+    const pool = this.options.pool;
+    const liveSlots = pool
+      ? await pool.liveSlots(pooled.map((s) => s.containerId))
+      : new Set(pooled.map((s) => s.containerId));
     await each(
-      sandboxes.filter((s) => !live.has(s.containerId)),
+      [
+        ...sandboxes.filter((s) => !live.has(s.containerId)),
+        ...pooled.filter((s) => !liveSlots.has(s.containerId)),
+      ],
       (s: ManagedSandbox) => s.containerId,
       async (sandbox) => {
         await runtime.remove(sandbox.containerId);
@@ -89,16 +105,17 @@ export class Reconciler {
       },
     );
 
-    const byId = new Map(sandboxes.map((s) => [s.containerId, s]));
+    const byId = new Map(all.map((s) => [s.containerId, s]));
     await each(
       runningContainers(store),
       (r: ContainerRecord) => r.id,
       async (row) => {
-        if (byId.get(row.id)?.running) return;
+        const key = sandboxKey(row);
+        if (byId.get(key)?.running) return;
         // Listed before this row became running? Ask Docker about this one directly.
         let reason: string;
         try {
-          const state = await runtime.inspect(row.id);
+          const state = await runtime.inspect(key);
           if (state?.running) return;
           reason = !state
             ? 'sandbox vanished'
@@ -112,9 +129,29 @@ export class Reconciler {
         await store.setStatus(row.id, 'failed', reason);
         report.markedFailed += 1;
         this.options.onMarkedFailed?.(row.id, reason);
-        await runtime.remove(row.id);
+        await runtime.remove(key);
       },
     );
+    if (pool) {
+      // Slot rows whose sandbox never finished starting (a filler crashed) or died while idle.
+      const creatingBefore = clock.now().getTime() - this.options.creatingGraceMs;
+      const runningSlots = new Set(pooled.filter((s) => s.running).map((s) => s.containerId));
+      await each(
+        await pool.list(),
+        (slot: PoolSlot) => slot.slotId,
+        async (slot) => {
+          if (slot.state === 'filling' && slot.updatedAt.getTime() >= creatingBefore) return;
+          if (slot.state === 'idle') {
+            if (runningSlots.has(slot.slotId)) return;
+            // Idle since the listing? Ask Docker about this one directly.
+            if ((await runtime.inspect(slot.slotId))?.running) return;
+          }
+          await runtime.remove(slot.slotId);
+          await pool.remove(slot.slotId);
+          report.poolSlotsRemoved += 1;
+        },
+      );
+    }
     return report;
   }
 }

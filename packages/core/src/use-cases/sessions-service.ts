@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { unixSeconds } from '../clock.js';
-import type { ContainerRecord } from '../container.js';
+import { sandboxKey, type ContainerRecord } from '../container.js';
 import { BerthError, InvalidRequestError, NotFoundError, RateLimitError } from '../errors.js';
 import { isId, newId } from '../ids.js';
 import type { SandboxRef } from '../ports/sandbox-files.js';
@@ -45,7 +45,7 @@ export interface SessionRunOutcome extends SessionRunResult {
 }
 
 const notFound = (id: string) => new NotFoundError(`No session found with id '${id}'.`);
-const ref = (c: ContainerRecord): SandboxRef => ({ containerId: c.id, uid: c.sandboxUid });
+const ref = (c: ContainerRecord): SandboxRef => ({ containerId: sandboxKey(c), uid: c.sandboxUid });
 
 /**
  * Stateful Python sessions in a container. The row is written before the interpreter starts (so
@@ -182,7 +182,9 @@ export class SessionsService {
     let oomKilled = result.oomKilled;
     if (result.end === 'died') {
       // The interpreter went away: was it the whole sandbox? Say so on the container, truthfully.
-      const state = await containers.withSandbox(container, () => runtime.inspect(container.id));
+      const state = await containers.withSandbox(container, () =>
+        runtime.inspect(sandboxKey(container)),
+      );
       if (!state?.running) {
         oomKilled ||= state?.oomKilled ?? false;
         await containers.markFailed(

@@ -1,0 +1,69 @@
+import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
+import { SandboxPool, systemClock, type SandboxPoolRuntime } from '@berth/core';
+import { PgPoolStore, type Pool } from '@berth/db';
+import type { Config } from './config.js';
+import { parsePoolSizes } from './pool-sizes.js';
+import type { Metrics } from './metrics.js';
+
+export interface WarmPool {
+  pool: SandboxPool;
+  store: PgPoolStore;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/** The warm pool and its metrics; its filler runs only where requests are served. */
+export function createWarmPool(
+  config: Config,
+  db: Pool,
+  runtime: SandboxPoolRuntime,
+  metrics: Metrics,
+  logger: Logger,
+): WarmPool {
+  const store = new PgPoolStore(db);
+  const sizes = parsePoolSizes(config.BERTH_POOL_SIZES);
+  const pool = new SandboxPool({
+    store,
+    runtime,
+    clock: systemClock,
+    sizes,
+    fillIntervalMs: config.BERTH_POOL_FILL_INTERVAL_MS,
+    onClaim: (limit) => metrics.poolClaims.inc({ memory_limit: limit }),
+    onMiss: (limit) => metrics.poolMisses.inc({ memory_limit: limit }),
+    onFillError: (err) =>
+      logger.warn({ err }, 'creating a warm-pool sandbox failed; the filler retries'),
+  });
+  // Read at scrape time from Postgres: every replica's pool sandboxes, not only this process's.
+  new Gauge({
+    name: 'berth_pool_sandboxes',
+    help: 'Warm-pool sandboxes, by memory limit and state (idle: claimable; filling: starting).',
+    labelNames: ['memory_limit', 'state'] as const,
+    registers: [metrics.registry],
+    async collect() {
+      const slots = await store.list().catch(() => []);
+      this.reset();
+      for (const limit of Object.keys(sizes))
+        for (const state of ['idle', 'filling'] as const)
+          this.set({ memory_limit: limit, state }, 0);
+      for (const s of slots) this.inc({ memory_limit: s.memoryLimit, state: s.state });
+    },
+  });
+  new Gauge({
+    name: 'berth_pool_committed_memory_bytes',
+    help: 'Memory limits of every warm-pool sandbox: host memory committed to the pool, on top of the containers.',
+    registers: [metrics.registry],
+    async collect() {
+      this.set(pool.committedBytes(await store.list().catch(() => [])));
+    },
+  });
+  const enabled = Object.keys(sizes).length > 0;
+  return {
+    pool,
+    store,
+    start: () => {
+      if (enabled) pool.start();
+    },
+    stop: () => pool.stop(),
+  };
+}
