@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The start command: provision the host (idempotent), install packages, start Berth.
+# The start command: provision the host (idempotent), install packages, build, start Berth.
 # With no DATABASE_URL, Berth starts (or reuses) a local Postgres container for itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash infra/provision.sh
 pnpm install --frozen-lockfile --reporter=silent
+# The compiled service (tsc -b is incremental: an up-to-date build takes a few seconds).
+pnpm --silent build
 
 # Image references provisioning chose (official ones, or local equivalents when offline);
 # variables already set in the environment win.
@@ -27,5 +29,6 @@ if [[ -z "${BERTH_BOOTSTRAP_API_KEY:-}" ]]; then
   echo "up: bootstrap API key (kept in .berth/bootstrap-api-key): $BERTH_BOOTSTRAP_API_KEY"
 fi
 
-# node runs the service itself (not through pnpm), so SIGTERM reaches it and its exit code is ours.
-exec node --import tsx services/api/src/main.ts
+# node runs the compiled service itself (not through pnpm), so SIGTERM reaches it and its exit code
+# is ours. `pnpm dev` runs the sources with tsx instead, restarting on every change.
+exec node --enable-source-maps services/api/dist/main.js

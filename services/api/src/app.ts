@@ -19,6 +19,7 @@ import { containerFileRoutes } from './routes/container-files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { egressRoutes } from './routes/egress.js';
 import type { EgressStats } from '@berth/egress';
+import { buildInfo } from './build-info.js';
 
 export interface AppDependencies {
   logger: Logger;
@@ -45,8 +46,12 @@ export function createApp(deps: AppDependencies): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use((_req, res, next) => {
+    res.setHeader('x-berth-version', buildInfo.version);
+    next();
+  });
   app.use(requestId, accessLog(deps.logger));
-  app.use(healthRoutes(deps.readiness));
+  app.use(healthRoutes(deps.readiness, buildInfo));
   app.use(deps.metricsRoute);
 
   const v1 = express.Router();

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Router } from 'express';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from './build-info.js';
 
 /**
  * The service's metrics, in a registry of its own (never prom-client's global one), built once in
@@ -26,8 +27,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly buildInfo = new Gauge({
+    name: 'berth_build_info',
+    help: 'Always 1; the labels say which build runs (version from package.json, commit at build time).',
+    labelNames: ['version', 'commit'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
+    this.buildInfo.set({ version: buildInfo.version, commit: buildInfo.commit }, 1);
   }
 }
 
