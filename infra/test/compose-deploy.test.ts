@@ -202,6 +202,9 @@ describe('docker compose deploy', () => {
         // request paths with their /v1 mount.
         const logs = (await run(['logs', '--no-color', 'api'], 30_000))
           .split('\n')
+          // Each line of the service carries compose's `<container> | ` prefix; compose's own
+          // lines (v1's "Attaching to …") don't.
+          .filter((l) => l.includes('|'))
           .map((l) => l.replace(/^[^|]*\|\s?/, '').trim())
           .filter(Boolean);
         expect(logs.filter((l) => !l.startsWith('{'))).toEqual([]);
