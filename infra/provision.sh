@@ -11,10 +11,23 @@
 #   BERTH_API_IMAGE        tag of the API image         (default berth/api:latest)
 #   BERTH_BUILD_API_IMAGE  1 to build the API image too (or pass --with-api-image)
 #   BERTH_PULL_TIMEOUT     seconds to try a registry    (default 20)
+#   BERTH_EGRESS_DIR       host directory of the egress sockets (default <repo>/.berth/egress)
+# Each is read from the environment, else from .env, else the default. The choices are written
+# back to .env (other lines kept), which docker compose and infra/up.sh read; see .env.example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 say() { echo "provision: $*"; }
+
+# .env's value of a setting, when the environment doesn't set it (the environment wins).
+dotenv() { if [[ -f .env ]]; then sed -n "s/^$1=//p" .env | tail -1; fi; }
+for key in BERTH_BASE_IMAGE BERTH_POSTGRES_IMAGE BERTH_NODE_IMAGE BERTH_SANDBOX_IMAGE \
+    BERTH_API_IMAGE BERTH_EGRESS_DIR BERTH_PULL_TIMEOUT BERTH_BUILD_API_IMAGE; do
+  if [[ -z "${!key:-}" ]]; then
+    value=$(dotenv "$key")
+    [[ -n "$value" ]] && export "$key=$value"
+  fi
+done
 
 BASE_IMAGE=${BERTH_BASE_IMAGE:-debian:bookworm-slim}
 POSTGRES_IMAGE=${BERTH_POSTGRES_IMAGE:-postgres:15-bookworm}
@@ -139,17 +152,23 @@ if [[ "$BUILD_API" == "1" ]]; then
   else
     : > infra/images/api/extra-ca.pem
   fi
-  # Its inputs are what the Dockerfile copies (node_modules excluded, as in .dockerignore) and the
-  # Node image: unchanged inputs, no build, so a second run (and the compose tests) take a second.
+  # Its inputs are what the Dockerfile copies (node_modules, build output and tests excluded, as in
+  # .dockerignore) and the Node and Debian images: unchanged inputs, no build, so a second run (and the compose
+  # tests) take a second. The commit is not an input: an image keeps the commit it was built at.
   api_hash=$( (find package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc tsconfig.base.json \
-      packages services infra/images/api -name node_modules -prune -o -type f -print0 \
-      | sort -z | xargs -0 sha256sum; docker image inspect -f '{{.Id}}' "$node") | sha256sum | cut -c1-16)
+      tsconfig.build-base.json tsconfig.build.json packages services infra/build infra/images/api \
+      \( -name node_modules -o -name dist -o -name test \) -prune -o -type f ! -name '*.test.ts' -print0 \
+      | sort -z | xargs -0 sha256sum; docker image inspect -f '{{.Id}}' "$node" "$base") \
+      | sha256sum | cut -c1-16)
   if [[ "$(docker image inspect -f '{{index .Config.Labels "org.berth.context-hash"}}' "$API_IMAGE" 2>/dev/null)" == "$api_hash" ]]; then
     say "$API_IMAGE is up to date"
   else
     say "building $API_IMAGE on $node"
     t0=$(date +%s)
-    quiet_build -f infra/images/api/Dockerfile --build-arg "NODE_IMAGE=$node" \
+    commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    version=$(node -p "require('./services/api/package.json').version")
+    quiet_build -f infra/images/api/Dockerfile --build-arg "NODE_IMAGE=$node" --build-arg "BASE_IMAGE=$base" \
+      --build-arg "BERTH_COMMIT=$commit" --build-arg "BERTH_VERSION=$version" \
       --label "org.berth.context-hash=$api_hash" -t "$API_IMAGE" .
     say "built $API_IMAGE in $(( $(date +%s) - t0 )) s"
   fi
@@ -167,6 +186,19 @@ if [[ ! -x /usr/bin/chromium ]]; then
   apt_install chromium
 fi
 
+# 6. The egress directory: the API creates one socket directory per allowlist sandbox in it and
+# Docker bind-mounts it into that sandbox by its host path, so compose mounts it into the API
+# container at the same path. Group-owned by the Docker socket's group (setgid, 2770): the
+# containerised API (uid 10001, with that group) and a host user allowed to drive Docker can both
+# write it; nobody else can.
+docker_gid=$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
+egress_dir=${BERTH_EGRESS_DIR:-$PWD/.berth/egress}
+[[ "$egress_dir" == /* ]] || egress_dir=$PWD/$egress_dir
+mkdir -p "$egress_dir"
+if ! { chgrp "$docker_gid" "$egress_dir" && chmod 2770 "$egress_dir"; } 2>/dev/null; then
+  say "warning: could not give $egress_dir to group $docker_gid (mode 2770); the API image's user may not write it" >&2
+fi
+
 mkdir -p .berth
 # Written aside and renamed: tests run provisioning while other tests read the file.
 {
@@ -178,5 +210,31 @@ mkdir -p .berth
   if [[ "$BUILD_API" == "1" ]]; then echo "BERTH_NODE_IMAGE=$node"; fi
 } > .berth/images.env.$$
 mv .berth/images.env.$$ .berth/images.env
-say "images: base=$base sandbox=$SANDBOX_IMAGE postgres=$postgres (written to .berth/images.env)"
+
+# .env, read by docker compose (by itself) and infra/up.sh: the same choices, plus what compose
+# needs to run the API image. Lines provisioning doesn't manage are kept as they are; a bootstrap
+# key is made once, when .env has none, so every compose command works without exporting one.
+set_keys=(BERTH_BASE_IMAGE="$base" BERTH_SANDBOX_IMAGE="$SANDBOX_IMAGE" BERTH_POSTGRES_IMAGE="$postgres"
+  BERTH_API_IMAGE="$API_IMAGE" BERTH_DOCKER_GID="$docker_gid" BERTH_EGRESS_DIR="$egress_dir")
+[[ "$BUILD_API" == "1" ]] && set_keys+=(BERTH_NODE_IMAGE="$node")
+if [[ -z "$(dotenv BERTH_BOOTSTRAP_API_KEY)" ]]; then
+  # The key earlier start commands made and printed, if there is one: clients keep working.
+  if [[ -s .berth/bootstrap-api-key ]]; then key=$(cat .berth/bootstrap-api-key)
+  else key="sk-berth-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"; fi
+  set_keys+=(BERTH_BOOTSTRAP_API_KEY="$key")
+  say "bootstrap API key written to .env (BERTH_BOOTSTRAP_API_KEY)"
+fi
+(
+  umask 077
+  # A new .env starts as .env.example: every setting, with its default, commented out.
+  if [[ -f .env ]]; then cp .env .env.$$; else cp .env.example .env.$$; fi
+  for pair in "${set_keys[@]}"; do
+    key=${pair%%=*}
+    grep -v "^$key=" .env.$$ > .env.$$.tmp || true
+    echo "$pair" >> .env.$$.tmp
+    mv .env.$$.tmp .env.$$
+  done
+  mv .env.$$ .env
+)
+say "images: base=$base sandbox=$SANDBOX_IMAGE postgres=$postgres api=$API_IMAGE (written to .env and .berth/images.env)"
 say "done in $(( $(date +%s) - started )) s"

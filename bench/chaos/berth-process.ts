@@ -34,11 +34,15 @@ export class BerthProcess {
 
   start(): void {
     const log = openSync(this.options.logPath, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'services/api/src/main.ts'], {
-      cwd: this.options.cwd,
-      env: { PATH: process.env.PATH ?? '', ...this.options.env },
-      stdio: ['ignore', log, log],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=development', '--import', 'tsx', 'services/api/src/main.ts'],
+      {
+        cwd: this.options.cwd,
+        env: { PATH: process.env.PATH ?? '', ...this.options.env },
+        stdio: ['ignore', log, log],
+      },
+    );
     closeSync(log);
     this.#child = child;
     this.starts.push(Date.now());

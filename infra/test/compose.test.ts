@@ -20,6 +20,19 @@ describe('docker-compose.yml', () => {
     expect(config).toMatch(/^volumes:\n(?:\s.*\n)*\s+berth-data:/m);
   });
 
+  it('mounts the egress directory at its own host path, sets it, and adds the socket group', () => {
+    const config = compose(['config'], {
+      BERTH_BOOTSTRAP_API_KEY: 'compose-validation-key-0001',
+      BERTH_EGRESS_DIR: '/srv/berth-egress-check',
+      BERTH_DOCKER_GID: '4242',
+    });
+    expect(config).toMatch(/BERTH_EGRESS_DIR: \/srv\/berth-egress-check/);
+    expect(config).toMatch(
+      /\/srv\/berth-egress-check:\/srv\/berth-egress-check|source: \/srv\/berth-egress-check\s+target: \/srv\/berth-egress-check/,
+    );
+    expect(config).toMatch(/group_add:\n\s+- '?4242'?/);
+  });
+
   it('refuses to start without a bootstrap key instead of running with a default one', () => {
     expect(() => compose(['config', '-q'], { BERTH_BOOTSTRAP_API_KEY: '' })).toThrow(
       /BERTH_BOOTSTRAP_API_KEY/,

@@ -1,3 +1,4 @@
+import { UnavailableError } from '@berth/core';
 interface DockerishError {
   statusCode?: number;
   code?: string;
@@ -27,3 +28,24 @@ export function isUnreachable(error: unknown): boolean {
     `${e.message ?? ''} ${e.reason ?? ''} ${JSON.stringify((e as { json?: unknown }).json ?? '')}`,
   );
 }
+
+/**
+ * Docker refused a bind mount whose source is not on its host: for a sandbox, that is the egress
+ * directory, created by an API that doesn't share it with the engine (an API container without the
+ * directory mounted at the same path).
+ */
+export function isMissingBindSource(error: unknown): boolean {
+  const e = error as DockerishError | null;
+  return /bind source path does not exist/i.test(
+    `${e?.message ?? ''} ${JSON.stringify((e as { json?: unknown } | null)?.json ?? '')}`,
+  );
+}
+
+/** What the client hears instead: an operator's fix, named by its setting, and no host path. */
+export const egressDirMissing = (cause: unknown): UnavailableError =>
+  new UnavailableError(
+    'allowlist containers are unavailable on this server: its egress directory (the setting ' +
+      'BERTH_EGRESS_DIR) is not on the Docker host at the same path. The operator must mount it ' +
+      'into the API container at that path (docs/egress.md).',
+    { cause },
+  );

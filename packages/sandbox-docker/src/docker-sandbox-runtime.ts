@@ -8,7 +8,7 @@ import {
   type SandboxState,
 } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
-import { statusOf } from './docker-errors.js';
+import { egressDirMissing, isMissingBindSource, statusOf } from './docker-errors.js';
 import { instanceFilter, LABELS, poolLabels, sandboxLabels, sandboxName } from './labels.js';
 import { collect } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
@@ -235,6 +235,7 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
   }
 
   async #createAndStart(body: Dockerode.ContainerCreateOptions, spec: SandboxSpec): Promise<void> {
+    const egress = spec.network.type === 'allowlist' ? this.options.egress : undefined;
     const client = this.#client;
     try {
       await this.#ensureVerified();
@@ -255,13 +256,13 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
       );
       const container = created;
       await client.call('start', (abortSignal) => container.start({ abortSignal }));
-      if (spec.network.type === 'allowlist' && this.options.egress)
-        await this.#startForwarder(spec, this.options.egress);
+      if (egress) await this.#startForwarder(spec, egress);
     } catch (error) {
       if (created) await this.remove(spec.containerId).catch(() => {});
       if (statusOf(error) === 409) {
         throw new Error(`a sandbox named ${body.name} already exists`, { cause: error });
       }
+      if (egress && isMissingBindSource(error)) throw egressDirMissing(error);
       throw await client.translate(error, spec.containerId);
     }
   }

@@ -33,6 +33,7 @@ import type { EgressStats } from '@berth/egress';
 import { authenticateProject } from './http/admin-auth.js';
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { buildInfo } from './build-info.js';
 
 export interface AppDependencies {
   logger: Logger;
@@ -71,9 +72,13 @@ export function createApp(deps: AppDependencies): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use((_req, res, next) => {
+    res.setHeader('x-berth-version', buildInfo.version);
+    next();
+  });
   app.use(requestId, accessLog(deps.logger));
   if (deps.operators) app.use(deps.operators.httpMetrics, dashboardRoutes());
-  app.use(healthRoutes(deps.readiness));
+  app.use(healthRoutes(deps.readiness, buildInfo));
   app.use(deps.metricsRoute);
 
   const v1 = express.Router();

@@ -133,7 +133,10 @@ if (isEntryPoint) {
       }
     },
     (error: unknown) => {
-      process.stderr.write(`berth failed to start: ${(error as Error).stack ?? String(error)}\n`);
+      // One JSON line like every other log line (a raw stack would split into many under compose).
+      process.stderr.write(
+        `${JSON.stringify({ level: 60, msg: `berth failed to start: ${String((error as Error)?.message ?? error)}`, err: String((error as Error)?.stack ?? error) })}\n`,
+      );
       process.exit(1);
     },
   );

@@ -25,6 +25,7 @@ const within = <T>(p: Promise<T>, ms = PROBE_DEADLINE_MS): Promise<T> => {
     }),
   ]).finally(() => clearTimeout(timer));
 };
+import { buildInfo } from './build-info.js';
 
 /**
  * The service's metrics, in a registry of its own (never prom-client's global one), built once in
@@ -258,8 +259,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly buildInfo = new Gauge({
+    name: 'berth_build_info',
+    help: 'Always 1; the labels say which build runs (version from package.json, commit at build time).',
+    labelNames: ['version', 'commit'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
+    this.buildInfo.set({ version: buildInfo.version, commit: buildInfo.commit }, 1);
   }
 
   /** Wires the scrape-time reads; set once the stores exist. */

@@ -17,10 +17,14 @@ afterAll(async () => {
 });
 
 const keys = (...args: string[]) =>
-  run(process.execPath, ['--import', 'tsx', 'services/api/src/cli/keys.ts', ...args], {
-    cwd: root,
-    env: { ...process.env, DATABASE_URL: berth.databaseUrl, NODE_ENV: 'test' },
-  });
+  run(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', 'services/api/src/cli/keys.ts', ...args],
+    {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: berth.databaseUrl, NODE_ENV: 'test' },
+    },
+  );
 
 describe('pnpm keys', () => {
   it('creates a key that works once, lists it without the secret, and revokes it', async () => {

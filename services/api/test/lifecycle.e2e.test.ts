@@ -176,20 +176,24 @@ describe('two reaper processes on one database', () => {
 
     const reaped = new Map<string, number>();
     const start = (): ChildProcess => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'services/api/src/main.ts'], {
-        cwd: new URL('../../../', import.meta.url).pathname,
-        env: {
-          ...process.env,
-          NODE_ENV: 'test',
-          BERTH_ROLE: 'reaper',
-          DATABASE_URL: berth.databaseUrl,
-          BERTH_INSTANCE: berth.instance,
-          BERTH_REAPER_CRON: '* * * * * *',
-          BERTH_REAPER_CONCURRENCY: '4',
-          BERTH_LOG_LEVEL: 'info',
+      const child = spawn(
+        process.execPath,
+        ['--conditions=development', '--import', 'tsx', 'services/api/src/main.ts'],
+        {
+          cwd: new URL('../../../', import.meta.url).pathname,
+          env: {
+            ...process.env,
+            NODE_ENV: 'test',
+            BERTH_ROLE: 'reaper',
+            DATABASE_URL: berth.databaseUrl,
+            BERTH_INSTANCE: berth.instance,
+            BERTH_REAPER_CRON: '* * * * * *',
+            BERTH_REAPER_CONCURRENCY: '4',
+            BERTH_LOG_LEVEL: 'info',
+          },
+          stdio: ['ignore', 'pipe', 'inherit'],
         },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      );
       createInterface({ input: child.stdout! }).on('line', (line) => {
         const entry = JSON.parse(line) as { msg?: string; containerId?: string };
         if (entry.msg === 'container expired' && entry.containerId) {

@@ -29,11 +29,18 @@ export const accessLog =
   (req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      logger.info(
+      // originalUrl, not path: inside a mounted router (/v1) express strips the mount point from
+      // req.path, so the same route would log as /containers here and /v1/containers there.
+      const path = req.originalUrl.split('?', 1)[0];
+      // Health probes (compose, Kubernetes) every few seconds would drown the log at info; a
+      // failing one still shows.
+      const probe = (path === '/healthz' || path === '/readyz') && res.statusCode < 500;
+      const level = probe ? 'debug' : 'info';
+      logger[level](
         {
           requestId: req.id,
           method: req.method,
-          path: req.path,
+          path,
           status: res.statusCode,
           ms: Number(process.hrtime.bigint() - started) / 1e6,
           projectId: req.projectId,

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { BuildInfo } from '../build-info.js';
 
 export type ReadinessCheck = () => Promise<void>;
 
@@ -17,11 +18,14 @@ const withTimeout = (check: ReadinessCheck, ms: number): Promise<void> =>
     );
   });
 
-/** /healthz: the process is up. /readyz: every dependency answers, each named in the body. */
-export function healthRoutes(checks: Record<string, ReadinessCheck>): Router {
+/**
+ * /healthz: the process is up, and which build it runs. /readyz: every dependency answers, each
+ * named in the body.
+ */
+export function healthRoutes(checks: Record<string, ReadinessCheck>, build: BuildInfo): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', version: build.version, commit: build.commit });
   });
   router.get('/readyz', async (_req, res) => {
     const entries = await Promise.all(
