@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import type {
   NewSkillVersion,
   Page,
@@ -7,17 +6,8 @@ import type {
   SkillStore,
   SkillVersionRecord,
 } from '@berth/core';
-import { translatePgError } from './errors.js';
-
-/** pg's errors become the domain's (503, 409) at this edge. */
-async function translated<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    throw translatePgError(error);
-  }
-}
-import { keyset, toPage } from './keyset.js';
+import { PgStore } from './sql.js';
+import { toPage } from './keyset.js';
 
 interface SkillRow {
   id: string;
@@ -67,28 +57,9 @@ const INSERT_VERSION = `insert into skill_versions (id, skill_id, version, name,
 /** A skill's versions, reachable only through a skill of the project. */
 const OWNED = `skill_id = $1 and exists (select 1 from skills s where s.id = $1 and s.project_id = $2)`;
 
-export class PgSkillStore implements SkillStore {
-  constructor(private readonly pool: pg.Pool) {}
-
-  async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return translated(async () => {
-      const client = await this.pool.connect();
-      try {
-        await client.query('begin');
-        const result = await fn(client);
-        await client.query('commit');
-        return result;
-      } catch (error) {
-        await client.query('rollback').catch(() => {});
-        throw error;
-      } finally {
-        client.release();
-      }
-    });
-  }
-
+export class PgSkillStore extends PgStore implements SkillStore {
   create(s: SkillRecord, v: SkillVersionRecord): Promise<void> {
-    return this.#tx(async (c) => {
+    return this.sql.transaction(async (c) => {
       await c.query(
         `insert into skills (id, project_id, name, description, created_at, default_version, latest_version, last_version)
          values ($1, $2, $3, $4, $5, $6, $7, $7)`,
@@ -107,27 +78,21 @@ export class PgSkillStore implements SkillStore {
     });
   }
 
-  get(projectId: string, id: string): Promise<SkillRecord | null> {
-    return translated(async () => {
-      const { rows } = await this.pool.query<SkillRow>(
-        'select * from skills where id = $1 and project_id = $2',
-        [id, projectId],
-      );
-      return rows[0] ? toSkill(rows[0]) : null;
-    });
+  async get(projectId: string, id: string): Promise<SkillRecord | null> {
+    const { rows } = await this.sql.query<SkillRow>(
+      'select * from skills where id = $1 and project_id = $2',
+      [id, projectId],
+    );
+    return rows[0] ? toSkill(rows[0]) : null;
   }
 
   list(projectId: string, page: PageRequest): Promise<Page<SkillRecord>> {
-    const params: unknown[] = [projectId];
-    const where = ['project_id = $1'];
-    const { condition, tail } = keyset('skill', page, params);
-    if (condition) where.push(condition);
-    return translated(async () => {
-      const { rows } = await this.pool.query<SkillRow>(
-        `select * from skills where ${where.join(' and ')} ${tail}`,
-        params,
-      );
-      return toPage(rows, page.limit, toSkill);
+    return this.sql.listPage({
+      from: 'skills',
+      kind: 'skill',
+      equal: { project_id: projectId },
+      page,
+      map: toSkill,
     });
   }
 
@@ -138,7 +103,7 @@ export class PgSkillStore implements SkillStore {
     idFor: (version: number) => string,
     makeDefault: boolean,
   ): Promise<SkillVersionRecord | null> {
-    return this.#tx(async (c) => {
+    return this.sql.transaction(async (c) => {
       // The row lock orders concurrent creates: each gets the next number.
       const { rows } = await c.query<{ last_version: number }>(
         `update skills set last_version = last_version + 1, latest_version = last_version + 1
@@ -167,26 +132,24 @@ export class PgSkillStore implements SkillStore {
     });
   }
 
-  setDefault(
+  async setDefault(
     projectId: string,
     skillId: string,
     version: number,
   ): Promise<SkillRecord | 'no_version' | null> {
-    return translated(async () => {
-      const { rows } = await this.pool.query<SkillRow>(
-        `update skills s set default_version = v.version, name = v.name, description = v.description
+    const { rows } = await this.sql.query<SkillRow>(
+      `update skills s set default_version = v.version, name = v.name, description = v.description
            from skill_versions v
           where s.id = $1 and s.project_id = $2 and v.skill_id = s.id and v.version = $3
           returning s.*`,
-        [skillId, projectId, version],
-      );
-      if (rows[0]) return toSkill(rows[0]);
-      return (await this.get(projectId, skillId)) ? 'no_version' : null;
-    });
+      [skillId, projectId, version],
+    );
+    if (rows[0]) return toSkill(rows[0]);
+    return (await this.get(projectId, skillId)) ? 'no_version' : null;
   }
 
   delete(projectId: string, id: string): Promise<string[] | null> {
-    return this.#tx(async (c) => {
+    return this.sql.transaction(async (c) => {
       const { rows } = await c.query<{ blob_key: string }>(
         `select v.blob_key from skill_versions v join skills s on s.id = v.skill_id
           where s.id = $1 and s.project_id = $2`,
@@ -200,21 +163,19 @@ export class PgSkillStore implements SkillStore {
     });
   }
 
-  getVersion(
+  async getVersion(
     projectId: string,
     skillId: string,
     version: number,
   ): Promise<SkillVersionRecord | null> {
-    return translated(async () => {
-      const { rows } = await this.pool.query<VersionRow>(
-        `select * from skill_versions where ${OWNED} and version = $3`,
-        [skillId, projectId, version],
-      );
-      return rows[0] ? toVersion(rows[0]) : null;
-    });
+    const { rows } = await this.sql.query<VersionRow>(
+      `select * from skill_versions where ${OWNED} and version = $3`,
+      [skillId, projectId, version],
+    );
+    return rows[0] ? toVersion(rows[0]) : null;
   }
 
-  listVersions(
+  async listVersions(
     projectId: string,
     skillId: string,
     page: PageRequest & { afterVersion?: number },
@@ -226,14 +187,13 @@ export class PgSkillStore implements SkillStore {
       where.push(`version ${page.order === 'asc' ? '>' : '<'} $${params.length}`);
     }
     params.push(page.limit + 1);
-    return translated(async () => {
-      const { rows } = await this.pool.query<VersionRow>(
-        `select * from skill_versions where ${where.join(' and ')}
+
+    const { rows } = await this.sql.query<VersionRow>(
+      `select * from skill_versions where ${where.join(' and ')}
           order by version ${page.order === 'asc' ? 'asc' : 'desc'} limit $${params.length}`,
-        params,
-      );
-      return toPage(rows, page.limit, toVersion);
-    });
+      params,
+    );
+    return toPage(rows, page.limit, toVersion);
   }
 
   deleteVersion(
@@ -241,7 +201,7 @@ export class PgSkillStore implements SkillStore {
     skillId: string,
     version: number,
   ): Promise<SkillVersionRecord | 'is_default' | null> {
-    return this.#tx(async (c) => {
+    return this.sql.transaction(async (c) => {
       const { rows: skills } = await c.query<{ default_version: number }>(
         'select default_version from skills where id = $1 and project_id = $2 for update',
         [skillId, projectId],

@@ -305,7 +305,16 @@ describe('operators: the admin API', () => {
     const root = fileURLToPath(new URL('../../../', import.meta.url));
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      ['--conditions=development', '--import', 'tsx', 'services/api/src/cli/keys.ts', 'create', '--admin', '--name', 'ops'],
+      [
+        '--conditions=development',
+        '--import',
+        'tsx',
+        'services/api/src/cli/keys.ts',
+        'create',
+        '--admin',
+        '--name',
+        'ops',
+      ],
       { cwd: root, env: { ...process.env, DATABASE_URL: berth.databaseUrl, NODE_ENV: 'test' } },
     );
     const created = JSON.parse(stdout) as { key: string; admin: boolean };
