@@ -1,7 +1,6 @@
 import express, { Router, type Request, type Response } from 'express';
 import { execBody, type ExecLimits, type ExecResource } from '@berth/contracts';
 import {
-  BerthError,
   RateLimitError,
   encodeOutput,
   incompleteUtf8Tail,
@@ -11,6 +10,7 @@ import {
   type OutputStream,
 } from '@berth/core';
 import { parseOrThrow } from '../http/validate.js';
+import { EventStream } from '../http/event-stream.js';
 
 export interface ExecRoutesOptions {
   exec: ExecService;
@@ -54,12 +54,6 @@ class ChunkEncoder {
     return { text: encoded.text };
   }
 }
-
-const sse = (res: Response, event: string, data: unknown): void => {
-  // A client that went away: nothing to write to, and nothing to throw about.
-  if (res.writableEnded || res.destroyed) return;
-  res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-};
 
 /**
  * Bytes of exec bodies being read or held at once, across requests: a flood of large bodies is
@@ -142,41 +136,16 @@ export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
       stdout: new ChunkEncoder(),
       stderr: new ChunkEncoder(),
     };
-    let started = false;
-    const start = (): void => {
-      if (started) return;
-      started = true;
-      res.status(200);
-      res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-      res.setHeader('Cache-Control', 'no-cache');
-      res.setHeader('X-Accel-Buffering', 'no');
-      res.flushHeaders();
-    };
-    res.on('error', () => {});
+    const events = new EventStream(res);
     try {
       const outcome = await exec.run(lease, {
         ...input,
-        onOutput: (stream, chunk) => {
-          start();
-          sse(res, stream, encoders[stream].encode(chunk));
-        },
+        onOutput: (stream, chunk) => events.send(stream, encoders[stream].encode(chunk)),
       });
-      start();
-      sse(res, 'result', toResource(outcome));
-      res.end();
+      events.finish('result', toResource(outcome));
     } catch (error) {
       // Before the first event the error handler answers with a status; after, it goes in the stream.
-      if (!started) throw error;
-      const e = error instanceof BerthError ? error : null;
-      sse(res, 'error', {
-        error: {
-          message: e?.message ?? 'The server had an error while processing your request.',
-          type: e?.type ?? 'server_error',
-          param: e?.param ?? null,
-          code: e?.code ?? null,
-        },
-      });
-      res.end();
+      events.fail(error);
     }
   };
   return router;

@@ -1,4 +1,4 @@
-import { Router, type Response } from 'express';
+import { Router } from 'express';
 import {
   CreateSessionBody,
   sessionRunBody,
@@ -6,13 +6,9 @@ import {
   type SessionResource,
   type SessionRunResource,
 } from '@berth/contracts';
-import {
-  BerthError,
-  type SessionRecord,
-  type SessionRunOutcome,
-  type SessionsService,
-} from '@berth/core';
+import { type SessionRecord, type SessionRunOutcome, type SessionsService } from '@berth/core';
 import { parseOrThrow } from '../http/validate.js';
+import { EventStream } from '../http/event-stream.js';
 
 export interface SessionRoutesOptions {
   sessions: SessionsService;
@@ -63,11 +59,6 @@ function toRunResource(o: SessionRunOutcome): SessionRunResource {
     duration_ms: Math.round(o.durationMs),
   };
 }
-
-const sse = (res: Response, event: string, data: unknown): void => {
-  if (res.writableEnded || res.destroyed) return;
-  res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-};
 
 /** Stateful Python sessions in a container (ours; see docs/sessions.md). */
 export function sessionRoutes({ sessions, limits }: SessionRoutesOptions): Router {
@@ -123,46 +114,23 @@ export function sessionRoutes({ sessions, limits }: SessionRoutesOptions): Route
         res.json(toRunResource(await sessions.run(reserved, input)));
         return;
       }
-      let started = false;
-      const start = (): void => {
-        if (started) return;
-        started = true;
-        res.status(200);
-        res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-        res.setHeader('Cache-Control', 'no-cache');
-        res.setHeader('X-Accel-Buffering', 'no');
-        res.flushHeaders();
-      };
-      res.on('error', () => {});
+      const events = new EventStream(res);
       try {
         const outcome = await sessions.run(reserved, {
           ...input,
           onEvent: (e) => {
-            start();
             if (e.type === 'display')
-              sse(res, 'display', {
+              events.send('display', {
                 type: e.display.mimeType,
                 data: e.display.data,
                 path: e.display.path,
               });
-            else sse(res, e.type, { text: e.text });
+            else events.send(e.type, { text: e.text });
           },
         });
-        start();
-        sse(res, 'result', toRunResource(outcome));
-        res.end();
+        events.finish('result', toRunResource(outcome));
       } catch (error) {
-        if (!started) throw error;
-        const e = error instanceof BerthError ? error : null;
-        sse(res, 'error', {
-          error: {
-            message: e?.message ?? 'The server had an error while processing your request.',
-            type: e?.type ?? 'server_error',
-            param: e?.param ?? null,
-            code: e?.code ?? null,
-          },
-        });
-        res.end();
+        events.fail(error);
       }
     } finally {
       reserved.lease.release();
