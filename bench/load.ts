@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import Dockerode from 'dockerode';
-import { sandboxImage } from '@berth/testkit';
+import type Dockerode from 'dockerode';
+import { sandboxImage, testDocker } from '@berth/testkit';
 import { percentile, time, type BenchBerth, type Row } from './harness.js';
 import { poolReady } from './containers.js';
 
-const docker = new Dockerode();
+const docker = testDocker.docker;
 const STEPS = ['create', 'exec', 'upload', 'download', 'delete'] as const;
 type Step = (typeof STEPS)[number];
 const PAYLOAD = randomBytes(1024 * 1024);

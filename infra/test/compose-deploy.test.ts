@@ -3,10 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compose, composeAsync, root } from './compose-cli.js';
+import { testDocker } from '@berth/testkit';
 
 // The README's Docker Compose section, step by step: provisioning builds the images and writes
 // .env (image references, bootstrap key, the socket's group, the egress directory), then plain
@@ -16,7 +16,7 @@ const BUILD_TIMEOUT_MS = 20 * 60_000;
 const HEALTH_TIMEOUT_MS = 120_000;
 
 const project = `berth-ship-compose-${randomBytes(4).toString('hex')}`;
-const docker = new Dockerode();
+const docker = testDocker.docker;
 let env: Record<string, string>;
 let baseURL: string;
 let apiKey: string;

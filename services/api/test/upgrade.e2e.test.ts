@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import Dockerode from 'dockerode';
 import { newId } from '@berth/core';
 import { loadMigrations, migrate } from '@berth/db';
-import { createTestDatabase, sandboxImage } from '@berth/testkit';
+import { createTestDatabase, sandboxImage, testDocker } from '@berth/testkit';
 import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
 import { describe, expect, it } from 'vitest';
 import { startBerth } from './fixtures.js';
 
-const docker = new Dockerode();
+const docker = testDocker.docker;
 
 /**
  * A deployment of the previous schema (migrations up to 0002: before sandboxes had a uid of their
