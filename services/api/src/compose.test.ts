@@ -29,9 +29,9 @@ describe('compose', () => {
   it.each([
     [
       'all',
-      ['event-log', 'egress-sync', 'egress-proxy', 'reconciler', 'reaper', 'http', 'pool-filler'],
+      ['event-log', 'egress-proxy', 'egress-sync', 'reconciler', 'reaper', 'http', 'pool-filler'],
     ],
-    ['api', ['event-log', 'egress-sync', 'egress-proxy', 'http', 'pool-filler']],
+    ['api', ['event-log', 'egress-proxy', 'egress-sync', 'http', 'pool-filler']],
     ['reaper', ['event-log', 'reconciler', 'reaper']],
   ])('builds the %s role without I/O, services in start order', async (role, names) => {
     const { berth, pool } = build(role);

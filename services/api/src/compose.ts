@@ -160,7 +160,9 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
   if (egress) {
     const sync = new EgressSync({ store, egress: egress.controller });
     // Sandboxes that were running before a restart regain egress before the API answers.
+    // The proxy outlives its sync: stopped in reverse, the sync stops before the proxy closes.
     services.push(
+      { name: 'egress-proxy', start: async () => {}, stop: () => egress.proxy.close() },
       new Scheduled({
         name: 'egress-sync',
         cron: '*/30 * * * * *',
@@ -169,7 +171,6 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         firstRun: 'await',
         failureMessage: 'egress sync failed',
       }),
-      { name: 'egress-proxy', start: async () => {}, stop: () => egress.proxy.close() },
     );
   }
 
