@@ -20,6 +20,25 @@ const freePort = (): Promise<number> =>
   });
 
 afterAll(async () => {
+  // The start command runs with the default warm pool: its idle sandboxes outlive the process by
+  // design (README), so the smoke run removes them, and any engine probe, by its instance.
+  const instance = `smoke${suffix}`;
+  const left = await docker.listContainers({
+    all: true,
+    filters: { label: [`org.berth.instance=${instance}`] },
+  });
+  const probes = await docker.listContainers({
+    all: true,
+    filters: { name: [`berth-probe-${instance}-`] },
+  });
+  await Promise.all(
+    [...left, ...probes].map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => {}),
+    ),
+  );
   await docker
     .getContainer(devPostgres)
     .remove({ force: true, v: true })
