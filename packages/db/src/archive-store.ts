@@ -1,31 +1,14 @@
 import type { ArchiveState, ArchiveStore, ContainerFileRecord } from '@berth/core';
+import { rowToContainerFile, type ContainerFileRow } from './container-file-store.js';
 import { PgStore } from './sql.js';
-
-interface Row {
-  id: string;
-  container_id: string;
-  path: string;
-  bytes: number;
-  source: string;
-  created_at: number;
-  archive_state: string | null;
-}
 
 export class PgArchiveStore extends PgStore implements ArchiveStore {
   async filesOf(containerId: string): Promise<ContainerFileRecord[]> {
-    const { rows } = await this.sql.query<Row>(
+    const rows = await this.sql.rows<ContainerFileRow>(
       'select * from container_files where container_id = $1 order by created_at, id',
       [containerId],
     );
-    return rows.map((r) => ({
-      id: r.id,
-      containerId: r.container_id,
-      path: r.path,
-      bytes: Number(r.bytes),
-      source: r.source === 'user' ? 'user' : 'assistant',
-      createdAt: Number(r.created_at),
-      archiveState: r.archive_state as ArchiveState | null,
-    }));
+    return rows.map(rowToContainerFile);
   }
 
   async setFileState(containerId: string, fileId: string, state: ArchiveState): Promise<void> {

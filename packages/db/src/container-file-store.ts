@@ -8,7 +8,8 @@ import type {
 } from '@berth/core';
 import { PgStore } from './sql.js';
 
-interface Row {
+/** A container_files row, as every store that reads it parses it. */
+export interface ContainerFileRow {
   id: string;
   container_id: string;
   path: string;
@@ -18,7 +19,7 @@ interface Row {
   archive_state?: string | null;
 }
 
-const toRecord = (r: Row): ContainerFileRecord => ({
+export const rowToContainerFile = (r: ContainerFileRow): ContainerFileRecord => ({
   id: r.id,
   containerId: r.container_id,
   path: r.path,
@@ -38,7 +39,7 @@ export class PgContainerFileStore extends PgStore implements ContainerFileStore 
    * bytes, so an id a client holds still answers, with the new content.
    */
   async upsert(f: ContainerFileRecord): Promise<ContainerFileRecord> {
-    const row = await this.sql.one<Row>(
+    const row = await this.sql.one<ContainerFileRow>(
       `insert into container_files (id, container_id, path, bytes, source, created_at, written_at)
        values ($1, $2, $3, $4, $5, $6, $7)
        on conflict (container_id, path) do update
@@ -46,15 +47,15 @@ export class PgContainerFileStore extends PgStore implements ContainerFileStore 
        returning *`,
       [f.id, f.containerId, f.path, f.bytes, f.source, f.createdAt, this.clock.now()],
     );
-    return toRecord(row!);
+    return rowToContainerFile(row!);
   }
 
   async get(containerId: string, id: string): Promise<ContainerFileRecord | null> {
-    const row = await this.sql.one<Row>(
+    const row = await this.sql.one<ContainerFileRow>(
       'select * from container_files where id = $1 and container_id = $2',
       [id, containerId],
     );
-    return row ? toRecord(row) : null;
+    return row ? rowToContainerFile(row) : null;
   }
 
   list(containerId: string, page: PageRequest): Promise<Page<ContainerFileRecord>> {
@@ -63,7 +64,7 @@ export class PgContainerFileStore extends PgStore implements ContainerFileStore 
       kind: 'containerFile',
       equal: { container_id: containerId },
       page,
-      map: toRecord,
+      map: rowToContainerFile,
     });
   }
 

@@ -10,6 +10,18 @@ export const splitList = (value: string): string[] =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** A refinement that runs `parse` on the value and reports what it throws as the issue. */
+const parsedBy =
+  (parse: (value: string) => unknown, prefix = '') =>
+  (value: string | undefined, ctx: z.RefinementCtx): void => {
+    if (value === undefined) return;
+    try {
+      parse(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `${prefix}${(error as Error).message}` });
+    }
+  };
+
 const int = (fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -159,13 +171,7 @@ export const ConfigSchema = z
     BERTH_EGRESS_DENY_CIDRS: z
       .string()
       .default('')
-      .superRefine((value, ctx) => {
-        try {
-          parseCidrs(splitList(value));
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        }
-      }),
+      .superRefine(parsedBy((value) => parseCidrs(splitList(value)))),
     /**
      * Non-public addresses that allowlisted names may resolve to (an internal package mirror,
      * split-horizon DNS): comma-separated IPs or CIDRs. Everything else stays refused; loopback,
@@ -175,13 +181,7 @@ export const ConfigSchema = z
     BERTH_EGRESS_TRUSTED_CIDRS: z
       .string()
       .default('')
-      .superRefine((value, ctx) => {
-        try {
-          parseCidrs(splitList(value));
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        }
-      }),
+      .superRefine(parsedBy((value) => parseCidrs(splitList(value)))),
     /**
      * Key sealing `domain_secrets` at rest (AES-256-GCM): 32 bytes as 64 hex digits or base64
      * (`openssl rand -base64 32`). Unset: `domain_secrets` answer 400. Changing it makes the secrets
@@ -190,17 +190,7 @@ export const ConfigSchema = z
     BERTH_SECRETS_KEY: z
       .string()
       .optional()
-      .superRefine((value, ctx) => {
-        if (value === undefined) return;
-        try {
-          AesGcmSecretBox.parseKey(value);
-        } catch (error) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `BERTH_SECRETS_KEY ${(error as Error).message}`,
-          });
-        }
-      }),
+      .superRefine(parsedBy((value) => AesGcmSecretBox.parseKey(value), 'BERTH_SECRETS_KEY ')),
     /**
      * A corporate HTTP proxy (`http://[user:pass@]host:port`, supporting CONNECT) that all allowlist
      * egress goes through. Berth still enforces each sandbox's allowlist; names are then resolved,
@@ -209,17 +199,7 @@ export const ConfigSchema = z
     BERTH_EGRESS_UPSTREAM_PROXY: z
       .string()
       .optional()
-      .superRefine((value, ctx) => {
-        if (value === undefined) return;
-        try {
-          parseUpstreamProxy(value);
-        } catch (error) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `BERTH_EGRESS_UPSTREAM_PROXY ${(error as Error).message}`,
-          });
-        }
-      }),
+      .superRefine(parsedBy(parseUpstreamProxy, 'BERTH_EGRESS_UPSTREAM_PROXY ')),
     /** Connections one sandbox may hold open through the egress proxy at once. */
     BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX: int(64, 1, 65_536),
     /** Connections the egress proxy holds at once, across sandboxes. */
@@ -268,16 +248,7 @@ export const ConfigSchema = z
      * Warm pool: idle, hardened sandboxes kept per memory limit, `1g=2,4g=1`; a create of that
      * limit (network disabled) claims one instead of starting a sandbox. `0` disables the pool.
      */
-    BERTH_POOL_SIZES: z
-      .string()
-      .default('1g=2')
-      .superRefine((value, ctx) => {
-        try {
-          parsePoolSizes(value);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        }
-      }),
+    BERTH_POOL_SIZES: z.string().default('1g=2').superRefine(parsedBy(parsePoolSizes)),
     /** Pause between two warm-pool creates (the filler's rate bound). */
     BERTH_POOL_FILL_INTERVAL_MS: int(200, 0, 600_000),
     /** pino level. */
