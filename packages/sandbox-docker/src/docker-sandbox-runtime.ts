@@ -10,7 +10,7 @@ import {
 import type { DockerClient } from './docker-client.js';
 import { egressDirMissing, isMissingBindSource, statusOf } from './docker-errors.js';
 import { instanceFilter, LABELS, poolLabels, sandboxLabels, sandboxName } from './labels.js';
-import { collect } from './sandbox-exec.js';
+import { collect, startDetached } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
 export interface SandboxLimits {
@@ -270,19 +270,11 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
   /** Starts the in-sandbox forwarder and waits until it accepts connections. */
   async #startForwarder(spec: SandboxSpec, egress: SandboxEgress): Promise<void> {
     const client = this.#client;
-    const container = client.container(sandboxName(spec.containerId));
-    const exec = await client.call('exec create', (abortSignal) =>
-      container.exec({
-        Cmd: egress.forwarder,
-        User: egress.forwarderUser,
-        AttachStdout: false,
-        AttachStderr: false,
-        abortSignal,
-      } as Dockerode.ExecCreateOptions),
-    );
-    await client.call('exec start', (abortSignal) =>
-      exec.start({ Detach: true, abortSignal } as object),
-    );
+    await startDetached(client, {
+      containerId: spec.containerId,
+      user: egress.forwarderUser,
+      argv: egress.forwarder,
+    });
     const probe = await collect(client, {
       containerId: spec.containerId,
       user: sandboxUser(spec.uid),

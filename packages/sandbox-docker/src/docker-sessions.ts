@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type Dockerode from 'dockerode';
 import {
   SandboxGoneError,
   type SandboxRef,
@@ -11,9 +10,7 @@ import {
   type SessionRunResult,
 } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
-import { statusOf } from './docker-errors.js';
-import { sandboxName } from './labels.js';
-import { collect, startExec } from './sandbox-exec.js';
+import { collect, startDetached, startExec } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
 const RUNNER = readFileSync(new URL('./session-runner.py', import.meta.url), 'utf8');
@@ -92,29 +89,12 @@ export class DockerSandboxSessions implements SandboxSessions {
 
   async start(sandbox: SandboxRef, sessionId: string): Promise<void> {
     const client = this.#client;
-    const container = client.container(sandboxName(sandbox.containerId));
-    try {
-      const exec = await client.call('exec create', (abortSignal) =>
-        container.exec({
-          Cmd: ['/usr/bin/python3', '-I', '-c', RUNNER, `berth-session:${sessionId}`, sessionId],
-          User: sandboxUser(sandbox.uid),
-          Env: ['LANG=C.UTF-8', 'PYTHONUNBUFFERED=1'],
-          WorkingDir: '/',
-          AttachStdin: false,
-          AttachStdout: false,
-          AttachStderr: false,
-          abortSignal,
-        } as Dockerode.ExecCreateOptions),
-      );
-      await client.call('exec start', (abortSignal) =>
-        exec.start({ Detach: true, abortSignal } as object),
-      );
-    } catch (error) {
-      const status = statusOf(error);
-      if (status === 404 || status === 409)
-        throw new SandboxGoneError(sandbox.containerId, { cause: error });
-      throw await client.translate(error, sandbox.containerId);
-    }
+    await startDetached(client, {
+      containerId: sandbox.containerId,
+      user: sandboxUser(sandbox.uid),
+      argv: ['/usr/bin/python3', '-I', '-c', RUNNER, `berth-session:${sessionId}`, sessionId],
+      env: ['LANG=C.UTF-8', 'PYTHONUNBUFFERED=1'],
+    });
     const tag = `berth:session-ping-${randomBytes(6).toString('hex')}`;
     const ping = await collect(client, {
       containerId: sandbox.containerId,

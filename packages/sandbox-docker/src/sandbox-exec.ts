@@ -175,6 +175,39 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
   return { stdin: spec.stdin ? stream : null, stdout, stderr, end, kill, cancel };
 }
 
+/**
+ * Starts a command that outlives the call (the egress forwarder, a session's interpreter):
+ * created and started detached, under the same deadlines and error translation as `startExec`.
+ */
+export async function startDetached(
+  client: DockerClient,
+  spec: { containerId: string; user: string; argv: string[]; env?: string[] },
+): Promise<void> {
+  const container = client.container(sandboxName(spec.containerId));
+  try {
+    const exec = await client.call('exec create', (abortSignal) =>
+      container.exec({
+        Cmd: spec.argv,
+        Env: spec.env ?? [],
+        User: spec.user,
+        WorkingDir: '/',
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        abortSignal,
+      } as Dockerode.ExecCreateOptions),
+    );
+    await client.call('exec start', (abortSignal) =>
+      exec.start({ Detach: true, abortSignal } as object),
+    );
+  } catch (error) {
+    const status = statusOf(error);
+    if (status === 404 || status === 409)
+      throw new SandboxGoneError(spec.containerId, { cause: error });
+    throw await client.translate(error, spec.containerId);
+  }
+}
+
 /** The exec's exit code; null when Docker can't say in time (the stream ends a moment before). */
 async function exitCode(client: DockerClient, exec: Dockerode.Exec): Promise<number | null> {
   // About a second in all, as before the back-off.
