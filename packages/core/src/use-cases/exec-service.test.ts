@@ -184,6 +184,28 @@ describe('ExecService.exec', () => {
     await expect(service.reserve(PROJECT, c.id)).resolves.toBeDefined();
   });
 
+  it('writes last activity once a second, not twice an exec: a touch within the second is a no-op', async () => {
+    const { service, container, store, clock } = setup();
+    const c = container({ lastActiveAt: new Date(clock.now().getTime() - 5_000) });
+    const writes: Date[] = [];
+    const touch = store.touch.bind(store);
+    store.touch = (id, at) => {
+      writes.push(at);
+      return touch(id, at);
+    };
+
+    for (let i = 0; i < 5; i++) {
+      await service.exec(PROJECT, c.id, cmd());
+      clock.advance(100);
+    }
+    expect(writes).toHaveLength(1);
+    clock.advance(1_000);
+    await service.exec(PROJECT, c.id, cmd());
+
+    expect(writes).toHaveLength(2);
+    expect(store.row(c.id)?.lastActiveAt).toEqual(writes[1]);
+  });
+
   it('reports every outcome with its id, container and time', async () => {
     const { service, container, executor, outcomes, clock } = setup();
     const c = container();
