@@ -48,82 +48,80 @@ export class Metrics {
       this.#containersRead = { at: now, value: within(read()) };
     return this.#containersRead.value;
   }
-  readonly sandboxesUnresponsive = new Counter({
-    name: 'berth_sandboxes_unresponsive_total',
-    help: 'Sandboxes found wedged (a Docker call past its deadline while the engine answered) and marked failed.',
-    registers: [this.registry],
-  });
-  readonly execs = new Counter({
-    name: 'berth_execs_total',
-    help: 'Execs finished, by outcome: exit, timeout, oom.',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly execDuration = new Histogram({
-    name: 'berth_exec_duration_seconds',
-    help: 'Wall time of finished execs, by outcome.',
-    labelNames: ['outcome'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly sessionRuns = new Counter({
-    name: 'berth_session_runs_total',
-    help: 'Session runs finished, by outcome: ok, error, interrupted, restarted, died.',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly archiveFailures = new Counter({
-    name: 'berth_archive_failures_total',
-    help: 'Archives of an expiring container (whole, or one file) that failed; expiry went on.',
-    registers: [this.registry],
-  });
-  readonly reconcileErrors = new Counter({
-    name: 'berth_reconcile_errors_total',
-    help: 'Sandboxes the reconciler could not handle in one run (failed or past its per-item deadline).',
-    registers: [this.registry],
-  });
-  readonly reconcileActions = new Counter({
-    name: 'berth_reconcile_actions_total',
-    help: 'What reconciliation did, by action: orphan_removed, abandoned_finished, marked_failed.',
-    labelNames: ['action'] as const,
-    registers: [this.registry],
-  });
-  readonly reconcileRuns = new Counter({
-    name: 'berth_reconcile_runs_total',
-    help: 'Reconcile runs, by outcome: ok, error.',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly creates = new Counter({
-    name: 'berth_container_creates_total',
-    help: 'Container creates, by outcome: created, rejected (a 4xx: quota, bad input), error.',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly createDuration = new Histogram({
-    name: 'berth_container_create_duration_seconds',
-    help: 'Time to create a container (row, sandbox, seeded files), by outcome.',
-    labelNames: ['outcome'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly deletes = new Counter({
-    name: 'berth_container_deletes_total',
-    help: 'Containers deleted through the API.',
-    registers: [this.registry],
-  });
-  readonly expiries = new Counter({
-    name: 'berth_container_expiries_total',
-    help: 'Expired containers the reaper handled, by outcome: removed, error (retried next tick).',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly failures = new Counter({
-    name: 'berth_container_failures_total',
-    help: 'Containers marked failed, by reason: oom, stopped, vanished, unresponsive.',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
+  #counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) {
+    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+  #histogram<L extends string = never>(
+    name: string,
+    help: string,
+    buckets: number[],
+    labelNames: readonly L[] = [],
+  ) {
+    return new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+  readonly sandboxesUnresponsive = this.#counter(
+    'berth_sandboxes_unresponsive_total',
+    'Sandboxes found wedged (a Docker call past its deadline while the engine answered) and marked failed.',
+  );
+  readonly execs = this.#counter(
+    'berth_execs_total',
+    'Execs finished, by outcome: exit, timeout, oom.',
+    ['outcome'] as const,
+  );
+  readonly execDuration = this.#histogram(
+    'berth_exec_duration_seconds',
+    'Wall time of finished execs, by outcome.',
+    DURATION_BUCKETS,
+    ['outcome'] as const,
+  );
+  readonly sessionRuns = this.#counter(
+    'berth_session_runs_total',
+    'Session runs finished, by outcome: ok, error, interrupted, restarted, died.',
+    ['outcome'] as const,
+  );
+  readonly archiveFailures = this.#counter(
+    'berth_archive_failures_total',
+    'Archives of an expiring container (whole, or one file) that failed; expiry went on.',
+  );
+  readonly reconcileErrors = this.#counter(
+    'berth_reconcile_errors_total',
+    'Sandboxes the reconciler could not handle in one run (failed or past its per-item deadline).',
+  );
+  readonly reconcileActions = this.#counter(
+    'berth_reconcile_actions_total',
+    'What reconciliation did, by action: orphan_removed, abandoned_finished, marked_failed.',
+    ['action'] as const,
+  );
+  readonly reconcileRuns = this.#counter(
+    'berth_reconcile_runs_total',
+    'Reconcile runs, by outcome: ok, error.',
+    ['outcome'] as const,
+  );
+  readonly creates = this.#counter(
+    'berth_container_creates_total',
+    'Container creates, by outcome: created, rejected (a 4xx: quota, bad input), error.',
+    ['outcome'] as const,
+  );
+  readonly createDuration = this.#histogram(
+    'berth_container_create_duration_seconds',
+    'Time to create a container (row, sandbox, seeded files), by outcome.',
+    DURATION_BUCKETS,
+    ['outcome'] as const,
+  );
+  readonly deletes = this.#counter(
+    'berth_container_deletes_total',
+    'Containers deleted through the API.',
+  );
+  readonly expiries = this.#counter(
+    'berth_container_expiries_total',
+    'Expired containers the reaper handled, by outcome: removed, error (retried next tick).',
+    ['outcome'] as const,
+  );
+  readonly failures = this.#counter(
+    'berth_container_failures_total',
+    'Containers marked failed, by reason: oom, stopped, vanished, unresponsive.',
+    ['reason'] as const,
+  );
   readonly containers = new Gauge({
     name: 'berth_containers',
     help: 'Containers by status (running past its deadline counts as expired), read at scrape.',
@@ -142,42 +140,36 @@ export class Metrics {
       }
     },
   });
-  readonly transferDuration = new Histogram({
-    name: 'berth_file_transfer_duration_seconds',
-    help: 'Duration of file uploads and downloads (Files API and container files), by direction.',
-    labelNames: ['direction'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly transferBytes = new Counter({
-    name: 'berth_file_transfer_bytes_total',
-    help: 'Bytes of file bodies received (upload) and sent (download).',
-    labelNames: ['direction'] as const,
-    registers: [this.registry],
-  });
-  readonly reaperTicks = new Counter({
-    name: 'berth_reaper_ticks_total',
-    help: 'Reaper ticks, by outcome: ok, error.',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly reaperTickDuration = new Histogram({
-    name: 'berth_reaper_tick_duration_seconds',
-    help: 'Duration of one reaper tick.',
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly reaped = new Counter({
-    name: 'berth_reaper_reaped_total',
-    help: 'Containers the reaper expired (sandbox removed, row expired).',
-    registers: [this.registry],
-  });
-  readonly reaperLag = new Histogram({
-    name: 'berth_reaper_lag_seconds',
-    help: 'Time from a container deadline to the removal of its sandbox.',
-    buckets: LAG_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly transferDuration = this.#histogram(
+    'berth_file_transfer_duration_seconds',
+    'Duration of file uploads and downloads (Files API and container files), by direction.',
+    DURATION_BUCKETS,
+    ['direction'] as const,
+  );
+  readonly transferBytes = this.#counter(
+    'berth_file_transfer_bytes_total',
+    'Bytes of file bodies received (upload) and sent (download).',
+    ['direction'] as const,
+  );
+  readonly reaperTicks = this.#counter(
+    'berth_reaper_ticks_total',
+    'Reaper ticks, by outcome: ok, error.',
+    ['outcome'] as const,
+  );
+  readonly reaperTickDuration = this.#histogram(
+    'berth_reaper_tick_duration_seconds',
+    'Duration of one reaper tick.',
+    DURATION_BUCKETS,
+  );
+  readonly reaped = this.#counter(
+    'berth_reaper_reaped_total',
+    'Containers the reaper expired (sandbox removed, row expired).',
+  );
+  readonly reaperLag = this.#histogram(
+    'berth_reaper_lag_seconds',
+    'Time from a container deadline to the removal of its sandbox.',
+    LAG_BUCKETS,
+  );
   readonly reaperBacklog = new Gauge({
     name: 'berth_reaper_backlog',
     help: 'Running containers past their deadline, not yet reaped, read at scrape.',
@@ -192,41 +184,35 @@ export class Metrics {
       }
     },
   });
-  readonly eventsPurged = new Counter({
-    name: 'berth_events_purged_total',
-    help: 'Lifecycle events deleted past BERTH_EVENT_RETENTION_HOURS.',
-    registers: [this.registry],
-  });
-  readonly eventErrors = new Counter({
-    name: 'berth_event_write_errors_total',
-    help: 'Lifecycle events that could not be written to Postgres (logged and dropped).',
-    registers: [this.registry],
-  });
-  readonly egressDecisions = new Counter({
-    name: 'berth_egress_decisions_total',
-    help: 'Egress proxy decisions, by result (allowed, denied) and reason category.',
-    labelNames: ['result', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly egressBytes = new Counter({
-    name: 'berth_egress_bytes_total',
-    help: 'Bytes through the egress proxy, by direction: up (sandbox to upstream), down.',
-    labelNames: ['direction'] as const,
-    registers: [this.registry],
-  });
-  readonly httpRequests = new Counter({
-    name: 'berth_http_requests_total',
-    help: 'HTTP requests answered, by method, route template and status code.',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly httpDuration = new Histogram({
-    name: 'berth_http_request_duration_seconds',
-    help: 'HTTP request duration, by method and route template.',
-    labelNames: ['method', 'route'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly eventsPurged = this.#counter(
+    'berth_events_purged_total',
+    'Lifecycle events deleted past BERTH_EVENT_RETENTION_HOURS.',
+  );
+  readonly eventErrors = this.#counter(
+    'berth_event_write_errors_total',
+    'Lifecycle events that could not be written to Postgres (logged and dropped).',
+  );
+  readonly egressDecisions = this.#counter(
+    'berth_egress_decisions_total',
+    'Egress proxy decisions, by result (allowed, denied) and reason category.',
+    ['result', 'reason'] as const,
+  );
+  readonly egressBytes = this.#counter(
+    'berth_egress_bytes_total',
+    'Bytes through the egress proxy, by direction: up (sandbox to upstream), down.',
+    ['direction'] as const,
+  );
+  readonly httpRequests = this.#counter(
+    'berth_http_requests_total',
+    'HTTP requests answered, by method, route template and status code.',
+    ['method', 'route', 'status'] as const,
+  );
+  readonly httpDuration = this.#histogram(
+    'berth_http_request_duration_seconds',
+    'HTTP request duration, by method and route template.',
+    DURATION_BUCKETS,
+    ['method', 'route'] as const,
+  );
   readonly up = new Gauge({
     name: 'berth_up',
     help: 'Whether a dependency answers (1) or not (0), by dependency: postgres, docker; read at scrape.',
@@ -246,18 +232,16 @@ export class Metrics {
     },
   });
 
-  readonly poolClaims = new Counter({
-    name: 'berth_pool_claims_total',
-    help: 'Creates served by a warm-pool sandbox, by memory limit.',
-    labelNames: ['memory_limit'] as const,
-    registers: [this.registry],
-  });
-  readonly poolMisses = new Counter({
-    name: 'berth_pool_misses_total',
-    help: 'Creates of a pooled memory limit that found the pool empty and created cold.',
-    labelNames: ['memory_limit'] as const,
-    registers: [this.registry],
-  });
+  readonly poolClaims = this.#counter(
+    'berth_pool_claims_total',
+    'Creates served by a warm-pool sandbox, by memory limit.',
+    ['memory_limit'] as const,
+  );
+  readonly poolMisses = this.#counter(
+    'berth_pool_misses_total',
+    'Creates of a pooled memory limit that found the pool empty and created cold.',
+    ['memory_limit'] as const,
+  );
 
   readonly buildInfo = new Gauge({
     name: 'berth_build_info',
