@@ -6,6 +6,17 @@ export const NUL_MESSAGE = 'NUL bytes are not allowed';
 /** A string param: any text but NUL. Bounds go first, e.g. `text().min(1).max(64)`. */
 export const text = () => z.string().refine(noNul, NUL_MESSAGE);
 
+/** What a run (an exec, a session run) takes besides its code: a timeout up to the server's cap, and SSE. */
+export const runFields = (maxTimeoutMs: number) => ({
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .max(maxTimeoutMs, `timeout_ms must be at most ${maxTimeoutMs}`)
+    .optional(),
+  stream: z.boolean().default(false),
+});
+
 export const ErrorEnvelope = z
   .object({
     error: z.object({

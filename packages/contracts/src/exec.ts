@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { noNul } from './common.js';
+import { noNul, runFields } from './common.js';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface ExecLimits {
@@ -37,13 +37,7 @@ export const execBody = (limits: ExecLimits) =>
         .refine((env) => Object.keys(env).length <= 128, 'at most 128 variables')
         .optional(),
       workdir: z.string().max(4096).refine(noNul, 'NUL bytes are not allowed').optional(),
-      timeout_ms: z
-        .number()
-        .int()
-        .min(1)
-        .max(limits.maxTimeoutMs, `timeout_ms must be at most ${limits.maxTimeoutMs}`)
-        .optional(),
-      stream: z.boolean().default(false),
+      ...runFields(limits.maxTimeoutMs),
     })
     .strict()
     .meta({ id: 'CreateExecBody' });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { noNul } from './common.js';
+import { noNul, runFields } from './common.js';
 
 export interface SessionLimits {
   maxTimeoutMs: number;
@@ -17,13 +17,7 @@ export const sessionRunBody = (limits: SessionLimits) =>
           (s) => Buffer.byteLength(s) <= limits.maxCodeBytes,
           `code must be at most ${limits.maxCodeBytes} bytes`,
         ),
-      timeout_ms: z
-        .number()
-        .int()
-        .min(1)
-        .max(limits.maxTimeoutMs, `timeout_ms must be at most ${limits.maxTimeoutMs}`)
-        .optional(),
-      stream: z.boolean().default(false),
+      ...runFields(limits.maxTimeoutMs),
     })
     .strict()
     .meta({ id: 'RunSessionBody' });

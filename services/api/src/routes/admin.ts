@@ -16,6 +16,7 @@ import {
 import type { EgressStats } from '@berth/egress';
 import { parseOrThrow } from '../http/validate.js';
 import { requireAdmin } from '../http/admin-auth.js';
+import { listBody } from '../http/list.js';
 
 const limit = z.coerce
   .number({ error: 'limit must be an integer between 1 and 200' })
@@ -146,14 +147,7 @@ export function adminRoutes(options: AdminRoutesOptions): Router {
           : null,
       };
     };
-    const data = page.items.map(toResource);
-    res.json({
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore,
-    });
+    res.json(listBody(page, toResource));
   });
 
   router.get('/admin/events', async (req, res) => {
@@ -165,14 +159,7 @@ export function adminRoutes(options: AdminRoutesOptions): Router {
       containerId: q.container_id,
       since: q.since === undefined ? undefined : new Date(q.since * 1000),
     });
-    const data = page.items.map(eventResource);
-    res.json({
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: page.hasMore,
-    });
+    res.json(listBody(page, eventResource));
   });
   return router;
 }
