@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compose, composeAsync, root } from './compose-cli.js';
+import { composeAsync, root } from './compose-cli.js';
 import { testDocker } from '@berth/testkit';
 
 // The README's Docker Compose section, step by step: provisioning builds the images and writes
@@ -53,7 +53,9 @@ const dotenv = (key: string): string => {
 
 const run = (args: string[], timeoutMs = 300_000) =>
   composeAsync(['-p', project, ...args], env, timeoutMs);
-const apiContainerId = () => compose(['-p', project, 'ps', '-q', 'api'], env).trim();
+// Never blocking: a client's keep-alive socket the server closed while the loop was stuck would
+// otherwise be reused by the next request, which then fails with 'other side closed'.
+const apiContainerId = async () => (await run(['ps', '-q', 'api'], 30_000)).trim();
 
 /** The image's HEALTHCHECK says healthy, and every dependency answers. */
 async function waitForHealthy(): Promise<void> {
@@ -61,7 +63,7 @@ async function waitForHealthy(): Promise<void> {
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const state = (await docker.getContainer(apiContainerId()).inspect()).State;
+      const state = (await docker.getContainer(await apiContainerId()).inspect()).State;
       last = `health ${state.Health?.Status ?? 'none'}`;
       if (state.Health?.Status === 'healthy') {
         const res = await fetch(`${baseURL}/readyz`, { signal: AbortSignal.timeout(3_000) });
@@ -172,7 +174,7 @@ describe('docker compose deploy', () => {
         await client.containers.delete(doomed.id);
 
         // Restarted, then recreated from its image: the same containers, listed and usable.
-        const first = apiContainerId();
+        const first = await apiContainerId();
         for (const step of [
           ['restart', '-t', '10', 'api'],
           ['up', '-d', '--force-recreate', '--no-deps', 'api'],
@@ -193,7 +195,7 @@ describe('docker compose deploy', () => {
           const content = new Uint8Array(await (await client.files.content(file.id)).arrayBuffer());
           expect(sha256(content)).toBe(sha256(blob));
         }
-        expect(apiContainerId(), 'a new API container').not.toBe(first);
+        expect(await apiContainerId(), 'a new API container').not.toBe(first);
 
         for (const c of [plain, allow]) await client.containers.delete(c.id);
         const remaining = [];
