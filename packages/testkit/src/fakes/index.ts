@@ -9,3 +9,4 @@ export type { FakeSandbox } from './sandbox-runtime.js';
 export { FakeSandboxExecutor } from './sandbox-executor.js';
 export type { FakeCommand } from './sandbox-executor.js';
 export { FakeEgressController } from './egress-controller.js';
+export { FakeBlobStore, FakeFileStore } from './file-store.js';
