@@ -5,6 +5,7 @@ import {
   FakeContainerStore,
   FakeSandboxExecutor,
   FakeSandboxRuntime,
+  rejection,
 } from '@berth/testkit/fakes';
 import { ManualClock } from '../clock.js';
 import type { ContainerRecord } from '../container.js';
@@ -53,12 +54,6 @@ function setup(limits: { maxConcurrent?: number; maxConcurrentTotal?: number } =
   };
   return { clock, store, runtime, executor, service, outcomes, container, holdExecs };
 }
-
-const rejection = (p: Promise<unknown>) =>
-  p.then(
-    () => null,
-    (e: unknown) => e,
-  );
 
 describe('ExecService slots', () => {
   it('runs at most maxConcurrent per sandbox, answers 429 past it, and frees the slot after', async () => {

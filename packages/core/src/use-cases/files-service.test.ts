@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { FakeBlobStore, FakeFileStore } from '@berth/testkit/fakes';
+import { FakeBlobStore, FakeFileStore, rejection } from '@berth/testkit/fakes';
 import { ManualClock, unixSeconds } from '../clock.js';
 import { InvalidRequestError, NotFoundError, PayloadTooLargeError } from '../errors.js';
 import { isId } from '../ids.js';
@@ -33,12 +33,6 @@ function setup(maxBytes = 1024) {
   };
   return { clock, files, blobs, service, expiry, create, read };
 }
-
-const rejection = (p: Promise<unknown>) =>
-  p.then(
-    () => null,
-    (e: unknown) => e,
-  );
 
 describe('FilesService', () => {
   it('stores the bytes, then the row, and serves both back', async () => {

@@ -25,3 +25,10 @@ export function deferred<T = void>(): {
 
 /** A call that never answers: a wedged sandbox, an engine that stopped responding. */
 export const never = (): Promise<never> => new Promise<never>(() => {});
+
+/** What a promise rejected with, or null when it resolved: for asserting on the error itself. */
+export const rejection = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => null,
+    (e: unknown) => e,
+  );

@@ -1,7 +1,7 @@
 // Fakes of core's ports, for unit tests of the use cases: no Docker, no Postgres, no clock but the
 // one handed in. A separate entry point so that loading them loads neither pg nor dockerode.
 export { aContainer, RECORD_EPOCH } from '../builders.js';
-export { deferred, never } from './hooks.js';
+export { deferred, never, rejection } from './hooks.js';
 export type { Hooks } from './hooks.js';
 export { FakeContainerStore } from './container-store.js';
 export { FakeSandboxRuntime } from './sandbox-runtime.js';
