@@ -47,16 +47,24 @@ export class PgAdminStore extends PgStore implements AdminStore {
   }
 
   async summary(now: Date): Promise<AdminSummary> {
-    const [statuses, projects, backlog] = await Promise.all([
+    const [statuses, projects, backlog, pool] = await Promise.all([
       this.sql.query<{ status: string; n: number }>(
         `select case when status = 'running' and ${DEADLINE} <= $1 then 'expired' else status end
                   as status, count(*)::int as n
              from containers group by 1`,
         [now],
       ),
-      this.sql.query<{ project_id: string; name: string | null; n: number; gib: number }>(
+      this.sql.query<{
+        project_id: string;
+        name: string | null;
+        n: number;
+        gib: number;
+        total_gib: number;
+      }>(
+        // The total over every project, not only the hundred listed (a window runs before limit).
         `select c.project_id, p.name, count(*)::int as n,
-                  sum(rtrim(c.memory_limit, 'g')::int)::int as gib
+                  sum(rtrim(c.memory_limit, 'g')::int)::int as gib,
+                  (sum(sum(rtrim(c.memory_limit, 'g')::int)) over ())::int as total_gib
              from containers c left join projects p on p.id = c.project_id
             where c.status = 'running' and c.${DEADLINE} > $1
             group by c.project_id, p.name order by n desc, c.project_id limit 100`,
@@ -66,6 +74,11 @@ export class PgAdminStore extends PgStore implements AdminStore {
         `select count(*)::int as n, min(${DEADLINE}) as oldest
              from containers where status = 'running' and ${DEADLINE} <= $1`,
         [now],
+      ),
+      this.sql.query<{ memory_limit: string; state: string; n: number; gib: number }>(
+        `select memory_limit, state, count(*)::int as n,
+                  sum(rtrim(memory_limit, 'g')::int)::int as gib
+             from pool_sandboxes group by 1, 2 order by 1, 2`,
       ),
     ]);
     const byStatus: Record<string, number> = {
@@ -82,10 +95,13 @@ export class PgAdminStore extends PgStore implements AdminStore {
       running: r.n,
       memoryBytes: r.gib * GIB,
     }));
+    const poolCommittedBytes = pool.rows.reduce((sum, r) => sum + r.gib * GIB, 0);
     return {
       byStatus,
       byProject,
-      memoryCommittedBytes: byProject.reduce((sum, p) => sum + p.memoryBytes, 0),
+      memoryCommittedBytes: (projects.rows[0]?.total_gib ?? 0) * GIB + poolCommittedBytes,
+      poolCommittedBytes,
+      pool: pool.rows.map((r) => ({ memoryLimit: r.memory_limit, state: r.state, count: r.n })),
       reaperBacklog: backlog.rows[0]?.n ?? 0,
       oldestOverdue: backlog.rows[0]?.oldest ?? null,
     };

@@ -53,8 +53,12 @@ export interface AdminContainerFilter {
 export interface AdminSummary {
   byStatus: Record<string, number>;
   byProject: { projectId: string; projectName: string; running: number; memoryBytes: number }[];
-  /** Sum of the memory limits of running containers. */
+  /** Sum of the memory limits of running containers and of warm-pool sandboxes. */
   memoryCommittedBytes: number;
+  /** The warm pool's part of it: its sandboxes hold their limits before anyone claims them. */
+  poolCommittedBytes: number;
+  /** Warm-pool sandboxes by memory limit and state (idle: claimable; filling: starting). */
+  pool: { memoryLimit: string; state: string; count: number }[];
   /** Running rows past their deadline: what the reaper still has to do. */
   reaperBacklog: number;
   /** The oldest such deadline, or null when the reaper is caught up. */

@@ -57,6 +57,10 @@ function renderSummary(s) {
     ['failed', by.failed ?? 0],
     ['creating / deleting', (by.creating ?? 0) + (by.deleting ?? 0)],
     ['memory committed', `${bytes(s.memory.committed_bytes)} / ${bytes(s.memory.host_bytes)}`],
+    [
+      'warm pool',
+      `${s.pool.filter((p) => p.state === 'idle').reduce((n, p) => n + p.count, 0)} idle · ${bytes(s.memory.pool_committed_bytes)}`,
+    ],
     ['reaper backlog', s.reaper.backlog],
     ['projects running', s.projects.length],
   ];

@@ -89,7 +89,12 @@ export function adminRoutes(options: AdminRoutesOptions): Router {
         running: p.running,
         memory_committed_bytes: p.memoryBytes,
       })),
-      memory: { committed_bytes: s.memoryCommittedBytes, host_bytes: totalmem() },
+      memory: {
+        committed_bytes: s.memoryCommittedBytes,
+        pool_committed_bytes: s.poolCommittedBytes,
+        host_bytes: totalmem(),
+      },
+      pool: s.pool.map((p) => ({ memory_limit: p.memoryLimit, state: p.state, count: p.count })),
       reaper: {
         backlog: s.reaperBacklog,
         oldest_overdue_at: s.oldestOverdue ? seconds(s.oldestOverdue) : null,
