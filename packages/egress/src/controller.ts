@@ -91,16 +91,25 @@ export class ProxyEgressController implements EgressController {
     };
   }
 
-  attach(containerId: string, policy: AllowlistPolicy): Promise<void> {
+  attach(containerId: string, policy: AllowlistPolicy, dirKey?: string): Promise<void> {
     return this.proxy.attach(
       containerId,
       storedRules(policy.allowedDomains),
       this.#secretsOf(containerId, policy),
+      dirKey,
     );
   }
 
-  detach(containerId: string): Promise<void> {
-    return this.proxy.detach(containerId);
+  detach(containerId: string, dirKey?: string): Promise<void> {
+    return this.proxy.detach(containerId, dirKey);
+  }
+
+  prepareDir(dirKey: string): Promise<void> {
+    return this.proxy.prepareDir(dirKey);
+  }
+
+  dirKeys(): Promise<string[]> {
+    return this.proxy.dirKeys();
   }
 
   attachedIds(): string[] {

@@ -231,6 +231,30 @@ describe('attach', () => {
     await until(() => listeningPipes() === before);
   });
 
+  it('serves a sandbox in a directory made before it (a pool slot’s), keyed by the container', async () => {
+    proxy = new EgressProxy({ runDir, resolver: new Resolver({ testUpstreams: upstreams }) });
+    const slot = 'pool_' + 'c'.repeat(24);
+    await proxy.prepareDir(slot);
+    expect((await stat(proxy.hostDir(slot))).isDirectory()).toBe(true);
+    expect(await proxy.dirKeys()).toEqual([slot]);
+    await proxy.attach(A, rules, [], slot);
+    expect(await proxy.dirKeys()).toEqual([slot]);
+    const s = await tunnel(join(proxy.hostDir(slot), 'egress.sock'));
+    expect(await roundTrip(s, 'ping')).toBe('ping');
+    s.destroy();
+    expect(proxy.attachedIds()).toEqual([A]);
+    await until(() => (proxy?.stats(A)?.recent.length ?? 0) === 1);
+    expect(proxy.stats(A)?.recent[0]).toMatchObject({ containerId: A, decision: 'allowed' });
+    expect(proxy.stats(slot)).toBeNull();
+    // Detached by the container id alone, the slot's directory goes with it.
+    await proxy.detach(A);
+    expect(await proxy.dirKeys()).toEqual([]);
+    // And a slot never attached is removed by its own name.
+    await proxy.prepareDir(slot);
+    await proxy.detach(slot);
+    expect(await proxy.dirKeys()).toEqual([]);
+  });
+
   it('refuses a cap or timeout that is not a positive integer', () => {
     const resolver = new Resolver();
     expect(() => new EgressProxy({ runDir, resolver, maxConnections: 0 })).toThrow(

@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import tls from 'node:tls';
 import type net from 'node:net';
@@ -71,6 +71,8 @@ interface Attached {
   secrets: Map<string, HeldSecret[]>;
   /** The sandbox's CA, made when it first has secrets; its key never leaves this process. */
   ca: SandboxCa | null;
+  /** Its egress directory: the container's, or the warm-pool slot's its sandbox mounts. */
+  dir: string;
 }
 
 export const SANDBOX_EGRESS_DIR = '/run/berth-egress';
@@ -159,6 +161,11 @@ export class EgressProxy {
     this.#requestMs = Math.max(300_000, this.#headersMs);
   }
 
+  /** The root of every sandbox's egress directory (where this proxy serves). */
+  get runDir(): string {
+    return this.options.runDir;
+  }
+
   /** The host directory bind-mounted into the sandbox at /run/berth-egress. */
   hostDir(containerId: string): string {
     if (!/^[a-z0-9_]{1,64}$/.test(containerId)) throw new Error(`bad container id ${containerId}`);
@@ -168,8 +175,15 @@ export class EgressProxy {
   /**
    * Starts the proxy of one sandbox, or gives a running one new rules. Idempotent. With secrets,
    * the sandbox's CA exists and its certificate is in the egress directory before this returns.
+   * `dirKey` names that directory when it isn't the container id's (a claimed warm-pool slot's);
+   * stats and decisions stay keyed by the container id.
    */
-  async attach(containerId: string, rules: Rule[], secrets: SandboxSecret[] = []): Promise<void> {
+  async attach(
+    containerId: string,
+    rules: Rule[],
+    secrets: SandboxSecret[] = [],
+    dirKey: string = containerId,
+  ): Promise<void> {
     for (;;) {
       const pending = this.#starting.get(containerId);
       if (!pending) break;
@@ -182,7 +196,7 @@ export class EgressProxy {
       if (secrets.length > 0 && !existing.ca) await this.#makeCa(containerId, existing);
       return;
     }
-    const start = this.#start(containerId, rules, secrets);
+    const start = this.#start(containerId, rules, secrets, this.hostDir(dirKey));
     this.#starting.set(containerId, start);
     try {
       await start;
@@ -194,7 +208,7 @@ export class EgressProxy {
   /** A CA of the sandbox's own, and the bundle the sandbox trusts, written next to its socket. */
   async #makeCa(containerId: string, entry: Attached): Promise<void> {
     const ca = await SandboxCa.create(containerId);
-    const dir = this.hostDir(containerId);
+    const dir = entry.dir;
     const roots = tls.rootCertificates.join('\n');
     // Each file ends in a newline, so a sandbox can append its own certificates with `cat`.
     await writeFile(join(dir, CA_CERT), `${ca.certPem.trim()}\n`, { mode: 0o644 });
@@ -216,8 +230,12 @@ export class EgressProxy {
     };
   }
 
-  async #start(containerId: string, rules: Rule[], secrets: SandboxSecret[]): Promise<void> {
-    const dir = this.hostDir(containerId);
+  async #start(
+    containerId: string,
+    rules: Rule[],
+    secrets: SandboxSecret[],
+    dir: string,
+  ): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o755 });
     await chmod(dir, 0o755);
     const path = join(dir, SOCKET);
@@ -229,6 +247,7 @@ export class EgressProxy {
       sockets: new Set(),
       secrets: bySecretDomain(secrets),
       ca: null,
+      dir,
     };
     for (const domain of entry.secrets.keys()) entry.stats.substitutions[domain] = 0;
     if (secrets.length > 0) await this.#makeCa(containerId, entry);
@@ -251,9 +270,33 @@ export class EgressProxy {
     this.#attached.set(containerId, entry);
   }
 
-  async detach(containerId: string): Promise<void> {
+  /** Stops serving a sandbox and removes its directory, and `dirKey`'s (default its id's). */
+  async detach(containerId: string, dirKey: string = containerId): Promise<void> {
+    await this.#starting.get(containerId)?.catch(() => {});
+    const own = this.#attached.get(containerId)?.dir;
     await this.#stop(containerId);
-    await rm(this.hostDir(containerId), { recursive: true, force: true });
+    for (const dir of new Set([own, this.hostDir(dirKey)]))
+      if (dir) await rm(dir, { recursive: true, force: true });
+  }
+
+  /** An empty egress directory, made before a warm-pool sandbox that mounts it is created. */
+  async prepareDir(dirKey: string): Promise<void> {
+    const dir = this.hostDir(dirKey);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await chmod(dir, 0o755);
+  }
+
+  /** The names of the egress directories under `runDir`. */
+  async dirKeys(): Promise<string[]> {
+    const entries = await readdir(this.options.runDir, { withFileTypes: true }).catch(
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return [];
+        throw error;
+      },
+    );
+    return entries
+      .filter((e) => e.isDirectory() && /^[a-z0-9_]{1,64}$/.test(e.name))
+      .map((e) => e.name);
   }
 
   attachedIds(): string[] {

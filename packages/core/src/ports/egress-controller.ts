@@ -19,10 +19,21 @@ export interface EgressController {
     requested: AllowlistPolicy,
     secrets: ClearDomainSecret[],
   ): { policy: AllowlistPolicy; secrets: ClearDomainSecret[] };
-  /** Starts enforcing a sandbox's allowlist and secrets (before the sandbox exists). Idempotent. */
-  attach(containerId: string, policy: AllowlistPolicy): Promise<void>;
-  /** Stops serving a sandbox. Idempotent. */
-  detach(containerId: string): Promise<void>;
+  /**
+   * Starts enforcing a sandbox's allowlist and secrets (before the sandbox exists). Idempotent.
+   * `dirKey`: the name of the egress directory its sandbox mounts, when not the container id (a
+   * warm-pool slot's); stats and decisions stay the container's.
+   */
+  attach(containerId: string, policy: AllowlistPolicy, dirKey?: string): Promise<void>;
+  /**
+   * Stops serving a sandbox and removes its egress directory (the one it was attached with, and
+   * `dirKey`'s, default the container id's). Idempotent; `detach(slotId)` removes a slot's.
+   */
+  detach(containerId: string, dirKey?: string): Promise<void>;
+  /** Creates the empty egress directory a warm-pool sandbox mounts before its proxy attaches. */
+  prepareDir(dirKey: string): Promise<void>;
+  /** The names of every egress directory present (for the sweep of orphans). */
+  dirKeys(): Promise<string[]>;
   /** The sandboxes served now. */
   attachedIds(): string[];
 }

@@ -18,7 +18,31 @@ describe('EgressSync', () => {
 
     const report = await new EgressSync({ store, egress }).run();
 
-    expect(report).toEqual({ attached: 1, detached: 1 });
+    expect(report).toEqual({ attached: 1, detached: 1, dirsRemoved: 0 });
     expect(egress.attachedIds().sort()).toEqual([running.id, creating.id].sort());
+  });
+
+  it('reattaches a claimed container in its slot’s directory, and sweeps directories no row owns', async () => {
+    const store = new FakeContainerStore();
+    const egress = new FakeEgressController();
+    const claimed = aContainer({ status: 'running', networkPolicy: allowlist, poolSlot: 'pool_a' });
+    const cold = aContainer({ status: 'running', networkPolicy: allowlist });
+    const creating = aContainer({ status: 'creating', networkPolicy: allowlist });
+    const deleted = aContainer({ status: 'expired', networkPolicy: allowlist });
+    for (const r of [claimed, cold, creating, deleted]) store.seed(r);
+    // Left by a crash: a deleted container's directory, a removed slot's; and an idle slot's.
+    for (const key of [creating.id, deleted.id, 'pool_gone', 'pool_idle'])
+      await egress.prepareDir(key);
+    const pool = {
+      liveSlots: async (ids: string[]) => new Set(ids.filter((i) => i === 'pool_idle')),
+    };
+
+    const report = await new EgressSync({ store, egress, pool }).run();
+
+    expect(report).toEqual({ attached: 2, detached: 0, dirsRemoved: 2 });
+    expect(egress.calls).toContain(`attach ${claimed.id} in pool_a`);
+    expect([...egress.dirs].sort()).toEqual(
+      [claimed.poolSlot, cold.id, creating.id, 'pool_idle'].sort(),
+    );
   });
 });
