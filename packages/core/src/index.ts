@@ -156,6 +156,8 @@ export type { ContainerRestorerOptions } from './use-cases/container-restorer.js
 export { SandboxPool, POOL_UID_BASE } from './use-cases/sandbox-pool.js';
 export type { SandboxPoolOptions } from './use-cases/sandbox-pool.js';
 export type {
+  PoolNetwork,
+  PoolSizes,
   PoolSlot,
   PoolStore,
   ReserveOutcome,

@@ -2,6 +2,7 @@ import type {
   ClaimOutcome,
   ContainerRecord,
   MemoryLimit,
+  PoolNetwork,
   PoolSlot,
   PoolStore,
   ReserveOutcome,
@@ -12,6 +13,8 @@ import { policyToJson } from './container-rows.js';
 interface SlotRow {
   slot_id: string;
   memory_limit: string;
+  network: PoolNetwork;
+  egress_scope: string | null;
   sandbox_uid: number;
   state: 'filling' | 'idle';
   updated_at: Date;
@@ -20,6 +23,8 @@ interface SlotRow {
 const toSlot = (r: SlotRow): PoolSlot => ({
   slotId: r.slot_id,
   memoryLimit: r.memory_limit as MemoryLimit,
+  network: r.network,
+  egressScope: r.egress_scope,
   sandboxUid: r.sandbox_uid,
   state: r.state,
   updatedAt: r.updated_at,
@@ -32,19 +37,19 @@ export class PgPoolStore extends PgStore implements PoolStore {
   reserve(slot: PoolSlot, target: number): Promise<ReserveOutcome> {
     return this.sql
       .transaction(async (client) => {
-        // Serialises fillers of one memory limit, on every replica, so the count stays exact.
-        await client.query(`select pg_advisory_xact_lock(hashtext('berth:pool:' || $1))`, [
-          slot.memoryLimit,
-        ]);
+        // Serialises fillers of one pool, on every replica, so the count stays exact.
+        const pool = [slot.memoryLimit, slot.network, slot.egressScope ?? ''].join('/');
+        await client.query(`select pg_advisory_xact_lock(hashtext('berth:pool:' || $1))`, [pool]);
         const { rows } = await client.query<{ n: number }>(
-          `select count(*)::int as n from pool_sandboxes where memory_limit = $1`,
-          [slot.memoryLimit],
+          `select count(*)::int as n from pool_sandboxes
+            where memory_limit = $1 and network = $2 and egress_scope is not distinct from $3`,
+          [slot.memoryLimit, slot.network, slot.egressScope],
         );
         if ((rows[0]?.n ?? 0) >= target) return 'full';
         const inserted = await client.query(
-          `insert into pool_sandboxes (slot_id, memory_limit, sandbox_uid, state)
-         values ($1, $2, $3, 'filling') on conflict (sandbox_uid) do nothing`,
-          [slot.slotId, slot.memoryLimit, slot.sandboxUid],
+          `insert into pool_sandboxes (slot_id, memory_limit, network, egress_scope, sandbox_uid, state)
+         values ($1, $2, $3, $4, $5, 'filling') on conflict (sandbox_uid) do nothing`,
+          [slot.slotId, slot.memoryLimit, slot.network, slot.egressScope, slot.sandboxUid],
         );
         if (inserted.rowCount === 0) return 'uid_taken';
         // Checked after the insert, on a fresh snapshot: a claim moving this uid from a slot to a
@@ -79,15 +84,20 @@ export class PgPoolStore extends PgStore implements PoolStore {
     ]);
   }
 
-  /** One round trip: the transaction is the function `berth_pool_claim` (migration 0008). */
-  async claim(record: ContainerRecord, maxLive: number, now: Date): Promise<ClaimOutcome> {
+  /** One round trip: the transaction is the function `berth_pool_claim` (migrations 0008, 0009). */
+  async claim(
+    record: ContainerRecord,
+    maxLive: number,
+    now: Date,
+    egressScope: string | null,
+  ): Promise<ClaimOutcome> {
     const { rows } = await this.sql.query<{
       outcome: 'claimed' | 'empty' | 'over_cap';
       slot_id: string | null;
       sandbox_uid: number | null;
       state: 'filling' | 'idle' | null;
       updated_at: Date | null;
-    }>(`select * from berth_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+    }>(`select * from berth_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, [
       record.id,
       record.projectId,
       record.name,
@@ -98,6 +108,7 @@ export class PgPoolStore extends PgStore implements PoolStore {
       policyToJson(record.networkPolicy),
       maxLive,
       now,
+      egressScope,
     ]);
     const row = rows[0];
     if (!row || row.outcome === 'empty') return { outcome: 'empty' };
@@ -107,6 +118,8 @@ export class PgPoolStore extends PgStore implements PoolStore {
       slot: toSlot({
         slot_id: row.slot_id!,
         memory_limit: record.memoryLimit,
+        network: record.networkPolicy.type,
+        egress_scope: egressScope,
         sandbox_uid: row.sandbox_uid!,
         state: row.state ?? 'idle',
         updated_at: row.updated_at ?? now,

@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode';
 import {
   UnavailableError,
   type ManagedSandbox,
+  type PoolNetwork,
   type SandboxPoolRuntime,
   type SandboxRuntime,
   type SandboxSpec,
@@ -204,20 +205,26 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
   }
 
   /**
-   * A warm-pool sandbox: the very body of a cold `disabled` sandbox (same hardening, limits, its
-   * own uid), named after its slot and labelled as a pool member instead of a container.
+   * A warm-pool sandbox: the very body of a cold sandbox of its network (same hardening, limits,
+   * its own uid; for `allowlist` the proxy settings, the slot's egress directory mounted and the
+   * forwarder started and probed), named after its slot and labelled as a pool member instead of
+   * a container. No domain secrets: their environment is a container's, fixed at create.
    */
   async createPooled(spec: {
     slotId: string;
     uid: number;
     memoryLimitBytes: number;
+    network: PoolNetwork;
   }): Promise<void> {
     const sandbox: SandboxSpec = {
       containerId: spec.slotId,
       projectId: '',
       uid: spec.uid,
       memoryLimitBytes: spec.memoryLimitBytes,
-      network: { type: 'disabled' },
+      network:
+        spec.network === 'allowlist'
+          ? { type: 'allowlist', allowedDomains: [] }
+          : { type: 'disabled' },
     };
     const body = this.containerSpec(sandbox);
     await this.#createAndStart(

@@ -123,7 +123,14 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
   });
 
   // The warm pool: every role reconciles it; only serving roles fill it.
-  const warm = createWarmPool(config, pool, runtime, metrics, logger);
+  const warm = createWarmPool(
+    config,
+    pool,
+    runtime,
+    metrics,
+    logger,
+    egress ? { controller: egress.controller, scope: egress.proxy.runDir } : undefined,
+  );
 
   // Files after expiry (docs/files.md): one files adapter and one file store for the archiver
   // (in the reaper) and the API; archived bytes in a blob store of their own.
@@ -158,7 +165,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     { name: 'event-log', start: async () => {}, stop: () => observe.flush() },
   ];
   if (egress) {
-    const sync = new EgressSync({ store, egress: egress.controller });
+    const sync = new EgressSync({ store, egress: egress.controller, pool: warm.store });
     // Sandboxes that were running before a restart regain egress before the API answers.
     // The proxy outlives its sync: stopped in reverse, the sync stops before the proxy closes.
     services.push(

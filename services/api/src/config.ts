@@ -245,10 +245,15 @@ export const ConfigSchema = z
     /** The host's cgroup mount, where live sandbox usage is read (read-only). */
     BERTH_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
     /**
-     * Warm pool: idle, hardened sandboxes kept per memory limit, `1g=2,4g=1`; a create of that
-     * limit (network disabled) claims one instead of starting a sandbox. `0` disables the pool.
+     * Warm pool: idle, hardened sandboxes kept per memory limit and network policy,
+     * `1g=2,1g/allowlist=1,4g=1` (`LIMIT` alone means `LIMIT/disabled`); a create of that limit and
+     * policy claims one instead of starting a sandbox (an allowlist one without domain_secrets;
+     * its proxy attaches at claim). `0` disables the pool.
      */
-    BERTH_POOL_SIZES: z.string().default('1g=2').superRefine(parsedBy(parsePoolSizes)),
+    BERTH_POOL_SIZES: z
+      .string()
+      .default('1g=2,1g/allowlist=1')
+      .superRefine(parsedBy(parsePoolSizes)),
     /** Pause between two warm-pool creates (the filler's rate bound). */
     BERTH_POOL_FILL_INTERVAL_MS: int(200, 0, 600_000),
     /** pino level. */

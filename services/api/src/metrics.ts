@@ -234,13 +234,13 @@ export class Metrics {
 
   readonly poolClaims = this.#counter(
     'berth_pool_claims_total',
-    'Creates served by a warm-pool sandbox, by memory limit.',
-    ['memory_limit'] as const,
+    'Creates served by a warm-pool sandbox, by memory limit and network policy.',
+    ['memory_limit', 'network'] as const,
   );
   readonly poolMisses = this.#counter(
     'berth_pool_misses_total',
-    'Creates of a pooled memory limit that found the pool empty and created cold.',
-    ['memory_limit'] as const,
+    'Creates of a pooled memory limit and network policy that found the pool empty and created cold.',
+    ['memory_limit', 'network'] as const,
   );
 
   readonly buildInfo = new Gauge({

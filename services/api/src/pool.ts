@@ -1,9 +1,14 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { SandboxPool, systemClock, type SandboxPoolRuntime } from '@berth/core';
+import {
+  SandboxPool,
+  systemClock,
+  type EgressController,
+  type SandboxPoolRuntime,
+} from '@berth/core';
 import { PgPoolStore, type Pool } from '@berth/db';
 import type { Config } from './config.js';
-import { parsePoolSizes } from './pool-sizes.js';
+import { parsePoolSizes, poolEntries } from './pool-sizes.js';
 import type { Metrics } from './metrics.js';
 
 export interface WarmPool {
@@ -13,13 +18,18 @@ export interface WarmPool {
   stop(): Promise<void>;
 }
 
-/** The warm pool and its metrics; its filler runs only where requests are served. */
+/**
+ * The warm pool and its metrics; its filler runs only where requests are served. Allowlist pools
+ * need this process's proxy (`egress`, serving the directory root `egressScope`); without it they
+ * are left empty.
+ */
 export function createWarmPool(
   config: Config,
   db: Pool,
   runtime: SandboxPoolRuntime,
   metrics: Metrics,
   logger: Logger,
+  egress?: { controller: EgressController; scope: string },
 ): WarmPool {
   const store = new PgPoolStore(db);
   const sizes = parsePoolSizes(config.BERTH_POOL_SIZES);
@@ -28,25 +38,27 @@ export function createWarmPool(
     runtime,
     clock: systemClock,
     sizes,
+    ...(egress ? { egress: egress.controller, egressScope: egress.scope } : {}),
     fillIntervalMs: config.BERTH_POOL_FILL_INTERVAL_MS,
-    onClaim: (limit) => metrics.poolClaims.inc({ memory_limit: limit }),
-    onMiss: (limit) => metrics.poolMisses.inc({ memory_limit: limit }),
+    onClaim: (limit, network) => metrics.poolClaims.inc({ memory_limit: limit, network }),
+    onMiss: (limit, network) => metrics.poolMisses.inc({ memory_limit: limit, network }),
     onFillError: (err) =>
       logger.warn({ err }, 'creating a warm-pool sandbox failed; the filler retries'),
   });
   // Read at scrape time from Postgres: every replica's pool sandboxes, not only this process's.
   new Gauge({
     name: 'berth_pool_sandboxes',
-    help: 'Warm-pool sandboxes, by memory limit and state (idle: claimable; filling: starting).',
-    labelNames: ['memory_limit', 'state'] as const,
+    help: 'Warm-pool sandboxes, by memory limit, network policy and state (idle: claimable; filling: starting).',
+    labelNames: ['memory_limit', 'network', 'state'] as const,
     registers: [metrics.registry],
     async collect() {
       const slots = await store.list().catch(() => []);
       this.reset();
-      for (const limit of Object.keys(sizes))
+      for (const [network, limit] of poolEntries(sizes))
         for (const state of ['idle', 'filling'] as const)
-          this.set({ memory_limit: limit, state }, 0);
-      for (const s of slots) this.inc({ memory_limit: s.memoryLimit, state: s.state });
+          this.set({ memory_limit: limit, network, state }, 0);
+      for (const s of slots)
+        this.inc({ memory_limit: s.memoryLimit, network: s.network, state: s.state });
     },
   });
   new Gauge({
@@ -57,7 +69,7 @@ export function createWarmPool(
       this.set(pool.committedBytes(await store.list().catch(() => [])));
     },
   });
-  const enabled = Object.keys(sizes).length > 0;
+  const enabled = poolEntries(sizes).length > 0;
   return {
     pool,
     store,

@@ -210,9 +210,11 @@ export class ContainersService {
     };
     const pickUid = this.options.newSandboxUid ?? randomSandboxUid;
     let outcome: Awaited<ReturnType<typeof store.insertCreating>> = 'uid_taken';
-    // A warm sandbox if the pool has one (allowlist sandboxes need their proxy mount: cold).
+    // A warm sandbox if the pool has one. An allowlist slot has its egress directory mounted
+    // already; with domain_secrets the sandbox's environment (CA, placeholders) is fixed at its
+    // create, and skills need a file system of their own: those stay cold.
     let fromPool = false;
-    if (this.options.pool && policy.type === 'disabled' && !skills) {
+    if (this.options.pool && !skills && secrets.length === 0) {
       const claim = await this.options.pool.claim(record, this.options.maxLivePerProject, now);
       if (claim.outcome === 'over_cap') outcome = 'over_cap';
       if (claim.outcome === 'claimed') {
@@ -233,8 +235,10 @@ export class ContainersService {
       );
     }
     try {
-      // The proxy listens before the sandbox exists: there is never a moment without enforcement.
-      if (networkPolicy.type === 'allowlist') await egress!.attach(record.id, networkPolicy);
+      // The proxy listens before the sandbox exists (or, for a claimed one, before anyone may use
+      // it, in the directory its slot mounts): there is never a moment without enforcement.
+      if (networkPolicy.type === 'allowlist')
+        await egress!.attach(record.id, networkPolicy, sandboxKey(record));
       if (!fromPool)
         await runtime.create({
           containerId: record.id,
@@ -305,7 +309,7 @@ export class ContainersService {
     const id = record.id;
     try {
       await this.options.runtime.remove(sandboxKey(record));
-      await this.options.egress?.detach(id);
+      await this.options.egress?.detach(id, sandboxKey(record));
       await this.options.store.remove(id);
     } catch (cleanupError) {
       this.options.onCleanupError?.(cleanupError, id);
@@ -357,7 +361,7 @@ export class ContainersService {
       await store.setStatus(id, record.status, record.statusReason);
       throw error;
     }
-    await this.options.egress?.detach(id);
+    await this.options.egress?.detach(id, sandboxKey(record));
     await this.options.beforeRemove?.(id);
     await store.remove(id);
     this.options.onDeleted?.(record);
