@@ -83,16 +83,15 @@ const replica = (of: RunningBerth, dataDir: string, env: Record<string, string>)
     }),
   );
 
-/** Claims a slot the way a create does, as a process that dies right after the claim commits. */
-async function claimAndDie(
+/** A create's `creating` row as a claim writes it. */
+async function creatingRecord(
   of: RunningBerth,
   networkPolicy: ContainerRecord['networkPolicy'],
-  egressScope: string | null,
-): Promise<{ record: ContainerRecord; slot: string }> {
+): Promise<ContainerRecord> {
   const projectId = (await of.pool.query<{ id: string }>(`select id from projects limit 1`))
     .rows[0]!.id;
   const now = new Date();
-  const record: ContainerRecord = {
+  return {
     id: newId('container', unixSeconds(now)),
     projectId,
     name: 'crashed',
@@ -105,7 +104,16 @@ async function claimAndDie(
     statusReason: null,
     sandboxUid: 0,
   };
-  const claim = await new PgPoolStore(of.pool).claim(record, 100, now, egressScope);
+}
+
+/** Claims a slot the way a create does, as a process that dies right after the claim commits. */
+async function claimAndDie(
+  of: RunningBerth,
+  networkPolicy: ContainerRecord['networkPolicy'],
+  egressScope: string | null,
+): Promise<{ record: ContainerRecord; slot: string }> {
+  const record = await creatingRecord(of, networkPolicy);
+  const claim = await new PgPoolStore(of.pool).claim(record, 100, new Date(), egressScope);
   expect(claim.outcome).toBe('claimed');
   return { record, slot: claim.outcome === 'claimed' ? claim.slot.slotId : '' };
 }
@@ -601,6 +609,21 @@ except OSError: print('direct-refused')
       await second.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('claims a slot only for a process whose proxy serves the egress root it was made under', async () => {
+    await full();
+    const store = new PgPoolStore(net.pool);
+    const allowlisted = { type: 'allowlist' as const, allowedDomains: ['allowed.test'] };
+    for (const scope of [join(egressDir, 'elsewhere'), null])
+      expect(
+        await store.claim(await creatingRecord(net, allowlisted), 100, new Date(), scope),
+      ).toEqual({ outcome: 'empty' });
+    // Nor does a disabled create take an allowlist slot.
+    expect(
+      await store.claim(await creatingRecord(net, { type: 'disabled' }), 100, new Date(), null),
+    ).toEqual({ outcome: 'empty' });
+    expect(await idleAllowlist()).toBe(2);
   });
 
   it('leaves no sandbox, row or egress directory when a process dies mid-claim', async () => {
