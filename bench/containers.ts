@@ -1,6 +1,13 @@
 import { newId } from '@berth/core';
 import { sandboxImage } from '@berth/testkit';
-import { percentile, time, type BenchBerth, type Row } from './harness.js';
+import {
+  ALLOWLIST_POOL_SIZE,
+  POOL_SIZE,
+  percentile,
+  time,
+  type BenchBerth,
+  type Row,
+} from './harness.js';
 import { testDocker } from '@berth/testkit';
 
 // The bare twin: dockerode itself, through the one client (no Berth helper in the way).
@@ -84,19 +91,23 @@ export async function benchList(berth: BenchBerth, total = 50_000, runs = 50): P
   ];
 }
 
-/** BERTH_POOL_SIZES of the bench service (bench/harness.ts). */
-export const POOL_SIZE = 16;
+type Network = 'disabled' | 'allowlist';
 
-const idleSlots = async (berth: BenchBerth): Promise<number> =>
+const idleSlots = async (berth: BenchBerth, network: Network): Promise<number> =>
   (
     await berth.pool.query<{ n: number }>(
-      `select count(*)::int as n from pool_sandboxes where state = 'idle'`,
+      `select count(*)::int as n from pool_sandboxes where state = 'idle' and network = $1`,
+      [network],
     )
   ).rows[0]?.n ?? 0;
 
-/** Waits (untimed) until the filler has put `n` sandboxes in the pool. */
-export async function poolReady(berth: BenchBerth, n: number): Promise<void> {
-  for (const deadline = Date.now() + 300_000; (await idleSlots(berth)) < n;) {
+/** Waits (untimed) until the filler has put `n` sandboxes in the pool of `network`. */
+export async function poolReady(
+  berth: BenchBerth,
+  n: number,
+  network: Network = 'disabled',
+): Promise<void> {
+  for (const deadline = Date.now() + 300_000; (await idleSlots(berth, network)) < n;) {
     if (Date.now() > deadline) throw new Error(`the pool did not reach ${n} idle sandboxes`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -104,17 +115,30 @@ export async function poolReady(berth: BenchBerth, n: number): Promise<void> {
 
 /**
  * Create latency while the pool has a sandbox (each create waits, untimed, for the filler), beside
- * the same bare dockerode create+start: the claim path against the cold one.
+ * the same bare dockerode create+start: the claim path against the cold one. `allowlist`: the
+ * claim also attaches the proxy to the slot's egress directory.
  */
-export async function benchPoolCreate(berth: BenchBerth, runs = 30): Promise<Row[]> {
+export async function benchPoolCreate(
+  berth: BenchBerth,
+  runs = 30,
+  network: Network = 'disabled',
+): Promise<Row[]> {
+  const allowlist = network === 'allowlist';
+  const label = allowlist ? 'pool hit, allowlist' : 'pool hit';
   const http: number[] = [];
   const floor: number[] = [];
   const bare: number[] = [];
   for (let i = 0; i < runs; i++) {
     // A full pool: the filler is idle while the timed create runs.
-    await poolReady(berth, POOL_SIZE);
+    await poolReady(berth, allowlist ? ALLOWLIST_POOL_SIZE : POOL_SIZE, network);
+    const request = {
+      name: `warm-${i}`,
+      ...(allowlist
+        ? { network_policy: { type: 'allowlist', allowed_domains: ['example.com'] } }
+        : {}),
+    };
     const [ms, res] = await time(() =>
-      berth.api('/v1/containers', { method: 'POST', body: JSON.stringify({ name: `warm-${i}` }) }),
+      berth.api('/v1/containers', { method: 'POST', body: JSON.stringify(request) }),
     );
     const body = (await res.json()) as { id: string };
     if (res.status !== 200) throw new Error(`create failed: ${JSON.stringify(body)}`);
@@ -138,11 +162,12 @@ export async function benchPoolCreate(berth: BenchBerth, runs = 30): Promise<Row
   for (const p of [50, 99]) {
     const h = percentile(http, p);
     const b = percentile(bare, p);
-    rows.push({ name: `create p${p}: POST /v1/containers (pool hit)`, value: h, unit: 'ms' });
-    rows.push({ name: `create p${p}: bare dockerode create+start`, value: b, unit: 'ms' });
-    rows.push({ name: `create p${p}: ratio pool/bare`, value: h / b, unit: 'x' });
+    rows.push({ name: `create p${p}: POST /v1/containers (${label})`, value: h, unit: 'ms' });
+    const of = allowlist ? ' (allowlist run)' : '';
+    rows.push({ name: `create p${p}: bare dockerode create+start${of}`, value: b, unit: 'ms' });
+    rows.push({ name: `create p${p}: ratio pool/bare${of}`, value: h / b, unit: 'x' });
     rows.push({
-      name: `create p${p}: GET /v1/containers/{id} (floor)`,
+      name: `create p${p}: GET /v1/containers/{id} (floor)${of}`,
       value: percentile(floor, p),
       unit: 'ms',
     });

@@ -37,6 +37,10 @@ export interface BenchBerth {
   close(): Promise<void>;
 }
 
+/** BERTH_POOL_SIZES of the bench service: per network policy, at 1g. */
+export const POOL_SIZE = 16;
+export const ALLOWLIST_POOL_SIZE = 4;
+
 /** One Postgres (testcontainers) and the real service on a free port, for a whole bench run. */
 export async function startBenchBerth(env: Record<string, string> = {}): Promise<BenchBerth> {
   const postgres = await startPostgresServer({ user: 'bench', migratedDatabase: 'bench' });
@@ -54,8 +58,9 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
       BERTH_LOG_LEVEL: 'silent',
       BERTH_SANDBOX_IMAGE: sandboxImage(),
       BERTH_MAX_CONTAINERS_PER_PROJECT: '100000',
-      // A pool deep enough for the load profile's 16 agents; refilled as fast as Docker allows.
-      BERTH_POOL_SIZES: '1g=16',
+      // A pool deep enough for the load profile's 16 agents, and a small allowlist one (the
+      // pool-allowlist part); refilled as fast as Docker allows.
+      BERTH_POOL_SIZES: `1g=${POOL_SIZE},1g/allowlist=${ALLOWLIST_POOL_SIZE}`,
       BERTH_POOL_FILL_INTERVAL_MS: '0',
       BERTH_METRICS_TOKEN: metricsToken,
       ...env,

@@ -29,6 +29,7 @@ async function run(): Promise<void> {
   try {
     if (want('create')) rows.push(...(await benchCreate(berth)));
     if (want('pool')) rows.push(...(await benchPoolCreate(berth)));
+    if (want('pool-allowlist')) rows.push(...(await benchPoolCreate(berth, 30, 'allowlist')));
     if (want('list')) rows.push(...(await benchList(berth)));
     if (want('exec')) rows.push(...(await benchExec(berth)));
     if (want('files')) rows.push(...(await benchFiles(berth)));
