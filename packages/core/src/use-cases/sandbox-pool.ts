@@ -84,7 +84,7 @@ export class SandboxPool {
     );
   }
 
-  /** Removes a slot's sandbox, then its egress directory, then its row (the row goes last). */
+  /** Removes a slot's sandbox, then its egress directory; callers remove its row after both. */
   async #discard(slot: Pick<PoolSlot, 'slotId' | 'network'>): Promise<void> {
     await this.options.runtime.removePooled(slot.slotId).catch(() => {});
     if (slot.network === 'allowlist')
