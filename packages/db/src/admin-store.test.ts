@@ -37,10 +37,23 @@ describe('PgAdminStore.summary', () => {
     await running('4g');
     await running('1g');
     let uid = 200_000_000;
-    const slot = async (memoryLimit: ContainerRecord['memoryLimit'], idle: boolean) => {
+    const slot = async (
+      memoryLimit: ContainerRecord['memoryLimit'],
+      idle: boolean,
+      network: 'disabled' | 'allowlist' = 'disabled',
+    ) => {
       const slotId = `pool_${uid}`;
+      const egressScope = network === 'allowlist' ? '/run/berth/egress' : null;
       const reserved = await slots.reserve(
-        { slotId, memoryLimit, sandboxUid: uid++, state: 'filling', updatedAt: T0 },
+        {
+          slotId,
+          memoryLimit,
+          network,
+          egressScope,
+          sandboxUid: uid++,
+          state: 'filling',
+          updatedAt: T0,
+        },
         10,
       );
       expect(reserved).toBe('reserved');
@@ -48,7 +61,8 @@ describe('PgAdminStore.summary', () => {
     };
     await slot('1g', true);
     await slot('1g', true);
-    await slot('4g', false);
+    // An allowlist slot holds its limit as a disabled one does.
+    await slot('4g', false, 'allowlist');
 
     const s = await admin.summary(T0);
 
