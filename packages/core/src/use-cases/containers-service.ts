@@ -262,6 +262,9 @@ export class ContainersService {
           `Docker did not ${error.operation} the container's sandbox within ${error.deadlineMs} ms. Nothing was kept; please retry.`,
         );
       throw error;
+    } finally {
+      // The claim is done with: now the filler may replace the sandbox it took.
+      if (fromPool) this.options.pool?.kick();
     }
     return { ...record, status: 'running', ...(skills ? { skills: skills.shown } : {}) };
   }

@@ -236,7 +236,7 @@ describe('ContainersService with an allowlist pool', () => {
       pool: s.pool,
       secrets: { seal: (_id: string, v: string) => `sealed:${v}`, open: () => '' },
     });
-    return { ...s, containers, cold: runtime.create };
+    return { ...s, rows: s.containers, containers, cold: runtime.create };
   }
   const create = { name: 'box', expiresAfterMinutes: 20, memoryLimit: '1g' as const };
 
@@ -255,6 +255,28 @@ describe('ContainersService with an allowlist pool', () => {
     expect(runtime.running.has(slot!.slotId)).toBe(false);
     expect(egress.attachedIds()).toEqual([]);
     expect(egress.dirs.size).toBe(0);
+  });
+
+  it('wakes the filler once a claimed create is answered, never during it; a miss wakes it at once', async () => {
+    const { containers, pool, rows } = service({ disabled: { '1g': 1 } });
+    await pool.fillOnce();
+    const order: string[] = [];
+    const kick = pool.kick.bind(pool);
+    pool.kick = () => {
+      order.push('kick');
+      kick();
+    };
+    rows.hooks.markRunning = () => void order.push('running');
+    const disabled = { ...create, networkPolicy: { type: 'disabled' as const } };
+
+    const claimed = await containers.create('proj_a', disabled);
+    expect(claimed.poolSlot).toBeDefined();
+    expect(order).toEqual(['running', 'kick']);
+
+    order.length = 0;
+    const cold = await containers.create('proj_a', disabled);
+    expect(cold.poolSlot).toBeUndefined();
+    expect(order).toEqual(['kick', 'running']);
   });
 
   it('creates cold when the allowlist pool is empty, or the create has domain secrets', async () => {

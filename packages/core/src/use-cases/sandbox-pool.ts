@@ -128,8 +128,8 @@ export class SandboxPool {
       return { outcome: 'empty' };
     }
     this.options.onClaim?.(record.memoryLimit, network);
-    // Refill after the claim, so the filler's Docker create doesn't compete with this claim's.
-    this.kick();
+    // No refill yet: the caller kicks once its create is answered, so the filler's Docker create
+    // doesn't compete with the rest of it (seeding, the row, the answer).
     return claimed;
   }
 
