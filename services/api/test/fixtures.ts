@@ -239,3 +239,21 @@ export function berthTest(env: Record<string, string> = {}, options: BerthOption
   fileTest.beforeAll(async ({ berth: _ }) => {});
   return fileTest;
 }
+
+/**
+ * berthTest with a `containerId` fixture too: one running container named `name`, shared by the
+ * file's tests like its Berth, created before the first test.
+ */
+export function containerTest(
+  name: string,
+  env: Record<string, string> = {},
+  options: BerthOptions = {},
+) {
+  const fileTest = berthTest(env, options).extend(
+    'containerId',
+    { scope: 'file' },
+    async ({ berth }) => (await berth.client.containers.create({ name })).id,
+  );
+  fileTest.beforeAll(async ({ containerId: _ }) => {});
+  return fileTest;
+}
