@@ -1,27 +1,31 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface TestCertificate {
+  /** A temporary directory of its own holding both files; `remove` deletes it. */
+  dir: string;
   keyPath: string;
   certPath: string;
   key: Buffer;
   cert: Buffer;
+  remove(): void;
 }
 
 /**
- * A self-signed certificate (its own CA) for `dnsNames`, valid for a day, written to `dir` as
- * key.pem and `certFile`: what a local HTTPS upstream serves and a sandbox is told to trust.
+ * A self-signed certificate (its own CA) for `dnsNames`, valid for a day, written to a temporary
+ * directory as key.pem and `certFile`: what a local HTTPS upstream serves and a sandbox trusts.
  */
-export function selfSignedCertificate(options: {
-  dir: string;
-  commonName: string;
-  dnsNames: string[];
-  certFile?: string;
-}): TestCertificate {
-  const keyPath = join(options.dir, 'key.pem');
-  const certPath = join(options.dir, options.certFile ?? 'cert.pem');
+export function selfSignedCertificate(
+  commonName: string,
+  dnsNames: string[],
+  certFile = 'cert.pem',
+): TestCertificate {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-test-tls-'));
+  const keyPath = join(dir, 'key.pem');
+  const certPath = join(dir, certFile);
   execFileSync(
     'openssl',
     [
@@ -33,9 +37,9 @@ export function selfSignedCertificate(options: {
       '-days',
       '1',
       '-subj',
-      `/CN=${options.commonName}`,
+      `/CN=${commonName}`,
       '-addext',
-      `subjectAltName=${options.dnsNames.map((n) => `DNS:${n}`).join(',')}`,
+      `subjectAltName=${dnsNames.map((n) => `DNS:${n}`).join(',')}`,
       '-keyout',
       keyPath,
       '-out',
@@ -43,7 +47,14 @@ export function selfSignedCertificate(options: {
     ],
     { stdio: 'ignore' },
   );
-  return { keyPath, certPath, key: readFileSync(keyPath), cert: readFileSync(certPath) };
+  return {
+    dir,
+    keyPath,
+    certPath,
+    key: readFileSync(keyPath),
+    cert: readFileSync(certPath),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** Starts `server` on `host:port` (a free port by default); resolves to the port it got. */

@@ -1,8 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toFile } from 'openai';
 import { describe, expect } from 'vitest';
@@ -30,13 +29,11 @@ async function shIn(id: string, script: string) {
 const it = test
   // A local TLS upstream with its own CA, serving secret.test (has a secret) and plain.test (none).
   .extend('upstream', { scope: 'file' }, async ({}, { onCleanup }) => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-secrets-test-'));
-    const ca = selfSignedCertificate({
-      dir,
-      commonName: 'Berth test upstream CA',
-      dnsNames: ['secret.test', 'plain.test'],
-      certFile: 'upstream-ca.pem',
-    });
+    const ca = selfSignedCertificate(
+      'Berth test upstream CA',
+      ['secret.test', 'plain.test'],
+      'upstream-ca.pem',
+    );
     const upstream = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
@@ -55,7 +52,7 @@ const it = test
       upstream.closeAllConnections();
       upstream.close();
       for (const s of aliases) s.close();
-      rmSync(dir, { recursive: true, force: true });
+      ca.remove();
     });
     for (const ip of [trustedIp, untrustedIp]) {
       const s = http.createServer((req, res) => res.end(`mirror ${ip}`));
@@ -286,17 +283,13 @@ describe('domain_secrets validation', () => {
   ] as const)(
     'refuses %j naming the field, never quoting the value',
     async ([secret, param], { berth }) => {
-      const res = await berth.api('/v1/containers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          name: 'x',
-          network_policy: {
-            type: 'allowlist',
-            allowed_domains: ['secret.test'],
-            domain_secrets: [{ ...secret, value: secret.value && SECRET }],
-          },
-        }),
+      const res = await berth.postJson('/v1/containers', {
+        name: 'x',
+        network_policy: {
+          type: 'allowlist',
+          allowed_domains: ['secret.test'],
+          domain_secrets: [{ ...secret, value: secret.value && SECRET }],
+        },
       });
       expect(res.status).toBe(400);
       const text = await res.text();
@@ -320,11 +313,7 @@ describe('domain_secrets validation', () => {
       ],
       [{ type: 'disabled', domain_secrets: [] }, 'network_policy.domain_secrets'],
     ] as const) {
-      const res = await berth.api('/v1/containers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'x', network_policy: policy }),
-      });
+      const res = await berth.postJson('/v1/containers', { name: 'x', network_policy: policy });
       expect(res.status).toBe(400);
       expect((await res.json()).error.param).toBe(param);
     }

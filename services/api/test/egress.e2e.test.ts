@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { toFile } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec, listenOn, selfSignedCertificate } from '@berth/testkit';
@@ -13,12 +10,11 @@ import { startBerthFor, test } from './fixtures.js';
 const it = test
   // Local upstreams on loopback, reachable from sandboxes only through the proxy, under test names.
   .extend('upstreams', { scope: 'file' }, async ({}, { onCleanup }) => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-egress-test-'));
-    const cert = selfSignedCertificate({
-      dir,
-      commonName: 'allowed.test',
-      dnsNames: ['allowed.test', 'api.wild.test', 'other.test'],
-    });
+    const cert = selfSignedCertificate('allowed.test', [
+      'allowed.test',
+      'api.wild.test',
+      'other.test',
+    ]);
     const reply = (scheme: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
       res.end(`hello ${scheme} ${req.headers.host ?? ''}`);
     };
@@ -28,7 +24,7 @@ const it = test
     onCleanup(() => {
       httpServer.close();
       httpsServer.close();
-      rmSync(dir, { recursive: true, force: true });
+      cert.remove();
     });
     const env = {
       BERTH_EGRESS_TEST_UPSTREAMS: [
@@ -230,13 +226,9 @@ describe('allowlist validation', () => {
     ['[::1]', 0],
     ['2130706433', 0],
   ] as const)('refuses %j naming its index', async ([entry, index], { berth }) => {
-    const res = await berth.api('/v1/containers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'x',
-        network_policy: { type: 'allowlist', allowed_domains: [entry] },
-      }),
+    const res = await berth.postJson('/v1/containers', {
+      name: 'x',
+      network_policy: { type: 'allowlist', allowed_domains: [entry] },
     });
     expect(res.status).toBe(400);
     expect((await res.json()).error.param).toBe(`network_policy.allowed_domains.${index}`);
@@ -256,17 +248,13 @@ describe('allowlist validation', () => {
       type: 'allowlist',
       allowed_domains: ['xn--bcher-kva.example', 'api.example.com'],
     });
-    const secrets = await berth.api('/v1/containers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'x',
-        network_policy: {
-          type: 'allowlist',
-          allowed_domains: ['a.example.com'],
-          domain_secrets: [{ domain: 'a.example.com', name: 'TOKEN', value: 's3cret' }],
-        },
-      }),
+    const secrets = await berth.postJson('/v1/containers', {
+      name: 'x',
+      network_policy: {
+        type: 'allowlist',
+        allowed_domains: ['a.example.com'],
+        domain_secrets: [{ domain: 'a.example.com', name: 'TOKEN', value: 's3cret' }],
+      },
     });
     expect(secrets.status).toBe(400);
     const body = await secrets.json();

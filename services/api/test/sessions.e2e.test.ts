@@ -1,22 +1,8 @@
 import { createHash } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
-
-let berth: RunningBerth;
-let containerId: string;
-
-beforeAll(async () => {
-  berth = await startBerth({
-    BERTH_SESSIONS_MAX_PER_CONTAINER: '3',
-    BERTH_SESSION_INTERRUPT_GRACE_MS: '1000',
-  });
-  containerId = (await berth.client.containers.create({ name: 'sessions' })).id;
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+import { containerTest } from './fixtures.js';
 
 interface Session {
   id: string;
@@ -45,25 +31,49 @@ const json = (method: string, body?: unknown): RequestInit => ({
   ...(body === undefined ? {} : { body: JSON.stringify(body) }),
 });
 
-async function createSession(id = containerId): Promise<Session> {
-  const res = await berth.api(`/v1/containers/${id}/sessions`, json('POST', {}));
-  const body = await res.json();
-  if (res.status !== 200) throw new Error(`create answered ${res.status}: ${JSON.stringify(body)}`);
-  return body as Session;
-}
-
-const runRaw = (sessionId: string, body: unknown, id = containerId) =>
-  berth.api(`/v1/containers/${id}/sessions/${sessionId}/run`, json('POST', body));
-
-async function run(sessionId: string, code: string, timeoutMs = 30_000, id = containerId) {
-  const res = await runRaw(sessionId, { code, timeout_ms: timeoutMs }, id);
-  const body = await res.json();
-  if (res.status !== 200) throw new Error(`run answered ${res.status}: ${JSON.stringify(body)}`);
-  return body as Run;
-}
-
-const removeSession = (sessionId: string, id = containerId) =>
-  berth.api(`/v1/containers/${id}/sessions/${sessionId}`, { method: 'DELETE' });
+/** Each call names the file's container unless given another `id`. */
+const it = containerTest('sessions', {
+  BERTH_SESSIONS_MAX_PER_CONTAINER: '3',
+  BERTH_SESSION_INTERRUPT_GRACE_MS: '1000',
+})
+  .extend(
+    'createSession',
+    { scope: 'file' },
+    ({ berth, containerId }) =>
+      async (id = containerId): Promise<Session> => {
+        const res = await berth.api(`/v1/containers/${id}/sessions`, json('POST', {}));
+        const body = await res.json();
+        if (res.status !== 200)
+          throw new Error(`create answered ${res.status}: ${JSON.stringify(body)}`);
+        return body as Session;
+      },
+  )
+  .extend(
+    'runRaw',
+    { scope: 'file' },
+    ({ berth, containerId }) =>
+      (sessionId: string, body: unknown, id = containerId) =>
+        berth.api(`/v1/containers/${id}/sessions/${sessionId}/run`, json('POST', body)),
+  )
+  .extend(
+    'run',
+    { scope: 'file' },
+    ({ runRaw, containerId }) =>
+      async (sessionId: string, code: string, timeoutMs = 30_000, id = containerId) => {
+        const res = await runRaw(sessionId, { code, timeout_ms: timeoutMs }, id);
+        const body = await res.json();
+        if (res.status !== 200)
+          throw new Error(`run answered ${res.status}: ${JSON.stringify(body)}`);
+        return body as Run;
+      },
+  )
+  .extend(
+    'removeSession',
+    { scope: 'file' },
+    ({ berth, containerId }) =>
+      (sessionId: string, id = containerId) =>
+        berth.api(`/v1/containers/${id}/sessions/${sessionId}`, { method: 'DELETE' }),
+  );
 
 /** Decodes a PNG far enough to prove it is one: signature, IHDR, and IDAT that inflates to size. */
 function decodePng(png: Buffer): { width: number; height: number } {
@@ -88,7 +98,14 @@ function decodePng(png: Buffer): { width: number; height: number } {
 }
 
 describe('sessions', () => {
-  it('keeps variables, imports and open files across runs; reports stdout, repr and tracebacks', async () => {
+  it('keeps variables, imports and open files across runs; reports stdout, repr and tracebacks', async ({
+    berth,
+    containerId,
+    createSession,
+    runRaw,
+    run,
+    removeSession,
+  }) => {
     const s = await createSession();
     expect(s).toMatchObject({
       object: 'container.session',
@@ -132,7 +149,12 @@ describe('sessions', () => {
     expect(ps).toMatchObject({ exitCode: 1, stdout: '' });
   }, 120_000);
 
-  it('returns a figure the code shows as a valid PNG, also saved under /mnt/data', async () => {
+  it('returns a figure the code shows as a valid PNG, also saved under /mnt/data', async ({
+    containerId,
+    createSession,
+    run,
+    removeSession,
+  }) => {
     const s = await createSession();
     // The first matplotlib import in a sandbox builds its font cache: allow for it.
     const r = await run(
@@ -158,7 +180,11 @@ describe('sessions', () => {
     await removeSession(s.id);
   }, 180_000);
 
-  it('interrupts an infinite loop at its timeout and keeps the session; kills one that ignores it', async () => {
+  it('interrupts an infinite loop at its timeout and keeps the session; kills one that ignores it', async ({
+    createSession,
+    run,
+    removeSession,
+  }) => {
     const s = await createSession();
     await run(s.id, 'y = 5');
     const started = Date.now();
@@ -187,7 +213,12 @@ describe('sessions', () => {
     await removeSession(s.id);
   }, 60_000);
 
-  it('reports an OOM in a session; the container stays usable and the session restarts', async () => {
+  it('reports an OOM in a session; the container stays usable and the session restarts', async ({
+    berth,
+    createSession,
+    runRaw,
+    run,
+  }) => {
     const c = await berth.client.containers.create({ name: 'session-oom' });
     const s = await createSession(c.id);
     await run(s.id, 'z = 1', 30_000, c.id);
@@ -223,7 +254,11 @@ describe('sessions', () => {
     await berth.client.containers.delete(c.id);
   }, 120_000);
 
-  it('keeps two sessions of one container isolated', async () => {
+  it('keeps two sessions of one container isolated', async ({
+    createSession,
+    run,
+    removeSession,
+  }) => {
     const a = await createSession();
     const b = await createSession();
     await run(a.id, 'secret = 42');
@@ -235,7 +270,13 @@ describe('sessions', () => {
     await removeSession(b.id);
   }, 120_000);
 
-  it('survives the kill sweep of an exec that timed out in the same container', async () => {
+  it('survives the kill sweep of an exec that timed out in the same container', async ({
+    berth,
+    containerId,
+    createSession,
+    run,
+    removeSession,
+  }) => {
     const s = await createSession();
     await run(s.id, 'import subprocess\nkept = 7\nchild = subprocess.Popen(["sleep", "600"])');
     const res = await berth.api(
@@ -247,7 +288,12 @@ describe('sessions', () => {
     await removeSession(s.id);
   });
 
-  it('holds at most the configured number of sessions per container', async () => {
+  it('holds at most the configured number of sessions per container', async ({
+    berth,
+    containerId,
+    createSession,
+    removeSession,
+  }) => {
     const made = [await createSession(), await createSession(), await createSession()];
     const over = await berth.api(`/v1/containers/${containerId}/sessions`, json('POST', {}));
     expect(over.status).toBe(429);
@@ -256,7 +302,11 @@ describe('sessions', () => {
     await removeSession(again.id);
   }, 120_000);
 
-  it('streams output as server-sent events, then the result', async () => {
+  it('streams output as server-sent events, then the result', async ({
+    createSession,
+    runRaw,
+    removeSession,
+  }) => {
     const s = await createSession();
     const res = await runRaw(s.id, {
       code: 'import time\nprint("a", flush=True)\ntime.sleep(0.3)\nprint("b")\n7 * 6',
@@ -279,7 +329,14 @@ describe('sessions', () => {
     await removeSession(s.id);
   });
 
-  it('runs one piece of code at a time (409), and a client that goes away interrupts its code', async () => {
+  it('runs one piece of code at a time (409), and a client that goes away interrupts its code', async ({
+    berth,
+    containerId,
+    createSession,
+    runRaw,
+    run,
+    removeSession,
+  }) => {
     const s = await createSession();
     await run(s.id, 'kept = "yes"');
     const abort = new AbortController();
@@ -309,12 +366,16 @@ describe('sessions', () => {
     await removeSession(s.id);
   }, 120_000);
 
-  it('counts a run as activity, and refuses bad input with 4xx', async () => {
+  it('counts a run as activity, and refuses bad input with 4xx', async ({
+    berth,
+    containerId,
+    createSession,
+    runRaw,
+    run,
+    removeSession,
+  }) => {
     const s = await createSession();
-    await berth.pool.query(
-      `update containers set last_active_at = last_active_at - interval '5 minutes' where id = $1`,
-      [containerId],
-    );
+    await berth.age([containerId], 5);
     const before = await berth.client.containers.retrieve(containerId);
     await run(s.id, 'pass');
     const after = await berth.client.containers.retrieve(containerId);
