@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { containerTest } from './fixtures.js';
+import { containerTest, okJson } from './fixtures.js';
 
 interface ExecResult {
   id: string;
@@ -33,12 +33,13 @@ const it = containerTest('exec', {
         berth.postJson(`/v1/containers/${id}/exec`, body, init),
   )
   /** An exec that must answer 200, as its result. */
-  .extend('run', { scope: 'file' }, ({ post }) => async (body: unknown, id?: string) => {
-    const res = await post(body, id);
-    const json = await res.json();
-    if (res.status !== 200) throw new Error(`exec answered ${res.status}: ${JSON.stringify(json)}`);
-    return json as ExecResult;
-  });
+  .extend(
+    'run',
+    { scope: 'file' },
+    ({ post }) =>
+      async (body: unknown, id?: string) =>
+        okJson<ExecResult>(await post(body, id), 'exec'),
+  );
 
 async function events(res: Response): Promise<{ event: string; data: unknown; at: number }[]> {
   const out: { event: string; data: unknown; at: number }[] = [];

@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { generateApiKey } from '@berth/core';
 import { PgAdminStore, PgApiKeyStore, type Pool } from '@berth/db';
@@ -154,6 +157,29 @@ export async function startBerth(
     if ((await runtime.listManaged()).length > 0)
       throw new Error(`sandboxes of ${instance} remain`);
   }
+}
+
+/** The JSON body of a call that must answer 200; otherwise throws with what it answered. */
+export async function okJson<T>(res: Response, what: string): Promise<T> {
+  const body = await res.json();
+  if (res.status !== 200)
+    throw new Error(`${what} answered ${res.status}: ${JSON.stringify(body)}`);
+  return body as T;
+}
+
+/** Runs `pnpm keys …` (services/api/src/cli/keys.ts) against a database, as an operator would. */
+export function keysCli(
+  databaseUrl: string,
+  ...args: string[]
+): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', 'services/api/src/cli/keys.ts', ...args],
+    {
+      cwd: fileURLToPath(new URL('../../../', import.meta.url)),
+      env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: 'test' },
+    },
+  );
 }
 
 type OnCleanup = (cleanup: () => void | Promise<void>) => void;
