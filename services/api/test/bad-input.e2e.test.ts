@@ -96,10 +96,13 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     ['/v1/files/%E0%A4%A/content'],
     [`/v1/containers/%ZZ/files`],
     [`/v1/containers/cntr_x/files/%C0%AF`],
-  ])('refuses the malformed percent-escape in %s with a 400', async ([path], { berth }) => {
-    const error = await expectEnvelope(await berth.api(path), 400);
-    expect(error.message).toMatch(/percent-encoding/);
-  });
+  ] as const)(
+    'refuses the malformed percent-escape in %s with a 400',
+    async ([path], { berth }) => {
+      const error = await expectEnvelope(await berth.api(path), 400);
+      expect(error.message).toMatch(/percent-encoding/);
+    },
+  );
 
   it('refuses a multipart body without a boundary', async ({ berth }) => {
     const res = await berth.api('/v1/files', {
@@ -113,7 +116,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
   it.for([
     ['/v1/files', 'the Files API'],
     ['/v1/containers/{id}/files', 'container files'],
-  ])(
+  ] as const)(
     'refuses a cut-off multipart body to %s (%s)',
     async ([path], { containerId, postMultipart, mntData }) => {
       const res = await postMultipart(
@@ -136,7 +139,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
   it.for([
     ['/v1/files', 'Files API'],
     ['/v1/containers/{id}/files', 'container files'],
-  ])(
+  ] as const)(
     'refuses a raw NUL in filename at %s (%s) with a 400, storing nothing',
     async ([path], { containerId, postMultipart, blobs, mntData }) => {
       const body = `${fieldPart('purpose', 'assistants')}${filePart('filename="nul\0b.txt"')}${end}`;
@@ -197,7 +200,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
   it.for([
     ['/v1/containers?name=a%00b', 'name'],
     ['/v1/files?purpose=a%00b', 'purpose'],
-  ])('refuses the NUL in %s with a 400 naming %s', async ([path, param], { berth }) => {
+  ] as const)('refuses the NUL in %s with a 400 naming %s', async ([path, param], { berth }) => {
     expect((await expectEnvelope(await berth.api(path), 400)).param).toBe(param);
   });
 
@@ -218,7 +221,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
       'POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     ],
     ['a bare LF header', 'GET / HTTP/1.1\r\nHost: x\nX: \x01\r\n\r\n'],
-  ])('answers %s with a 400 in the envelope', async ([_name, request], { raw }) => {
+  ] as const)('answers %s with a 400 in the envelope', async ([_name, request], { raw }) => {
     const { status, body } = await raw(request);
     expect(status).toBe(400);
     expect(JSON.parse(body).error).toMatchObject({ type: 'invalid_request_error' });
@@ -268,7 +271,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     ['%2e%2e'],
     ['x'.repeat(1000)],
     ['tab\there'],
-  ])(
+  ] as const)(
     'refuses the Files API filename %j with a 400 naming file, storing nothing',
     async ([name], { berth, blobs, filesListed }) => {
       const form = new FormData();

@@ -219,7 +219,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     [{ command: 'true', timeout_ms: 10_000_000 }, 'timeout_ms'],
     [{ command: 'true', extra: 1 }, 'extra'],
     [{ command: ['echo', 'a\u0000b'] }, 'command'],
-  ])('rejects %j naming %s', async ([body, param], { post }) => {
+  ] as const)('rejects %j naming %s', async ([body, param], { post }) => {
     const res = await post(body);
     expect(res.status).toBe(400);
     const { error } = await res.json();

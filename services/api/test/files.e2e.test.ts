@@ -111,7 +111,7 @@ describe('container files', () => {
     ['empty.bin', 0],
     ['one.bin', 1],
     ['five mb ü.bin', 5 * 1024 * 1024],
-  ])(
+  ] as const)(
     'uploads %s (%d bytes) with the SDK and downloads it back intact',
     async ([name, size], { berth, containerId }) => {
       const data = randomBytes(size);

@@ -43,7 +43,7 @@ describe('path safety', () => {
     ['a\u0000b'],
     [`${'x'.repeat(300)}/f`],
     [`${'d/'.repeat(2100)}f`],
-  ])('refuses the upload path %j with a 400 naming it', async ([path], { uploadTo }) => {
+  ] as const)('refuses the upload path %j with a 400 naming it', async ([path], { uploadTo }) => {
     const res = await uploadTo(path, 'f.txt');
     expect(res.status).toBe(400);
     expect((await res.json()).error).toMatchObject({
@@ -52,7 +52,7 @@ describe('path safety', () => {
     });
   });
 
-  it.for([['../../etc/evil.txt'], ['..'], ['%2e%2e'], ['a\\b'], ['x'.repeat(256)]])(
+  it.for([['../../etc/evil.txt'], ['..'], ['%2e%2e'], ['a\\b'], ['x'.repeat(256)]] as const)(
     'refuses the file name %j with a 400 instead of rewriting it',
     async ([name], { inside, uploadTo }) => {
       const res = await uploadTo(undefined, name);
