@@ -45,11 +45,6 @@ export interface RunningBerth {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/**
- * Boots the real service (main.ts, the composition root) on a free port, against its own
- * database cloned from the migrated template and its own sandbox label instance. Disposal shuts
- * it down, removes every sandbox of that instance, and fails if any remained.
- */
 export interface BerthOptions {
   /** Leave its sandboxes running at disposal, for the next instance (a restart test). */
   keepSandboxes?: boolean;
@@ -57,6 +52,11 @@ export interface BerthOptions {
   logLines?: string[];
 }
 
+/**
+ * Boots the real service (main.ts, the composition root) on a free port, against its own
+ * database cloned from the migrated template and its own sandbox label instance. Disposal shuts
+ * it down, removes every sandbox of that instance, and fails if any remained.
+ */
 export async function startBerth(
   env: Record<string, string> = {},
   options: BerthOptions = {},
