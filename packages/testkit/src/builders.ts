@@ -1,4 +1,4 @@
-import { newId, unixSeconds, type ContainerRecord } from '@berth/core';
+import { newId, unixSeconds, type ContainerRecord, type SandboxSpec } from '@berth/core';
 
 /** The instant records are built at unless told otherwise (ManualClock's default start, too). */
 export const RECORD_EPOCH = new Date(Date.UTC(2026, 0, 1));
@@ -26,6 +26,21 @@ export function aContainer(overrides: Partial<ContainerRecord> = {}): ContainerR
     networkPolicy: { type: 'disabled' },
     statusReason: null,
     sandboxUid: ++nextUid,
+    ...overrides,
+  };
+}
+
+/**
+ * What a runtime is asked to create: a 1 GiB sandbox without network, with an id of now and a
+ * uid of its own. Override what the test is about.
+ */
+export function aSandboxSpec(overrides: Partial<SandboxSpec> = {}): SandboxSpec {
+  return {
+    containerId: newId('container', unixSeconds(new Date())),
+    projectId: 'proj_test',
+    uid: ++nextUid,
+    memoryLimitBytes: 1024 ** 3,
+    network: { type: 'disabled' },
     ...overrides,
   };
 }

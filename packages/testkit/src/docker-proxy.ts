@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { relayPair } from './sockets.js';
 
 export interface ProxiedRequest {
   method: string;
@@ -44,14 +45,7 @@ export class DockerSocketProxy {
         if (head.length) upstream.write(head);
         client.pipe(upstream).pipe(client);
       });
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
+      relayPair(this.#sockets, client, upstream);
     });
   }
 

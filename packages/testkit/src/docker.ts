@@ -1,5 +1,12 @@
 import type Dockerode from 'dockerode';
-import { DockerClient, collect, sandboxName } from '@berth/sandbox-docker';
+import {
+  DockerClient,
+  DockerSandboxRuntime,
+  collect,
+  defaultSandboxLimits,
+  sandboxName,
+  type DockerSandboxRuntimeOptions,
+} from '@berth/sandbox-docker';
 import { provisionedSetting } from './postgres-image.js';
 
 /** The tests' one Docker client, with the service's deadlines. */
@@ -52,4 +59,21 @@ export async function removeSandboxByHand(containerId: string): Promise<void> {
 
 export function sandboxImage(): string {
   return provisionedSetting('BERTH_SANDBOX_IMAGE') ?? 'berth/sandbox:latest';
+}
+
+/**
+ * A sandbox runtime with the service's limits on the test image, under the label `instance`:
+ * it sees (and lists) only that instance's sandboxes. `options` adds or overrides settings.
+ */
+export function labelledRuntime(
+  instance: string,
+  options: Partial<DockerSandboxRuntimeOptions> = {},
+): DockerSandboxRuntime {
+  return new DockerSandboxRuntime({
+    ...defaultSandboxLimits,
+    client: new DockerClient(),
+    image: sandboxImage(),
+    instance,
+    ...options,
+  });
 }

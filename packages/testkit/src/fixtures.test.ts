@@ -1,5 +1,5 @@
 import { describe, expect } from 'vitest';
-import { newId } from '@berth/core';
+import { aSandboxSpec } from './builders.js';
 import { test } from './fixtures.js';
 
 // What each test got, checked by the next one: fixtures are torn down after the test.
@@ -27,14 +27,9 @@ describe('fixtures', () => {
   });
 
   test('sandboxes: labelled with an instance of their own', async ({ sandboxes }) => {
-    const id = newId('container', Math.floor(Date.now() / 1000));
-    await sandboxes.runtime.create({
-      containerId: id,
-      projectId: 'proj_fixture',
-      uid: 100_123,
-      memoryLimitBytes: 1024 ** 3,
-      network: { type: 'disabled' },
-    });
+    const spec = aSandboxSpec();
+    const id = spec.containerId;
+    await sandboxes.runtime.create(spec);
     expect((await sandboxes.runtime.listManaged()).map((s) => s.containerId)).toEqual([id]);
     await sandboxes.runtime.remove(id);
     seen.instance = sandboxes.instance;

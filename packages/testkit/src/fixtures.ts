@@ -2,8 +2,9 @@
 // they have their own entry point, `@berth/testkit/fixtures`, apart from what bench scripts use.
 import { randomBytes } from 'node:crypto';
 import { test as base } from 'vitest';
-import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
-import { sandboxImage } from './docker.js';
+import type { DockerSandboxRuntime, DockerSandboxRuntimeOptions } from '@berth/sandbox-docker';
+import { DockerSocketProxy } from './docker-proxy.js';
+import { labelledRuntime } from './docker.js';
 import { createTestDatabase } from './postgres.js';
 
 /**
@@ -15,12 +16,25 @@ export interface LabelledSandboxes {
   runtime: DockerSandboxRuntime;
 }
 
-/** Removes every sandbox of the instance; throws if any remained, so a leaking test fails. */
-async function removeAll({ instance, runtime }: LabelledSandboxes): Promise<void> {
-  const left = await runtime.listManaged();
-  await Promise.all(left.map((s) => runtime.remove(s.containerId)));
-  if (left.length > 0)
-    throw new Error(`test left ${left.length} sandbox(es) of instance ${instance} behind`);
+type OnCleanup = (cleanup: () => void | Promise<void>) => void;
+
+/**
+ * Sandboxes under a new label instance (`options` adds runtime settings, e.g. egress); at cleanup
+ * every one left is removed, and the cleanup throws if any was, so a leaking test fails.
+ */
+export function ownSandboxes(
+  onCleanup: OnCleanup,
+  options: Partial<DockerSandboxRuntimeOptions> = {},
+): LabelledSandboxes {
+  const instance = `t${randomBytes(5).toString('hex')}`;
+  const runtime = labelledRuntime(instance, options);
+  onCleanup(async () => {
+    const left = await runtime.listManaged();
+    await Promise.all(left.map((s) => runtime.remove(s.containerId)));
+    if (left.length > 0)
+      throw new Error(`test left ${left.length} sandbox(es) of instance ${instance} behind`);
+  });
+  return { instance, runtime };
 }
 
 /* eslint-disable no-empty-pattern -- vitest reads a fixture's dependencies from its first
@@ -33,6 +47,8 @@ async function removeAll({ instance, runtime }: LabelledSandboxes): Promise<void
  * - `emptyDatabase`: the same without a schema, for testing the migration runner itself.
  * - `sandboxes`: a runtime whose sandboxes carry a label instance of this test only; the test
  *   fails if it leaves one behind (each is removed either way).
+ * - `dockerProxy`: a Docker socket in front of the real engine that the test can make stall or
+ *   answer for it (see DockerSocketProxy); closed afterwards.
  * Extend it further in a test file for what that file builds on top (a store, a project).
  */
 export const test = base
@@ -46,17 +62,11 @@ export const test = base
     onCleanup(() => db[Symbol.asyncDispose]());
     return db;
   })
-  .extend('sandboxes', async ({}, { onCleanup }): Promise<LabelledSandboxes> => {
-    const instance = `t${randomBytes(5).toString('hex')}`;
-    const runtime = new DockerSandboxRuntime({
-      ...defaultSandboxLimits,
-      client: new DockerClient(),
-      image: sandboxImage(),
-      instance,
-    });
-    const sandboxes = { instance, runtime };
-    onCleanup(() => removeAll(sandboxes));
-    return sandboxes;
+  .extend('sandboxes', async ({}, { onCleanup }) => ownSandboxes(onCleanup))
+  .extend('dockerProxy', async ({}, { onCleanup }) => {
+    const proxy = await DockerSocketProxy.start();
+    onCleanup(() => proxy.close());
+    return proxy;
   });
 
 export const it = test;

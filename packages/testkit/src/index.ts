@@ -4,6 +4,7 @@ export { postgresImage, provisionedSetting } from './postgres-image.js';
 export {
   dockerExec,
   inspectSandbox,
+  labelledRuntime,
   removeSandboxByHand,
   sandboxImage,
   testDocker,
@@ -11,6 +12,9 @@ export {
 export type { ExecOutput } from './docker.js';
 export { DockerSocketProxy } from './docker-proxy.js';
 export type { ProxiedRequest } from './docker-proxy.js';
-export { aContainer, RECORD_EPOCH } from './builders.js';
+export { aContainer, aSandboxSpec, RECORD_EPOCH } from './builders.js';
+export { SocketSwitch } from './socket-switch.js';
+export { listenOn, selfSignedCertificate } from './upstreams.js';
+export type { TestCertificate } from './upstreams.js';
 export { startPostgresServer } from './postgres-server.js';
 export type { PostgresServer, PostgresServerOptions } from './postgres-server.js';

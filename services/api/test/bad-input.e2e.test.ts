@@ -1,25 +1,10 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
-
-let berth: RunningBerth;
-let dataDir: string;
-let containerId: string;
-
-beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'berth-bad-input-'));
-  berth = await startBerth({ BERTH_DATA_DIR: dataDir, BERTH_EGRESS_DIR: join(dataDir, 'egress') });
-  containerId = (await berth.client.containers.create({ name: 'bad-input' })).id;
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+import { containerTest } from './fixtures.js';
 
 /** A 4xx in OpenAI's envelope; returns the error for more checks. */
 async function expectEnvelope(res: Response, status: number) {
@@ -40,21 +25,12 @@ const fieldPart = (name: string, value: string) =>
   `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
 const end = `--${BOUNDARY}--\r\n`;
 
-const postMultipart = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
-  berth.api(path, {
-    method: 'POST',
-    headers: { 'content-type': multipartType, ...headers },
-    body,
-  });
-
-const blobs = () => readdirSync(join(dataDir, 'files'));
-const filesListed = async () => (await berth.client.files.list()).data;
-const mntData = async () =>
-  (await dockerExec(containerId, ['ls', '-A', '/mnt/data'])).stdout.split('\n').filter(Boolean);
-
 /** Sends bytes as they are and reads the reply until the server closes. */
-function raw(request: string | Buffer): Promise<{ status: number; head: string; body: string }> {
-  const { hostname, port } = new URL(berth.url);
+function rawTo(
+  url: string,
+  request: string | Buffer,
+): Promise<{ status: number; head: string; body: string }> {
+  const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     const chunks: Buffer[] = [];
@@ -70,19 +46,65 @@ function raw(request: string | Buffer): Promise<{ status: number; head: string; 
   });
 }
 
+const it = containerTest('bad-input')
+  .extend(
+    'postMultipart',
+    { scope: 'file' },
+    ({ berth }) =>
+      (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+        berth.api(path, {
+          method: 'POST',
+          headers: { 'content-type': multipartType, ...headers },
+          body,
+        }),
+  )
+  .extend(
+    'blobs',
+    { scope: 'file' },
+    ({ berth }) =>
+      () =>
+        readdirSync(join(berth.dataDir, 'files')),
+  )
+  .extend(
+    'filesListed',
+    { scope: 'file' },
+    ({ berth }) =>
+      async () =>
+        (await berth.client.files.list()).data,
+  )
+  .extend(
+    'mntData',
+    { scope: 'file' },
+    ({ containerId }) =>
+      async () =>
+        (await dockerExec(containerId, ['ls', '-A', '/mnt/data'])).stdout
+          .split('\n')
+          .filter(Boolean),
+  )
+  .extend(
+    'raw',
+    { scope: 'file' },
+    ({ berth }) =>
+      (request: string | Buffer) =>
+        rawTo(berth.url, request),
+  );
+
 describe('bad input answers a 4xx in the envelope, never a 500', () => {
-  it.each([
+  it.for([
     ['/v1/containers/%ZZ'],
     ['/v1/files/%ZZ'],
     ['/v1/files/%E0%A4%A/content'],
     [`/v1/containers/%ZZ/files`],
     [`/v1/containers/cntr_x/files/%C0%AF`],
-  ])('refuses the malformed percent-escape in %s with a 400', async (path) => {
-    const error = await expectEnvelope(await berth.api(path), 400);
-    expect(error.message).toMatch(/percent-encoding/);
-  });
+  ] as const)(
+    'refuses the malformed percent-escape in %s with a 400',
+    async ([path], { berth }) => {
+      const error = await expectEnvelope(await berth.api(path), 400);
+      expect(error.message).toMatch(/percent-encoding/);
+    },
+  );
 
-  it('refuses a multipart body without a boundary', async () => {
+  it('refuses a multipart body without a boundary', async ({ berth }) => {
     const res = await berth.api('/v1/files', {
       method: 'POST',
       headers: { 'content-type': 'multipart/form-data' },
@@ -91,19 +113,22 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect((await expectEnvelope(res, 400)).message).toBe('Malformed multipart body.');
   });
 
-  it.each([
+  it.for([
     ['/v1/files', 'the Files API'],
     ['/v1/containers/{id}/files', 'container files'],
-  ])('refuses a cut-off multipart body to %s (%s)', async (path) => {
-    const res = await postMultipart(
-      path.replace('{id}', containerId),
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\n\r\nhalf a fi`,
-    );
-    expect((await expectEnvelope(res, 400)).message).toBe('Malformed multipart body.');
-    expect(await mntData()).not.toContain('cut.txt');
-  });
+  ] as const)(
+    'refuses a cut-off multipart body to %s (%s)',
+    async ([path], { containerId, postMultipart, mntData }) => {
+      const res = await postMultipart(
+        path.replace('{id}', containerId),
+        `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\n\r\nhalf a fi`,
+      );
+      expect((await expectEnvelope(res, 400)).message).toBe('Malformed multipart body.');
+      expect(await mntData()).not.toContain('cut.txt');
+    },
+  );
 
-  it('refuses a malformed part header', async () => {
+  it('refuses a malformed part header', async ({ postMultipart }) => {
     const res = await postMultipart(
       '/v1/files',
       `--${BOUNDARY}\r\nno colon here\r\n\r\nx\r\n${end}`,
@@ -111,24 +136,30 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect((await expectEnvelope(res, 400)).message).toBe('Malformed multipart body.');
   });
 
-  it.each([
+  it.for([
     ['/v1/files', 'Files API'],
     ['/v1/containers/{id}/files', 'container files'],
-  ])('refuses a raw NUL in filename at %s (%s) with a 400, storing nothing', async (path) => {
-    const body = `${fieldPart('purpose', 'assistants')}${filePart('filename="nul\0b.txt"')}${end}`;
-    await expectEnvelope(await postMultipart(path.replace('{id}', containerId), body), 400);
-    expect(blobs()).toEqual([]);
-    expect((await mntData()).filter((n) => n.startsWith('nul'))).toEqual([]);
-  });
+  ] as const)(
+    'refuses a raw NUL in filename at %s (%s) with a 400, storing nothing',
+    async ([path], { containerId, postMultipart, blobs, mntData }) => {
+      const body = `${fieldPart('purpose', 'assistants')}${filePart('filename="nul\0b.txt"')}${end}`;
+      await expectEnvelope(await postMultipart(path.replace('{id}', containerId), body), 400);
+      expect(blobs()).toEqual([]);
+      expect((await mntData()).filter((n) => n.startsWith('nul'))).toEqual([]);
+    },
+  );
 
-  it('refuses a NUL in filename* with a 400 naming file, storing nothing', async () => {
+  it('refuses a NUL in filename* with a 400 naming file, storing nothing', async ({
+    postMultipart,
+    blobs,
+  }) => {
     const body = `${fieldPart('purpose', 'assistants')}${filePart("filename*=UTF-8''a%00b.txt")}${end}`;
     const res = await postMultipart('/v1/files', body);
     expect((await expectEnvelope(res, 400)).param).toBe('file');
     expect(blobs()).toEqual([]);
   });
 
-  it('refuses a corrupt gzip JSON body with a 400', async () => {
+  it('refuses a corrupt gzip JSON body with a 400', async ({ berth }) => {
     const res = await berth.api('/v1/containers', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
@@ -137,7 +168,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect((await expectEnvelope(res, 400)).message).toMatch(/decompressed/);
   });
 
-  it('refuses an unknown Content-Encoding with a 415', async () => {
+  it('refuses an unknown Content-Encoding with a 415', async ({ berth }) => {
     const res = await berth.api('/v1/containers', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-encoding': 'x-bogus' },
@@ -146,7 +177,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     await expectEnvelope(res, 415);
   });
 
-  it('refuses a gzip-encoded multipart upload with a 415', async () => {
+  it('refuses a gzip-encoded multipart upload with a 415', async ({ postMultipart, blobs }) => {
     const body = gzipSync(
       `${fieldPart('purpose', 'assistants')}${filePart('filename="z.txt"')}${end}`,
     );
@@ -157,7 +188,7 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect(blobs()).toEqual([]);
   });
 
-  it('refuses a NUL in a container name with a 400 naming name', async () => {
+  it('refuses a NUL in a container name with a 400 naming name', async ({ berth }) => {
     const res = await berth.api('/v1/containers', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -166,14 +197,14 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect((await expectEnvelope(res, 400)).param).toBe('name');
   });
 
-  it.each([
+  it.for([
     ['/v1/containers?name=a%00b', 'name'],
     ['/v1/files?purpose=a%00b', 'purpose'],
-  ])('refuses the NUL in %s with a 400 naming %s', async (path, param) => {
+  ] as const)('refuses the NUL in %s with a 400 naming %s', async ([path, param], { berth }) => {
     expect((await expectEnvelope(await berth.api(path), 400)).param).toBe(param);
   });
 
-  it('answers oversized headers with a 431 in the envelope', async () => {
+  it('answers oversized headers with a 431 in the envelope', async ({ raw }) => {
     const { status, head, body } = await raw(
       `GET /v1/containers HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
     );
@@ -183,27 +214,36 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect(JSON.parse(body).error).toMatchObject({ type: 'invalid_request_error' });
   });
 
-  it.each([
+  it.for([
     ['a bad method', 'G@T /v1/containers HTTP/1.1\r\nHost: x\r\n\r\n'],
     [
       'Transfer-Encoding with Content-Length',
       'POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     ],
     ['a bare LF header', 'GET / HTTP/1.1\r\nHost: x\nX: \x01\r\n\r\n'],
-  ])('answers %s with a 400 in the envelope', async (_name, request) => {
+  ] as const)('answers %s with a 400 in the envelope', async ([_name, request], { raw }) => {
     const { status, body } = await raw(request);
     expect(status).toBe(400);
     expect(JSON.parse(body).error).toMatchObject({ type: 'invalid_request_error' });
   });
 
-  it('leaves no blob and no file behind when a Files API upload has two file parts', async () => {
+  it('leaves no blob and no file behind when a Files API upload has two file parts', async ({
+    postMultipart,
+    blobs,
+    filesListed,
+  }) => {
     const body = `${fieldPart('purpose', 'assistants')}${filePart('filename="one.txt"')}${filePart('filename="two.txt"')}${end}`;
     expect((await expectEnvelope(await postMultipart('/v1/files', body), 400)).param).toBe('file');
     expect(blobs()).toEqual([]);
     expect(await filesListed()).toEqual([]);
   });
 
-  it('leaves nothing in /mnt/data when a container upload has two file parts', async () => {
+  it('leaves nothing in /mnt/data when a container upload has two file parts', async ({
+    berth,
+    containerId,
+    postMultipart,
+    mntData,
+  }) => {
     const body = `${filePart('filename="first.txt"')}${filePart('filename="second.txt"')}${end}`;
     const res = await postMultipart(`/v1/containers/${containerId}/files`, body);
     expect((await expectEnvelope(res, 400)).param).toBe('file');
@@ -212,14 +252,18 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     expect(listed.data.map((f) => f.path)).not.toContain('/mnt/data/first.txt');
   });
 
-  it('leaves nothing in /mnt/data when the form breaks after the file was stored', async () => {
+  it('leaves nothing in /mnt/data when the form breaks after the file was stored', async ({
+    containerId,
+    postMultipart,
+    mntData,
+  }) => {
     const body = `${filePart('filename="stored.txt"')}--${BOUNDARY}\r\nno colon\r\n\r\nx`;
     const res = await postMultipart(`/v1/containers/${containerId}/files`, body);
     await expectEnvelope(res, 400);
     expect(await mntData()).not.toContain('stored.txt');
   });
 
-  it.each([
+  it.for([
     ['a/b.txt'],
     ['..'],
     ['../up.txt'],
@@ -227,17 +271,20 @@ describe('bad input answers a 4xx in the envelope, never a 500', () => {
     ['%2e%2e'],
     ['x'.repeat(1000)],
     ['tab\there'],
-  ])('refuses the Files API filename %j with a 400 naming file, storing nothing', async (name) => {
-    const form = new FormData();
-    form.append('purpose', 'assistants');
-    form.append('file', new Blob(['x']), name);
-    const res = await berth.api('/v1/files', { method: 'POST', body: form });
-    expect((await expectEnvelope(res, 400)).param).toBe('file');
-    expect(blobs()).toEqual([]);
-    expect(await filesListed()).toEqual([]);
-  });
+  ] as const)(
+    'refuses the Files API filename %j with a 400 naming file, storing nothing',
+    async ([name], { berth, blobs, filesListed }) => {
+      const form = new FormData();
+      form.append('purpose', 'assistants');
+      form.append('file', new Blob(['x']), name);
+      const res = await berth.api('/v1/files', { method: 'POST', body: form });
+      expect((await expectEnvelope(res, 400)).param).toBe('file');
+      expect(blobs()).toEqual([]);
+      expect(await filesListed()).toEqual([]);
+    },
+  );
 
-  it('still takes a plain unusual Files API filename', async () => {
+  it('still takes a plain unusual Files API filename', async ({ berth }) => {
     const form = new FormData();
     form.append('purpose', 'assistants');
     form.append('file', new Blob(['x']), 'report..v2 (ü) 100%.txt');

@@ -1,28 +1,26 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { berthTest } from './fixtures.js';
 
 const { version } = JSON.parse(
   readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
 ) as { version: string };
 const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
 
-let berth: RunningBerth;
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_METRICS_TOKEN: 'metrics-token-for-the-build-info-test' });
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+const it = berthTest({ BERTH_METRICS_TOKEN: 'metrics-token-for-the-build-info-test' });
 
 describe('the running build', () => {
-  it('is named by /healthz: the API package version and the commit it was built from', async () => {
+  it('is named by /healthz: the API package version and the commit it was built from', async ({
+    berth,
+  }) => {
     const res = await fetch(`${berth.url}/healthz`);
     expect(await res.json()).toEqual({ status: 'ok', version, commit: head });
   });
 
-  it('is on every response as x-berth-version: probes, API calls, errors, unknown routes', async () => {
+  it('is on every response as x-berth-version: probes, API calls, errors, unknown routes', async ({
+    berth,
+  }) => {
     const responses = await Promise.all([
       fetch(`${berth.url}/healthz`),
       fetch(`${berth.url}/readyz`),
@@ -35,7 +33,7 @@ describe('the running build', () => {
     for (const res of responses) expect(res.headers.get('x-berth-version')).toBe(version);
   });
 
-  it('is the berth_build_info metric', async () => {
+  it('is the berth_build_info metric', async ({ berth }) => {
     const scraped = await (
       await fetch(`${berth.url}/metrics`, {
         headers: { authorization: 'Bearer metrics-token-for-the-build-info-test' },

@@ -1,27 +1,22 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI, { BadRequestError, NotFoundError, RateLimitError, toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { berthTest } from './fixtures.js';
 
 /** Compatibility with upstream's behaviour as the official SDK sees it (issue 15). */
-let berth: RunningBerth;
-const dataDir = mkdtempSync(join(tmpdir(), 'berth-compat-'));
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '6', BERTH_DATA_DIR: dataDir });
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-const blobs = () =>
-  existsSync(join(dataDir, 'files'))
-    ? readdirSync(join(dataDir, 'files')).filter((n) => n.startsWith('file-'))
-    : [];
+const it = berthTest({ BERTH_MAX_CONTAINERS_PER_PROJECT: '6' }).extend(
+  'blobs',
+  { scope: 'file' },
+  ({ berth }) =>
+    () =>
+      existsSync(join(berth.dataDir, 'files'))
+        ? readdirSync(join(berth.dataDir, 'files')).filter((n) => n.startsWith('file-'))
+        : [],
+);
 
 describe('lists follow creation order exactly', () => {
-  it('lists containers made one after another, in both orders', async () => {
+  it('lists containers made one after another, in both orders', async ({ berth }) => {
     const made: string[] = [];
     for (let i = 0; i < 4; i++)
       made.push((await berth.client.containers.create({ name: `o${i}` })).id);
@@ -37,7 +32,9 @@ describe('lists follow creation order exactly', () => {
     await Promise.all(made.map((id) => berth.client.containers.delete(id)));
   });
 
-  it('lists files and container files uploaded one after another, in both orders', async () => {
+  it('lists files and container files uploaded one after another, in both orders', async ({
+    berth,
+  }) => {
     const files: string[] = [];
     for (let i = 0; i < 12; i++) {
       const file = await toFile(Buffer.from(`f${i}`), `f${i}.txt`);
@@ -61,16 +58,12 @@ describe('lists follow creation order exactly', () => {
 });
 
 describe('the live-container cap', () => {
-  it('tells SDKs not to retry, so the default client sees the 429 at once', async () => {
+  it('tells SDKs not to retry, so the default client sees the 429 at once', async ({ berth }) => {
     const live = await Promise.all(
       Array.from({ length: 6 }, (_, i) => berth.client.containers.create({ name: `cap${i}` })),
     );
     try {
-      const res = await berth.api('/v1/containers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'one-too-many' }),
-      });
+      const res = await berth.postJson('/v1/containers', { name: 'one-too-many' });
       expect(res.status).toBe(429);
       expect((await res.json()).error).toMatchObject({ type: 'insufficient_quota' });
       expect(res.headers.get('x-should-retry')).toBe('false');
@@ -94,7 +87,9 @@ describe('the live-container cap', () => {
 });
 
 describe('nothing in /mnt/data is lost silently', () => {
-  it('refuses two file_ids that would land on the same path, naming the second, making nothing', async () => {
+  it('refuses two file_ids that would land on the same path, naming the second, making nothing', async ({
+    berth,
+  }) => {
     const upload = async (name: string, text: string) =>
       (
         await berth.client.files.create({
@@ -122,7 +117,9 @@ describe('nothing in /mnt/data is lost silently', () => {
     expect((await berth.client.containers.list()).data.filter((c) => c.name === 'dup')).toEqual([]);
   });
 
-  it("keeps a path's id when a file is uploaded onto it again: the earlier id answers the new bytes", async () => {
+  it("keeps a path's id when a file is uploaded onto it again: the earlier id answers the new bytes", async ({
+    berth,
+  }) => {
     const container = await berth.client.containers.create({ name: 'reupload' });
     try {
       const first = await berth.client.containers.files.create(container.id, {
@@ -154,7 +151,10 @@ describe('nothing in /mnt/data is lost silently', () => {
 });
 
 describe('POST /v1/files', () => {
-  it('honours expires_after: expires_at is set, then the file answers 404 and its bytes go', async () => {
+  it('honours expires_after: expires_at is set, then the file answers 404 and its bytes go', async ({
+    berth,
+    blobs,
+  }) => {
     const file = await berth.client.files.create({
       file: await toFile(Buffer.from('short-lived'), 'brief.txt'),
       purpose: 'user_data',
@@ -191,30 +191,33 @@ describe('POST /v1/files', () => {
     expect(rows).toEqual([]);
   });
 
-  it.each([
+  it.for([
     [{ anchor: 'created_at', seconds: 3599 }, 'expires_after.seconds'],
     [{ anchor: 'created_at', seconds: 2_592_001 }, 'expires_after.seconds'],
     [{ anchor: 'created_at', seconds: 'soon' }, 'expires_after.seconds'],
     [{ anchor: 'last_active_at', seconds: 3600 }, 'expires_after.anchor'],
     [{ seconds: 3600 }, 'expires_after.anchor'],
-  ])('refuses expires_after %j with 400 on %s, keeping no bytes', async (expiresAfter, param) => {
-    const before = blobs().length;
-    const error = await berth.client.files
-      .create({
-        file: await toFile(Buffer.from('x'), 'x.txt'),
-        purpose: 'user_data',
-        expires_after: expiresAfter as never,
-      })
-      .catch((e) => e);
-    expect(error).toBeInstanceOf(BadRequestError);
-    expect(error.error).toMatchObject({ type: 'invalid_request_error', param });
-    expect(blobs().length).toBe(before);
-  });
+  ])(
+    'refuses expires_after %j with 400 on %s, keeping no bytes',
+    async ([expiresAfter, param], { berth, blobs }) => {
+      const before = blobs().length;
+      const error = await berth.client.files
+        .create({
+          file: await toFile(Buffer.from('x'), 'x.txt'),
+          purpose: 'user_data',
+          expires_after: expiresAfter as never,
+        })
+        .catch((e) => e);
+      expect(error).toBeInstanceOf(BadRequestError);
+      expect(error.error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(blobs().length).toBe(before);
+    },
+  );
 
   // Raw multipart: the SDK itself sends only the last path segment of a name.
-  it.each(['dir/name.txt', 'a\\b.txt', '../up.txt', '.berth-upload-x'])(
+  it.for(['dir/name.txt', 'a\\b.txt', '../up.txt', '.berth-upload-x'])(
     'refuses the filename %j at upload, where a later file_ids copy would fail',
-    async (name) => {
+    async (name, { berth, blobs }) => {
       const before = blobs().length;
       const form = new FormData();
       form.append('purpose', 'user_data');
@@ -228,18 +231,16 @@ describe('POST /v1/files', () => {
 });
 
 describe('files written by code', () => {
-  it('are listed with their own modification time as created_at, not the listing time', async () => {
+  it('are listed with their own modification time as created_at, not the listing time', async ({
+    berth,
+  }) => {
     const container = await berth.client.containers.create({ name: 'mtimes' });
     try {
-      const res = await berth.api(`/v1/containers/${container.id}/exec`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          command:
-            'echo a > /mnt/data/old.txt && touch -d @1577934245 /mnt/data/old.txt && ' +
-            'echo b > /mnt/data/future.txt && touch -d @4102444800 /mnt/data/future.txt && ' +
-            'echo c > /mnt/data/new.txt',
-        }),
+      const res = await berth.postJson(`/v1/containers/${container.id}/exec`, {
+        command:
+          'echo a > /mnt/data/old.txt && touch -d @1577934245 /mnt/data/old.txt && ' +
+          'echo b > /mnt/data/future.txt && touch -d @4102444800 /mnt/data/future.txt && ' +
+          'echo c > /mnt/data/new.txt',
       });
       expect(await res.json()).toMatchObject({ exit_code: 0 });
       const before = Math.floor(Date.now() / 1000);

@@ -1,16 +1,7 @@
 import { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { writeZip } from '@berth/skill-bundle';
-import { startBerth, type RunningBerth } from './fixtures.js';
-
-let berth: RunningBerth;
-beforeAll(async () => {
-  // Inline skills arrive base64 in the JSON body: room for the many-skills case below.
-  berth = await startBerth({ BERTH_MAX_JSON_BYTES: String(16 * 1024 * 1024) });
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+import { berthTest, okJson, type RunningBerth } from './fixtures.js';
 
 const skillMd = (name: string, description: string) =>
   `---\nname: ${name}\ndescription: ${description}\n---\n# ${name}\nUse me.\n`;
@@ -27,29 +18,38 @@ interface ExecResult {
   stderr: string;
 }
 
-async function sh(containerId: string, command: string): Promise<ExecResult> {
-  const res = await berth.api(`/v1/containers/${containerId}/exec`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ command }),
-  });
-  const json = (await res.json()) as ExecResult;
-  if (res.status !== 200) throw new Error(`exec answered ${res.status}: ${JSON.stringify(json)}`);
-  return json;
-}
-
 type WithSkills = { skills?: { name: string; description: string; path: string }[] };
 
-async function leftBehind(): Promise<{ rows: number; sandboxes: number }> {
-  const { rows } = await berth.pool.query<{ n: number }>(
-    'select count(*)::int as n from containers',
-  );
-  return { rows: rows[0]!.n, sandboxes: (await berth.runtime.listManaged()).length };
+/** An exec that must answer 200, and what a test left behind: rows and sandboxes. */
+function skillCalls(berth: RunningBerth) {
+  return {
+    sh: async (containerId: string, command: string) =>
+      okJson<ExecResult>(
+        await berth.postJson(`/v1/containers/${containerId}/exec`, { command }),
+        'exec',
+      ),
+    async leftBehind(): Promise<{ rows: number; sandboxes: number }> {
+      const { rows } = await berth.pool.query<{ n: number }>(
+        'select count(*)::int as n from containers',
+      );
+      return { rows: rows[0]!.n, sandboxes: (await berth.runtime.listManaged()).length };
+    },
+  };
 }
+
+// Inline skills arrive base64 in the JSON body: room for the many-skills case below.
+const it = berthTest({ BERTH_MAX_JSON_BYTES: String(16 * 1024 * 1024) }).extend(
+  'calls',
+  { scope: 'file' },
+  ({ berth }) => skillCalls(berth),
+);
 
 // Each case creates real sandboxes; on a loaded machine that takes a while.
 describe('skills at container create', () => {
-  it('places a referenced and an inline skill read-only under /mnt/skills/<name>', async () => {
+  it('places a referenced and an inline skill read-only under /mnt/skills/<name>', async ({
+    berth,
+    calls,
+  }) => {
     const skill = await berth.client.skills.create({
       files: await toFile(await zipOf('csv-tools', 'Reads CSV files.'), 'csv-tools.zip'),
     });
@@ -83,7 +83,7 @@ describe('skills at container create', () => {
     const listed = await berth.client.containers.list();
     expect((listed.data.find((c) => c.id === container.id) as WithSkills).skills).toEqual(expected);
 
-    const read = await sh(
+    const read = await calls.sh(
       container.id,
       'cat /mnt/skills/csv-tools/SKILL.md && cat /mnt/skills/inline-notes/SKILL.md /mnt/skills/inline-notes/docs/guide.md',
     );
@@ -106,10 +106,10 @@ describe('skills at container create', () => {
       'rm -rf /mnt/skills/inline-notes/docs',
     ];
     for (const attempt of attempts) {
-      const r = await sh(container.id, `${attempt} 2>/dev/null; echo $?`);
+      const r = await calls.sh(container.id, `${attempt} 2>/dev/null; echo $?`);
       expect(r.stdout.trim(), attempt).not.toBe('0');
     }
-    const after = await sh(
+    const after = await calls.sh(
       container.id,
       'cat /mnt/skills/csv-tools/SKILL.md; ls /mnt/skills; stat -c "%u %a" /mnt/skills /mnt/skills/csv-tools /mnt/skills/csv-tools/SKILL.md; id -u',
     );
@@ -126,7 +126,10 @@ describe('skills at container create', () => {
     await berth.client.containers.delete(container.id);
   }, 180_000);
 
-  it('resolves a version given as an integer, "latest", or omitted (the default)', async () => {
+  it('resolves a version given as an integer, "latest", or omitted (the default)', async ({
+    berth,
+    calls,
+  }) => {
     const skill = await berth.client.skills.create({
       files: await toFile(await zipOf('ver', 'one'), 'ver.zip'),
     });
@@ -140,36 +143,35 @@ describe('skills at container create', () => {
       ['latest', 'two'],
     ];
     for (const [version, description] of cases) {
-      const res = await berth.api('/v1/containers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          name: 'v',
-          skills: [
-            {
-              type: 'skill_reference',
-              skill_id: skill.id,
-              ...(version !== undefined ? { version } : {}),
-            },
-          ],
-        }),
+      const res = await berth.postJson('/v1/containers', {
+        name: 'v',
+        skills: [
+          {
+            type: 'skill_reference',
+            skill_id: skill.id,
+            ...(version !== undefined ? { version } : {}),
+          },
+        ],
       });
       const body = (await res.json()) as { id: string } & WithSkills;
       expect(res.status, JSON.stringify(body)).toBe(200);
       expect(body.skills?.[0]?.description).toBe(description);
-      const md = await sh(body.id, 'cat /mnt/skills/ver/SKILL.md');
+      const md = await calls.sh(body.id, 'cat /mnt/skills/ver/SKILL.md');
       expect(md.stdout).toBe(skillMd('ver', description));
       await berth.client.containers.delete(body.id);
     }
   }, 180_000);
 
-  it('refuses bad skills with a 400 naming the param, before anything is created', async () => {
-    const before = await leftBehind();
+  it('refuses bad skills with a 400 naming the param, before anything is created', async ({
+    berth,
+    calls,
+  }) => {
+    const before = await calls.leftBehind();
     const post = async (skills: unknown[], memory_limit?: string) => {
-      const res = await berth.api('/v1/containers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'bad', skills, ...(memory_limit ? { memory_limit } : {}) }),
+      const res = await berth.postJson('/v1/containers', {
+        name: 'bad',
+        skills,
+        ...(memory_limit ? { memory_limit } : {}),
       });
       return {
         status: res.status,
@@ -221,6 +223,6 @@ describe('skills at container create', () => {
     expect(tooBig).toMatchObject({ status: 400, error: { param: 'skills' } });
     expect(tooBig.error.message).toMatch(/at most 134217728/);
 
-    expect(await leftBehind()).toEqual(before);
+    expect(await calls.leftBehind()).toEqual(before);
   }, 180_000);
 });

@@ -1,20 +1,14 @@
 import OpenAI, { AuthenticationError, BadRequestError, NotFoundError } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { dockerExec, inspectSandbox } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { berthTest } from './fixtures.js';
 
-let berth: RunningBerth;
-beforeAll(async () => {
-  berth = await startBerth();
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+const it = berthTest();
 
 const GIB = 1024 ** 3;
 
 describe('POST /v1/containers', () => {
-  it('starts a hardened sandbox with every option honoured', async () => {
+  it('starts a hardened sandbox with every option honoured', async ({ berth }) => {
     const before = Math.floor(Date.now() / 1000);
     const created = await berth.client.containers.create({
       name: 'everything',
@@ -81,7 +75,7 @@ describe('POST /v1/containers', () => {
     expect(lines.at(-1)).toBe('ok');
   });
 
-  it('defaults to 1g, 20 minutes and no network', async () => {
+  it('defaults to 1g, 20 minutes and no network', async ({ berth }) => {
     const c = await berth.client.containers.create({ name: 'defaults' });
     expect(c).toMatchObject({
       memory_limit: '1g',
@@ -91,7 +85,7 @@ describe('POST /v1/containers', () => {
     expect((await inspectSandbox(c.id))?.HostConfig.Memory).toBe(GIB);
   });
 
-  it.each([
+  it.for([
     [{}, 'name', /Missing required parameter/],
     [{ name: 'x', memory_limit: '2g' }, 'memory_limit', /Invalid 'memory_limit'/],
     [{ name: 'x', bogus: 1 }, 'bogus', /Unknown parameter: 'bogus'/],
@@ -134,7 +128,7 @@ describe('POST /v1/containers', () => {
     [{ name: 'x', file_ids: 'file-1' }, 'file_ids', /Invalid/],
     [{ name: 'x', skills: [{ type: 'nope' }] }, 'skills.0.type', /Invalid/],
     [{ name: 12 }, 'name', /Invalid 'name'/],
-  ])('rejects %j naming param %s', async (body, param, message) => {
+  ] as const)('rejects %j naming param %s', async ([body, param, message], { berth }) => {
     const error = await berth.client.post('/containers', { body }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BadRequestError);
     const e = error as BadRequestError;
@@ -143,7 +137,9 @@ describe('POST /v1/containers', () => {
     expect(e.message).toMatch(message);
   });
 
-  it('refuses domain_secrets without BERTH_SECRETS_KEY, unknown skills and unknown file_ids, creating nothing', async () => {
+  it('refuses domain_secrets without BERTH_SECRETS_KEY, unknown skills and unknown file_ids, creating nothing', async ({
+    berth,
+  }) => {
     const before = await berth.runtime.listManaged();
     for (const [body, param] of [
       [
@@ -173,7 +169,9 @@ describe('POST /v1/containers', () => {
     expect((await berth.runtime.listManaged()).length).toBe(before.length);
   });
 
-  it('answers 400 for malformed JSON and 413 for an oversized body, in the envelope', async () => {
+  it('answers 400 for malformed JSON and 413 for an oversized body, in the envelope', async ({
+    berth,
+  }) => {
     const bad = await berth.api('/v1/containers', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -181,18 +179,14 @@ describe('POST /v1/containers', () => {
     });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toMatchObject({ type: 'invalid_request_error', param: null });
-    const big = await berth.api('/v1/containers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }),
-    });
+    const big = await berth.postJson('/v1/containers', { name: 'x'.repeat(2 * 1024 * 1024) });
     expect(big.status).toBe(413);
     expect((await big.json()).error.type).toBe('invalid_request_error');
   });
 });
 
 describe('GET/DELETE /v1/containers/{id}', () => {
-  it('retrieves, deletes (sandbox gone), then answers 404', async () => {
+  it('retrieves, deletes (sandbox gone), then answers 404', async ({ berth }) => {
     const c = await berth.client.containers.create({ name: 'doomed' });
     const got = await berth.client.containers.retrieve(c.id);
     expect(got).toEqual(c);
@@ -205,7 +199,7 @@ describe('GET/DELETE /v1/containers/{id}', () => {
     expect(list.data.map((x) => x.id)).not.toContain(c.id);
   });
 
-  it('answers DELETE with the container.deleted object', async () => {
+  it('answers DELETE with the container.deleted object', async ({ berth }) => {
     const c = await berth.client.containers.create({ name: 'wire-delete' });
     const res = await berth.api(`/v1/containers/${c.id}`, { method: 'DELETE' });
     expect(res.status).toBe(200);
@@ -214,7 +208,7 @@ describe('GET/DELETE /v1/containers/{id}', () => {
     expect(again.status).toBe(404);
   });
 
-  it('answers 404 for malformed and unknown ids', async () => {
+  it('answers 404 for malformed and unknown ids', async ({ berth }) => {
     for (const id of ['nope', 'cntr_' + '0'.repeat(48), '..%2f..%2fetc']) {
       const error = await berth.client.containers.retrieve(id).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(NotFoundError);
@@ -223,7 +217,9 @@ describe('GET/DELETE /v1/containers/{id}', () => {
 });
 
 describe('auth and projects', () => {
-  it('answers 401 invalid_api_key for missing or wrong keys, with x-request-id', async () => {
+  it('answers 401 invalid_api_key for missing or wrong keys, with x-request-id', async ({
+    berth,
+  }) => {
     const wrong = new OpenAI({
       apiKey: 'sk-wrong-key-0000000000000000',
       baseURL: `${berth.url}/v1`,
@@ -238,7 +234,9 @@ describe('auth and projects', () => {
     expect((await res.json()).error.code).toBe('invalid_api_key');
   });
 
-  it("keeps projects apart: another project's id is 404 and its list is its own", async () => {
+  it("keeps projects apart: another project's id is 404 and its list is its own", async ({
+    berth,
+  }) => {
     const other = await berth.newProjectClient();
     const mine = await berth.client.containers.create({ name: 'mine' });
     const theirs = await other.client.containers.create({ name: 'theirs' });
@@ -254,7 +252,7 @@ describe('auth and projects', () => {
     expect(await inspectSandbox(mine.id)).not.toBeNull();
   });
 
-  it('echoes a sane x-request-id and replaces an unsafe one', async () => {
+  it('echoes a sane x-request-id and replaces an unsafe one', async ({ berth }) => {
     const ok = await berth.api('/v1/containers', { headers: { 'x-request-id': 'trace-123' } });
     expect(ok.headers.get('x-request-id')).toBe('trace-123');
     const unsafe = await berth.api('/v1/containers', { headers: { 'x-request-id': 'a b\tc' } });

@@ -1,27 +1,13 @@
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerSocketProxy, dockerExec, inspectSandbox } from '@berth/testkit';
+import { describe, expect } from 'vitest';
+import { dockerExec, inspectSandbox } from '@berth/testkit';
 import { loadConfig } from '../src/config.js';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { berthTest, startBerth, type RunningBerth } from './fixtures.js';
 
 /**
  * A hostile tenant, driving real sandboxes through the HTTP API as attacking code would. Each
  * test is one row of docs/security.md; the API must stay healthy throughout.
  */
-let berth: RunningBerth;
-
-beforeAll(async () => {
-  berth = await startBerth({
-    BERTH_EXEC_GRACE_MS: '1500',
-    BERTH_FILES_HELPER_TIMEOUT_MS: '3000',
-    BERTH_TRANSFER_IDLE_TIMEOUT_MS: '3000',
-    BERTH_EXEC_MAX_CONCURRENT: '4',
-  });
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
-
 interface ExecJson {
   exit_code: number | null;
   stdout: string;
@@ -29,35 +15,56 @@ interface ExecJson {
   timed_out: boolean;
 }
 
-const exec = (id: string, body: Record<string, unknown>, init: RequestInit = {}) =>
-  berth.api(`/v1/containers/${id}/exec`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    ...init,
-  });
-
-async function run(id: string, body: Record<string, unknown>): Promise<ExecJson> {
-  const res = await exec(id, body);
-  const json = (await res.json()) as ExecJson;
-  expect(res.status, JSON.stringify(json)).toBe(200);
-  return json;
+/** Exec (raw and must-answer), create, a health check and hostile code, against one Berth. */
+function containmentCalls(berth: RunningBerth) {
+  const exec = (id: string, body: Record<string, unknown>, init: RequestInit = {}) =>
+    berth.postJson(`/v1/containers/${id}/exec`, body, init);
+  return {
+    exec,
+    async run(id: string, body: Record<string, unknown>): Promise<ExecJson> {
+      const res = await exec(id, body);
+      const json = (await res.json()) as ExecJson;
+      expect(res.status, JSON.stringify(json)).toBe(200);
+      return json;
+    },
+    create: async (name = 'hostile') => (await berth.client.containers.create({ name })).id,
+    async healthy(): Promise<void> {
+      expect((await fetch(`${berth.url}/healthz`)).status).toBe(200);
+    },
+    /** Starts hostile code as a streaming exec; `ready` once it printed its first line. */
+    attacker(id: string, body: Record<string, unknown>) {
+      const res = exec(id, { ...body, stream: true });
+      const reader = res.then((r) => r.body!.getReader());
+      const ready = reader.then((r) => r.read());
+      const done = ready.then(async () => {
+        const r = await reader;
+        while (!(await r.read()).done);
+      });
+      return { ready, done };
+    },
+  };
 }
 
-const create = async (name = 'hostile') => (await berth.client.containers.create({ name })).id;
+const it = berthTest({
+  BERTH_EXEC_GRACE_MS: '1500',
+  BERTH_FILES_HELPER_TIMEOUT_MS: '3000',
+  BERTH_TRANSFER_IDLE_TIMEOUT_MS: '3000',
+  BERTH_EXEC_MAX_CONCURRENT: '4',
+})
+  .extend('calls', { scope: 'file' }, ({ berth }) => containmentCalls(berth))
+  // The sandbox the deadline tests share, made when the first of them asks.
+  .extend('deadlineId', { scope: 'file' }, ({ calls }) => calls.create('deadline'));
 
 /** Processes in the sandbox, as the operator sees them (`docker exec ps` as root). */
 const processes = async (id: string) => (await dockerExec(id, ['ps', '-eo', 'args'], '0')).stdout;
 
-async function healthy(): Promise<void> {
-  expect((await fetch(`${berth.url}/healthz`)).status).toBe(200);
-}
-
 describe('host disk', () => {
-  it('discards what a sandbox writes to its init process: no log file grows on the host', async () => {
-    const id = await create();
+  it('discards what a sandbox writes to its init process: no log file grows on the host', async ({
+    calls,
+  }) => {
+    const id = await calls.create();
     const started = Date.now();
-    const r = await run(id, {
+    const r = await calls.run(id, {
       command:
         'head -c 50000000 /dev/zero > /proc/1/fd/1 && head -c 50000000 /dev/zero > /proc/1/fd/2; echo wrote',
       timeout_ms: 60_000,
@@ -71,16 +78,11 @@ describe('host disk', () => {
     console.log(
       `containment: a 100 MB flood of PID 1's stdout/stderr took ${floodMs} ms and was discarded`,
     );
-    await healthy();
+    await calls.healthy();
   });
 });
 
 describe('every exec answers by its deadline', () => {
-  let id: string;
-  beforeAll(async () => {
-    id = await create('deadline');
-  });
-
   const escapes: [string, string][] = [
     ['a process that cleared its environment', 'exec env -i sleep 40'],
     ['a setsid double fork', "setsid sh -c 'env -i sleep 41 & ' ; sleep 30"],
@@ -91,9 +93,12 @@ describe('every exec answers by its deadline', () => {
     ],
   ];
   for (const [what, command] of escapes) {
-    it(`times out ${what}, answers within the grace, and leaves no process`, async () => {
+    it(`times out ${what}, answers within the grace, and leaves no process`, async ({
+      calls,
+      deadlineId: id,
+    }) => {
       const started = Date.now();
-      const r = await run(id, { command, timeout_ms: 2000 });
+      const r = await calls.run(id, { command, timeout_ms: 2000 });
       const late = Date.now() - started - 2000;
       expect(r.timed_out).toBe(true);
       // The bound: timeout_ms plus the grace (1.5 s here) plus the round trip.
@@ -107,13 +112,16 @@ describe('every exec answers by its deadline', () => {
       }
       expect(ps).not.toMatch(/sleep 4\d|sleep 30/);
       // The sandbox is still usable, and the slot was given back.
-      expect((await run(id, { command: 'echo alive' })).stdout).toBe('alive\n');
+      expect((await calls.run(id, { command: 'echo alive' })).stdout).toBe('alive\n');
     });
   }
 
-  it('times out in streaming mode too, with the result event by the deadline', async () => {
+  it('times out in streaming mode too, with the result event by the deadline', async ({
+    calls,
+    deadlineId: id,
+  }) => {
     const started = Date.now();
-    const res = await exec(id, {
+    const res = await calls.exec(id, {
       command: "setsid sh -c 'env -i sleep 44 &'; kill -STOP $PPID; sleep 30",
       timeout_ms: 2000,
       stream: true,
@@ -124,9 +132,9 @@ describe('every exec answers by its deadline', () => {
     expect(await processes(id)).not.toMatch(/sleep 44/);
   });
 
-  it('kills a detached tree when the client goes away', async () => {
+  it('kills a detached tree when the client goes away', async ({ calls, deadlineId: id }) => {
     const controller = new AbortController();
-    const res = await exec(
+    const res = await calls.exec(
       id,
       { command: "setsid sh -c 'env -i sleep 45 &'; echo started; sleep 30", stream: true },
       { signal: controller.signal },
@@ -154,27 +162,18 @@ while time.time() < end:
             if b'berth:files-' in open('/proc/%s/cmdline' % p, 'rb').read(): os.kill(int(p), sig)
         except OSError: pass`;
 
-/** Starts hostile code as a streaming exec; `ready` once it printed its first line. */
-function attacker(id: string, body: Record<string, unknown>) {
-  const res = exec(id, { ...body, stream: true });
-  const reader = res.then((r) => r.body!.getReader());
-  const ready = reader.then((r) => r.read());
-  const done = ready.then(async () => {
-    const r = await reader;
-    while (!(await r.read()).done);
-  });
-  return { ready, done };
-}
-
 describe('files helper', () => {
-  it('answers 504 when code stops the helper, and the helper is not left behind', async () => {
-    const id = await create('stopper');
+  it('answers 504 when code stops the helper, and the helper is not left behind', async ({
+    berth,
+    calls,
+  }) => {
+    const id = await calls.create('stopper');
     // Enough files that a listing takes a while: the attacker has time to catch its helper.
-    await run(id, {
+    await calls.run(id, {
       command: 'mkdir /mnt/data/many && cd /mnt/data/many && seq 1 3000 | xargs touch',
     });
     // The attacker: stop every files helper as soon as it appears, for 10 s.
-    const attack = attacker(id, {
+    const attack = calls.attacker(id, {
       command: ['python3', '-c', STOPPER, 'STOP', '8'],
       timeout_ms: 15_000,
     });
@@ -198,12 +197,15 @@ describe('files helper', () => {
     expect(ps).not.toMatch(/berth:files-/);
     // Once the attack ends, files work again.
     expect((await berth.api(`/v1/containers/${id}/files`)).status).toBe(200);
-    await healthy();
+    await calls.healthy();
   });
 
-  it('answers a clear 400 when code kills the helper mid-upload, and keeps nothing', async () => {
-    const id = await create('killer');
-    const attack = attacker(id, {
+  it('answers a clear 400 when code kills the helper mid-upload, and keeps nothing', async ({
+    berth,
+    calls,
+  }) => {
+    const id = await calls.create('killer');
+    const attack = calls.attacker(id, {
       command: ['python3', '-c', STOPPER, 'KILL', '5'],
       timeout_ms: 15_000,
     });
@@ -239,18 +241,21 @@ describe('files helper', () => {
     expect([400, 504]).toContain(res.status);
     expect(answer.error).toBeDefined();
     await attack.done;
-    expect((await run(id, { command: 'ls -A /mnt/data' })).stdout).toBe('');
+    expect((await calls.run(id, { command: 'ls -A /mnt/data' })).stdout).toBe('');
   });
 });
 
 describe('no per-uid kernel resource is shared between sandboxes', () => {
-  it('gives each sandbox its own uid: one tenant exhausting inotify does not starve another', async () => {
-    const a = await create('inotify-hog');
+  it('gives each sandbox its own uid: one tenant exhausting inotify does not starve another', async ({
+    berth,
+    calls,
+  }) => {
+    const a = await calls.create('inotify-hog');
     const other = await berth.newProjectClient();
     const b = (await other.client.containers.create({ name: 'victim' })).id;
-    const uidA = (await run(a, { command: 'id -u' })).stdout.trim();
+    const uidA = (await calls.run(a, { command: 'id -u' })).stdout.trim();
     // A holds every inotify instance its uid may have, and keeps them while B asks for one.
-    const hog = run(a, {
+    const hog = calls.run(a, {
       command: [
         'python3',
         '-c',
@@ -278,15 +283,18 @@ describe('no per-uid kernel resource is shared between sandboxes', () => {
     expect(Number(out[1])).toBeGreaterThanOrEqual(0); // B still got one
   });
 
-  it('keeps /mnt/data readable and writable by code and by uploads under the sandbox uid', async () => {
-    const id = await create('own-uid');
-    await run(id, { command: 'echo from-code > /mnt/data/a.txt' });
+  it('keeps /mnt/data readable and writable by code and by uploads under the sandbox uid', async ({
+    berth,
+    calls,
+  }) => {
+    const id = await calls.create('own-uid');
+    await calls.run(id, { command: 'echo from-code > /mnt/data/a.txt' });
     const form = new FormData();
     form.append('file', new Blob(['from-upload']), 'b.txt');
     expect(
       (await berth.api(`/v1/containers/${id}/files`, { method: 'POST', body: form })).status,
     ).toBe(200);
-    const r = await run(id, {
+    const r = await calls.run(id, {
       command: 'cat /mnt/data/b.txt; echo; stat -c %u /mnt/data/a.txt /mnt/data/b.txt; id -u',
     });
     const [text, uidA, uidB, me] = r.stdout.trim().split('\n');
@@ -297,14 +305,17 @@ describe('no per-uid kernel resource is shared between sandboxes', () => {
 });
 
 describe('sizes', () => {
-  it('fits the file systems inside a 1g limit: a full /mnt/data is a 413, not an OOM kill', async () => {
-    const id = await create('fill');
-    const df = await run(id, {
+  it('fits the file systems inside a 1g limit: a full /mnt/data is a 413, not an OOM kill', async ({
+    berth,
+    calls,
+  }) => {
+    const id = await calls.create('fill');
+    const df = await calls.run(id, {
       command: 'df -B1 --output=size /mnt/data /tmp /dev/shm | tail -n 3',
     });
     const sizes = df.stdout.trim().split('\n').map(Number);
     expect(sizes.reduce((a, b) => a + b, 0)).toBeLessThan(1024 ** 3 * 0.75);
-    const fill = await run(id, {
+    const fill = await calls.run(id, {
       command: 'head -c 600000000 /dev/zero > /mnt/data/fill; echo $?',
       timeout_ms: 60_000,
     });
@@ -315,12 +326,12 @@ describe('sizes', () => {
     expect(res.status).toBe(413);
     const c = await berth.client.containers.retrieve(id);
     expect(c.status).toBe('running');
-    expect((await run(id, { command: 'echo still-here' })).stdout).toBe('still-here\n');
+    expect((await calls.run(id, { command: 'echo still-here' })).stdout).toBe('still-here\n');
   });
 
-  it('caps the number of files in /mnt/data', async () => {
-    const id = await create('inodes');
-    const r = await run(id, {
+  it('caps the number of files in /mnt/data', async ({ calls }) => {
+    const id = await calls.create('inodes');
+    const r = await calls.run(id, {
       command: [
         'python3',
         '-c',
@@ -335,63 +346,55 @@ describe('sizes', () => {
 });
 
 describe('start-up trust', () => {
-  it('resolves workdir inside the sandbox and refuses a symlink', async () => {
-    const id = await create('workdir');
-    await run(id, { command: 'ln -s /etc /mnt/data/etc-link && mkdir -p /mnt/data/real' });
-    const r = await run(id, { command: 'pwd', workdir: '/mnt/data/etc-link' });
+  it('resolves workdir inside the sandbox and refuses a symlink', async ({ calls }) => {
+    const id = await calls.create('workdir');
+    await calls.run(id, { command: 'ln -s /etc /mnt/data/etc-link && mkdir -p /mnt/data/real' });
+    const r = await calls.run(id, { command: 'pwd', workdir: '/mnt/data/etc-link' });
     expect(r.exit_code).toBe(125);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/symlinks are not followed/);
-    expect((await run(id, { command: 'pwd', workdir: '/mnt/data/real' })).stdout).toBe(
+    expect((await calls.run(id, { command: 'pwd', workdir: '/mnt/data/real' })).stdout).toBe(
       '/mnt/data/real\n',
     );
   });
 
-  it('refuses to start on an engine without seccomp', async () => {
-    const docker = await DockerSocketProxy.start();
-    try {
-      docker.respond(
-        (r) => r.method === 'GET' && /\/info$/.test(r.path),
-        async (upstream) => ({
-          status: 200,
-          body: { ...JSON.parse((await upstream()).toString()), SecurityOptions: [] },
-        }),
-      );
-      await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
-        /without seccomp/,
-      );
-    } finally {
-      await docker.close();
-    }
+  it('refuses to start on an engine without seccomp', async ({ dockerProxy: docker }) => {
+    docker.respond(
+      (r) => r.method === 'GET' && /\/info$/.test(r.path),
+      async (upstream) => ({
+        status: 200,
+        body: { ...JSON.parse((await upstream()).toString()), SecurityOptions: [] },
+      }),
+    );
+    await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
+      /without seccomp/,
+    );
   });
 
-  it('refuses to start on a runtime that lets a container start in a leaked host directory', async () => {
+  it('refuses to start on a runtime that lets a container start in a leaked host directory', async ({
+    dockerProxy: docker,
+  }) => {
     // What a runc vulnerable to CVE-2024-21626 does: the probe containers, whose working
     // directory is /proc/self/fd/N, start. Here the engine is made to say so.
-    const docker = await DockerSocketProxy.start();
-    try {
-      const probe = (r: { path: string }) =>
-        r.path.includes('berth-probe-') || r.path.includes('/fakeprobe');
-      docker.respond(
-        (r) => r.method === 'POST' && r.path.includes('/containers/create') && probe(r),
-        async () => ({
-          status: 201,
-          body: { Id: `fakeprobe${Math.random().toString(16).slice(2)}` },
-        }),
-      );
-      docker.respond(
-        (r) => r.path.includes('/containers/fakeprobe'),
-        async () => ({ status: 204, body: null }),
-      );
-      await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
-        /CVE-2024-21626/,
-      );
-    } finally {
-      await docker.close();
-    }
+    const probe = (r: { path: string }) =>
+      r.path.includes('berth-probe-') || r.path.includes('/fakeprobe');
+    docker.respond(
+      (r) => r.method === 'POST' && r.path.includes('/containers/create') && probe(r),
+      async () => ({
+        status: 201,
+        body: { Id: `fakeprobe${Math.random().toString(16).slice(2)}` },
+      }),
+    );
+    docker.respond(
+      (r) => r.path.includes('/containers/fakeprobe'),
+      async () => ({ status: 204, body: null }),
+    );
+    await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
+      /CVE-2024-21626/,
+    );
   });
 
-  it('says nothing of its dependencies’ errors on the public /readyz', async () => {
+  it('says nothing of its dependencies’ errors on the public /readyz', async ({ berth }) => {
     const res = await fetch(`${berth.url}/readyz`);
     const body = JSON.stringify(await res.json());
     expect(body).not.toMatch(/error|ECONN|sock|\/var\//);
@@ -417,55 +420,54 @@ describe('start-up trust', () => {
 });
 
 describe('API memory', () => {
-  it('caps file transfers in flight with 429 and Retry-After', async () => {
-    const small = await startBerth({ BERTH_MAX_INFLIGHT_TRANSFERS: '1' });
-    try {
-      // One upload that takes its time holds the only slot.
-      let release!: () => void;
-      const held = new Promise<void>((r) => (release = r));
-      const boundary = 'slowboundary';
-      let step = 0;
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (step++ === 0) {
-            controller.enqueue(
-              Buffer.from(
-                `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.bin"\r\n\r\n`,
-              ),
-            );
-            return;
-          }
-          await held;
-          controller.enqueue(Buffer.from(`data\r\n--${boundary}--\r\n`));
-          controller.close();
-        },
-      });
-      const slow = small.api('/v1/files', {
-        method: 'POST',
-        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-        body,
-        duplex: 'half',
-      } as RequestInit);
-      await new Promise((r) => setTimeout(r, 300));
-      const refused = await small.api('/v1/files?limit=1');
-      expect(refused.status).toBe(200); // listing is not a transfer
-      const form = new FormData();
-      form.append('file', new Blob(['x']), 'x.txt');
-      form.append('purpose', 'user_data');
-      const second = await small.api('/v1/files', { method: 'POST', body: form });
-      expect(second.status).toBe(429);
-      expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
-      release();
-      expect((await slow).status).toBe(400); // no purpose: refused, but it ran
-      const third = await small.api('/v1/files', { method: 'POST', body: form });
-      expect(third.status).toBe(200);
-    } finally {
-      await small[Symbol.asyncDispose]();
-    }
+  it('caps file transfers in flight with 429 and Retry-After', async ({ berthWith }) => {
+    const small = await berthWith({ BERTH_MAX_INFLIGHT_TRANSFERS: '1' });
+    // One upload that takes its time holds the only slot.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const boundary = 'slowboundary';
+    let step = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (step++ === 0) {
+          controller.enqueue(
+            Buffer.from(
+              `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.bin"\r\n\r\n`,
+            ),
+          );
+          return;
+        }
+        await held;
+        controller.enqueue(Buffer.from(`data\r\n--${boundary}--\r\n`));
+        controller.close();
+      },
+    });
+    const slow = small.api('/v1/files', {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await small.api('/v1/files?limit=1');
+    expect(refused.status).toBe(200); // listing is not a transfer
+    const form = new FormData();
+    form.append('file', new Blob(['x']), 'x.txt');
+    form.append('purpose', 'user_data');
+    const second = await small.api('/v1/files', { method: 'POST', body: form });
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+    release();
+    expect((await slow).status).toBe(400); // no purpose: refused, but it ran
+    const third = await small.api('/v1/files', { method: 'POST', body: form });
+    expect(third.status).toBe(200);
   });
 
-  it('stays bounded under 300 concurrent hostile exec requests with large bodies', async () => {
-    const ids = [await create('flood-a'), await create('flood-b')];
+  it('stays bounded under 300 concurrent hostile exec requests with large bodies', async ({
+    berth,
+    calls,
+  }) => {
+    const ids = [await calls.create('flood-a'), await calls.create('flood-b')];
     // One shared body: the client side adds almost nothing, so RSS growth is the server's.
     const body = () =>
       Buffer.from(
@@ -518,6 +520,6 @@ describe('API memory', () => {
       `containment: 300 hostile 2 MiB execs: ${ok} ran, ${limited} got 429; RSS ${Math.round(before / 1048576)} MiB before, peak +${growthMb.toFixed(0)} MiB`,
     );
     expect(growthMb).toBeLessThan(200);
-    await healthy();
+    await calls.healthy();
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
   ContainersService,
   ManualClock,
@@ -9,8 +9,8 @@ import {
   type SandboxRuntime,
 } from '@berth/core';
 import { PgApiKeyStore, PgContainerStore } from '@berth/db';
-import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
-import { createTestDatabase, sandboxImage } from '@berth/testkit';
+import { aSandboxSpec, labelledRuntime, type TestDatabase } from '@berth/testkit';
+import { test } from '@berth/testkit/fixtures';
 
 /** Wraps an adapter so one named method fails, to walk the create path step by step. */
 function failing<T extends object>(target: T, method: keyof T, error: Error): T {
@@ -26,27 +26,7 @@ function failing<T extends object>(target: T, method: keyof T, error: Error): T 
   });
 }
 
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let runtime: DockerSandboxRuntime;
-let store: PgContainerStore;
-let projectId: string;
 const clock = new ManualClock(Date.now());
-
-beforeEach(async () => {
-  db = await createTestDatabase();
-  runtime = new DockerSandboxRuntime({
-    ...defaultSandboxLimits,
-    client: new DockerClient(),
-    image: sandboxImage(),
-    instance: `crash${randomBytes(4).toString('hex')}`,
-  });
-  store = new PgContainerStore(db.pool);
-  projectId = await new PgApiKeyStore(db.pool).ensureProject('p');
-});
-afterEach(async () => {
-  for (const s of await runtime.listManaged()) await runtime.remove(s.containerId);
-  await db[Symbol.asyncDispose]();
-});
 
 const input = {
   name: 'c',
@@ -56,8 +36,23 @@ const input = {
 };
 const service = (s: ContainerStore, r: SandboxRuntime) =>
   new ContainersService({ store: s, runtime: r, clock, maxLivePerProject: 100 });
+
+/**
+ * Each test's world: its own database (with a project and a store on it), and a runtime under a
+ * label instance of its own whose sandboxes are removed afterwards.
+ */
+const it = test.extend('world', async ({ database }, { onCleanup }) => {
+  const runtime = labelledRuntime(`crash${randomBytes(4).toString('hex')}`);
+  onCleanup(async () => {
+    for (const s of await runtime.listManaged()) await runtime.remove(s.containerId);
+  });
+  const store = new PgContainerStore(database.pool);
+  const projectId = await new PgApiKeyStore(database.pool).ensureProject('p');
+  return { database, runtime, store, projectId };
+});
+
 // Reconcile later than any row's last update (rows are stamped with the database's clock).
-const reconciler = () =>
+const reconciler = (store: ContainerStore, runtime: SandboxRuntime) =>
   new Reconciler({
     store,
     runtime,
@@ -66,9 +61,9 @@ const reconciler = () =>
   });
 
 /** No orphan (a sandbox without a live row) and no ghost (a row without a sandbox). */
-async function expectConsistent(): Promise<void> {
+async function expectConsistent(runtime: SandboxRuntime, database: TestDatabase): Promise<void> {
   const sandboxes = (await runtime.listManaged()).map((s) => s.containerId).sort();
-  const rows = await db.pool.query<{ id: string; status: string }>(
+  const rows = await database.pool.query<{ id: string; status: string }>(
     'select id, status from containers order by id',
   );
   const live = rows.rows.filter((r) => r.status === 'running').map((r) => r.id);
@@ -79,41 +74,51 @@ async function expectConsistent(): Promise<void> {
 describe('a create that fails at each step', () => {
   const boom = new UnavailableError('injected');
 
-  it('fails at the row insert: nothing exists', async () => {
+  it('fails at the row insert: nothing exists', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     await expect(
       service(failing(store, 'insertCreating', boom), runtime).create(projectId, input),
     ).rejects.toBe(boom);
-    await reconciler().run();
-    await expectConsistent();
+    await reconciler(store, runtime).run();
+    await expectConsistent(runtime, database);
     expect((await runtime.listManaged()).length).toBe(0);
   });
 
-  it('fails creating the sandbox: the row is removed at once', async () => {
+  it('fails creating the sandbox: the row is removed at once', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     await expect(
       service(store, failing(runtime, 'create', boom)).create(projectId, input),
     ).rejects.toBe(boom);
-    expect((await db.pool.query('select 1 from containers')).rowCount).toBe(0);
-    await expectConsistent();
+    expect((await database.pool.query('select 1 from containers')).rowCount).toBe(0);
+    await expectConsistent(runtime, database);
   });
 
-  it('fails marking the row running: the sandbox is removed at once', async () => {
+  it('fails marking the row running: the sandbox is removed at once', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     await expect(
       service(failing(store, 'markRunning', boom), runtime).create(projectId, input),
     ).rejects.toBe(boom);
-    await expectConsistent();
+    await expectConsistent(runtime, database);
     expect((await runtime.listManaged()).length).toBe(0);
   });
 
-  it('fails marking running and cleanup fails too (Postgres gone): reconcile finishes it', async () => {
+  it('fails marking running and cleanup fails too (Postgres gone): reconcile finishes it', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     const broken = failing(failing(store, 'markRunning', boom), 'remove', boom);
     await expect(service(broken, runtime).create(projectId, input)).rejects.toBe(boom);
     expect((await runtime.listManaged()).length).toBe(0); // the sandbox went first
-    const report = await reconciler().run();
+    const report = await reconciler(store, runtime).run();
     expect(report.abandonedFinished).toBe(1);
-    await expectConsistent();
+    await expectConsistent(runtime, database);
   });
 
-  it('is killed after the row, before the sandbox: reconcile removes the row', async () => {
+  it('is killed after the row, before the sandbox: reconcile removes the row', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     // The kill: the sandbox is never made and the undo never finishes, leaving a `creating` row.
     const killed = new Error('process killed');
     await expect(
@@ -123,14 +128,16 @@ describe('a create that fails at each step', () => {
       ),
     ).rejects.toBe(killed);
     expect(
-      (await db.pool.query("select 1 from containers where status = 'creating'")).rowCount,
+      (await database.pool.query("select 1 from containers where status = 'creating'")).rowCount,
     ).toBe(1);
-    const report = await reconciler().run();
+    const report = await reconciler(store, runtime).run();
     expect(report.abandonedFinished).toBe(1);
-    await expectConsistent();
+    await expectConsistent(runtime, database);
   });
 
-  it('is killed after the sandbox started, before the row was marked running: reconcile removes both', async () => {
+  it('is killed after the sandbox started, before the row was marked running: reconcile removes both', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     const killedAfterStart: SandboxRuntime = new Proxy(runtime, {
       get(t, key, receiver) {
         const value = Reflect.get(t, key, receiver);
@@ -145,44 +152,46 @@ describe('a create that fails at each step', () => {
       service(failing(store, 'markRunning', boom), killedAfterStart).create(projectId, input),
     ).rejects.toBe(boom);
     expect((await runtime.listManaged()).length).toBe(1);
-    const report = await reconciler().run();
+    const report = await reconciler(store, runtime).run();
     expect(report.abandonedFinished).toBe(1);
-    await expectConsistent();
+    await expectConsistent(runtime, database);
     expect((await runtime.listManaged()).length).toBe(0);
   });
 
-  it('removes a labelled sandbox that has no row at all (an orphan)', async () => {
+  it('removes a labelled sandbox that has no row at all (an orphan)', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     const ok = await service(store, runtime).create(projectId, input);
-    await runtime.create({
-      containerId: 'cntr_' + '1'.repeat(48),
-      projectId,
-      uid: 199_999,
-      memoryLimitBytes: 1024 ** 3,
-      network: { type: 'disabled' },
-    });
-    const report = await reconciler().run();
+    await runtime.create(
+      aSandboxSpec({ containerId: 'cntr_' + '1'.repeat(48), projectId, uid: 199_999 }),
+    );
+    const report = await reconciler(store, runtime).run();
     expect(report.orphansRemoved).toBe(1);
-    await expectConsistent();
+    await expectConsistent(runtime, database);
     expect((await runtime.listManaged()).map((s) => s.containerId)).toEqual([ok.id]);
   });
 
-  it('marks a running row whose sandbox vanished as failed', async () => {
+  it('marks a running row whose sandbox vanished as failed', async ({
+    world: { runtime, store, projectId },
+  }) => {
     const c = await service(store, runtime).create(projectId, input);
     await runtime.remove(c.id);
-    const report = await reconciler().run();
+    const report = await reconciler(store, runtime).run();
     expect(report.markedFailed).toBe(1);
     const row = await store.get(projectId, c.id);
     expect(row).toMatchObject({ status: 'failed', statusReason: 'sandbox vanished' });
   });
 
-  it('a delete whose sandbox removal fails keeps the container visible for a retry', async () => {
+  it('a delete whose sandbox removal fails keeps the container visible for a retry', async ({
+    world: { database, runtime, store, projectId },
+  }) => {
     const c = await service(store, runtime).create(projectId, input);
     await expect(
       service(store, failing(runtime, 'remove', boom)).delete(projectId, c.id),
     ).rejects.toBe(boom);
     expect(await store.get(projectId, c.id)).toMatchObject({ status: 'running' });
     await service(store, runtime).delete(projectId, c.id);
-    await expectConsistent();
+    await expectConsistent(runtime, database);
     expect(await store.get(projectId, c.id)).toBeNull();
   });
 });

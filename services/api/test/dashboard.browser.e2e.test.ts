@@ -1,55 +1,41 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey } from '@berth/core';
-import { PgAdminStore } from '@berth/db';
+import { chromium } from 'playwright-core';
+import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { berthTest } from './fixtures.js';
 
 /** Where the screenshot lands (gitignored); CI keeps it as an artifact. */
 const OUTPUT = fileURLToPath(new URL('../../../test-results/dashboard/', import.meta.url));
-
-let berth: RunningBerth;
-let browser: Browser;
-let page: Page;
-let adminKey: string;
 const requested: string[] = [];
 
-beforeAll(async () => {
-  berth = await startBerth();
-  const key = generateApiKey();
-  await new PgAdminStore(berth.pool).createAdminKey({
-    name: 'browser',
-    prefix: key.prefix,
-    hash: key.hash,
+const it = berthTest()
+  .extend('adminKey', { scope: 'file' }, ({ berth }) => berth.newAdminKey('browser'))
+  // One page for the file, so sign-in carries from test to test; every URL it asks for is kept.
+  .extend('page', { scope: 'file' }, async ({ berth: _ }, { onCleanup }) => {
+    // Debian's chromium (infra/provision.sh installs it): nothing is downloaded, nothing phones home.
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    onCleanup(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+    page.on('request', (r) => requested.push(r.url()));
+    return page;
   });
-  adminKey = key.key;
-  // Debian's chromium (infra/provision.sh installs it): nothing is downloaded, nothing phones home.
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
-  page.on('request', (r) => requested.push(r.url()));
-}, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await berth?.[Symbol.asyncDispose]();
-});
+it.beforeAll(async ({ adminKey: _, page: __ }) => {});
 
 describe('the dashboard, in a real browser', () => {
-  it('refuses a project key at sign-in', async () => {
+  it('refuses a project key at sign-in', async ({ berth, page }) => {
     await page.goto(`${berth.url}/dashboard?poll_ms=250`);
     await page.fill('#key', berth.apiKey);
     await page.click('button[type=submit]');
@@ -57,7 +43,11 @@ describe('the dashboard, in a real browser', () => {
     expect(await page.isVisible('#app')).toBe(false);
   });
 
-  it('shows a container created through the API with its memory bar, and drops it after delete', async () => {
+  it('shows a container created through the API with its memory bar, and drops it after delete', async ({
+    berth,
+    adminKey,
+    page,
+  }) => {
     await page.fill('#key', adminKey);
     await page.click('button[type=submit]');
     await page.waitForSelector('#app:not([hidden])');

@@ -1,58 +1,40 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, dockerExec, type TestDatabase } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { dockerExec, listenOn, selfSignedCertificate } from '@berth/testkit';
+import { startBerthFor, test } from './fixtures.js';
 
-// A local TLS upstream with its own CA, serving secret.test (has a secret) and plain.test (none).
-const dir = mkdtempSync(join(tmpdir(), 'berth-secrets-test-'));
 const SECRET = `sk-e2e-${randomBytes(16).toString('hex')}`;
-let upstream: https.Server;
 /** Request heads the upstream saw: `host method url authorization body`. */
 const seen: string[] = [];
 // Loopback aliases, for the trusted-range test: one named in the setting, one only covered.
 const base = `127.${randomInt(1, 250)}.${randomInt(1, 250)}`;
 const trustedIp = `${base}.7`;
 const untrustedIp = `${base}.8`;
-const aliases: http.Server[] = [];
 const logLines: string[] = [];
-let berth: RunningBerth;
-let upstreamEnv: Record<string, string>;
-let id: string;
-let placeholder: string;
 
-beforeAll(async () => {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=Berth test upstream CA',
-      '-addext',
-      'subjectAltName=DNS:secret.test,DNS:plain.test',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'upstream-ca.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  upstream = https.createServer(
-    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'upstream-ca.pem')) },
-    (req, res) => {
+/** Everything a sandbox command printed must be free of the secret. */
+async function shIn(id: string, script: string) {
+  const r = await dockerExec(id, ['sh', '-c', script]);
+  expect(r.stdout + r.stderr).not.toContain(SECRET);
+  return r;
+}
+
+/* eslint-disable no-empty-pattern -- a fixture without dependencies destructures nothing. */
+
+const it = test
+  // A local TLS upstream with its own CA, serving secret.test (has a secret) and plain.test (none).
+  .extend('upstream', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const ca = selfSignedCertificate(
+      'Berth test upstream CA',
+      ['secret.test', 'plain.test'],
+      'upstream-ca.pem',
+    );
+    const upstream = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
@@ -63,64 +45,77 @@ beforeAll(async () => {
           res.writeHead(302, { location: 'https://plain.test/landing' }).end();
         else res.end(`ok ${req.headers.host} ${req.url}`);
       });
-    },
-  );
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const port = (upstream.address() as AddressInfo).port;
-  for (const ip of [trustedIp, untrustedIp]) {
-    const s = http.createServer((req, res) => res.end(`mirror ${ip}`));
-    await new Promise<void>((r) => s.listen(80, ip, r));
-    aliases.push(s);
-  }
-  upstreamEnv = {
-    BERTH_EGRESS_TEST_UPSTREAMS: `secret.test:443=127.0.0.1:${port},plain.test:443=127.0.0.1:${port}`,
-    BERTH_EGRESS_TEST_UPSTREAM_CA: join(dir, 'upstream-ca.pem'),
-  };
-  berth = await startBerth(
-    {
-      ...upstreamEnv,
-      BERTH_SECRETS_KEY: randomBytes(32).toString('base64'),
-      BERTH_LOG_LEVEL: 'trace',
-      BERTH_EGRESS_TEST_HOSTS: `mirror.test=${trustedIp},near.test=${untrustedIp}`,
-      // A broad loopback range opens nothing by itself; the address named on its own does.
-      BERTH_EGRESS_TRUSTED_CIDRS: `127.0.0.0/8,${trustedIp}`,
-    },
-    { logLines },
-  );
-  const c = await berth.client.containers.create({
-    name: 'with-secret',
-    network_policy: {
-      type: 'allowlist',
-      allowed_domains: ['secret.test', 'plain.test', 'mirror.test', 'near.test'],
-      domain_secrets: [{ domain: 'secret.test', name: 'API_TOKEN', value: SECRET }],
-    },
-  } as Parameters<typeof berth.client.containers.create>[0]);
-  id = c.id;
-  expect(JSON.stringify(c)).not.toContain(SECRET);
-  await berth.client.containers.files.create(id, {
-    file: await toFile(readFileSync(join(dir, 'upstream-ca.pem')), 'upstream-ca.pem'),
+    });
+    const port = await listenOn(upstream);
+    const aliases: http.Server[] = [];
+    onCleanup(() => {
+      upstream.closeAllConnections();
+      upstream.close();
+      for (const s of aliases) s.close();
+      ca.remove();
+    });
+    for (const ip of [trustedIp, untrustedIp]) {
+      const s = http.createServer((req, res) => res.end(`mirror ${ip}`));
+      await listenOn(s, 80, ip);
+      aliases.push(s);
+    }
+    const env = {
+      BERTH_EGRESS_TEST_UPSTREAMS: `secret.test:443=127.0.0.1:${port},plain.test:443=127.0.0.1:${port}`,
+      BERTH_EGRESS_TEST_UPSTREAM_CA: ca.certPath,
+    };
+    return { ca, env };
+  })
+  .extend('berth', { scope: 'file' }, ({ upstream }, { onCleanup }) =>
+    startBerthFor(
+      onCleanup,
+      {
+        ...upstream.env,
+        BERTH_SECRETS_KEY: randomBytes(32).toString('base64'),
+        BERTH_LOG_LEVEL: 'trace',
+        BERTH_EGRESS_TEST_HOSTS: `mirror.test=${trustedIp},near.test=${untrustedIp}`,
+        // A broad loopback range opens nothing by itself; the address named on its own does.
+        BERTH_EGRESS_TRUSTED_CIDRS: `127.0.0.0/8,${trustedIp}`,
+      },
+      { logLines },
+    ),
+  )
+  // The container with the secret, trusting the upstream's CA.
+  .extend('id', { scope: 'file' }, async ({ berth, upstream }) => {
+    const c = await berth.client.containers.create({
+      name: 'with-secret',
+      network_policy: {
+        type: 'allowlist',
+        allowed_domains: ['secret.test', 'plain.test', 'mirror.test', 'near.test'],
+        domain_secrets: [{ domain: 'secret.test', name: 'API_TOKEN', value: SECRET }],
+      },
+    } as Parameters<typeof berth.client.containers.create>[0]);
+    expect(JSON.stringify(c)).not.toContain(SECRET);
+    await berth.client.containers.files.create(c.id, {
+      file: await toFile(upstream.ca.cert, 'upstream-ca.pem'),
+    });
+    return c.id;
+  })
+  .extend(
+    'sh',
+    { scope: 'file' },
+    ({ id }) =>
+      (script: string) =>
+        shIn(id, script),
+  )
+  .extend('placeholder', { scope: 'file' }, async ({ sh }) => {
+    const placeholder = (await sh('printf %s "$API_TOKEN"')).stdout;
+    expect(placeholder).toMatch(/^berth_secret_[0-9a-f]{48}$/);
+    return placeholder;
   });
-  placeholder = (await sh('printf %s "$API_TOKEN"')).stdout;
-  expect(placeholder).toMatch(/^berth_secret_[0-9a-f]{48}$/);
-}, 120_000);
-
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-  upstream?.closeAllConnections();
-  upstream?.close();
-  for (const s of aliases) s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Everything a sandbox command printed must be free of the secret. */
-async function sh(script: string) {
-  const r = await dockerExec(id, ['sh', '-c', script]);
-  expect(r.stdout + r.stderr).not.toContain(SECRET);
-  return r;
-}
+it.beforeAll(async ({ placeholder: _ }) => {});
 
 describe('domain_secrets, from inside a real sandbox', () => {
-  it('sends the real secret to its domain with curl and requests; other hosts get the placeholder', async () => {
+  it('sends the real secret to its domain with curl and requests; other hosts get the placeholder', async ({
+    berth,
+    id,
+    sh,
+    placeholder,
+  }) => {
     seen.length = 0;
     const r = await sh(
       `curl -sS --max-time 10 -H "Authorization: Bearer $API_TOKEN" https://secret.test/curl; echo
@@ -152,7 +147,10 @@ print(requests.get('https://plain.test/py', headers=h, timeout=10, verify='/mnt/
     expect(JSON.stringify(view)).not.toContain(SECRET);
   });
 
-  it('never lets the value into the environment, /proc, files or the egress directory', async () => {
+  it('never lets the value into the environment, /proc, files or the egress directory', async ({
+    sh,
+    placeholder,
+  }) => {
     const r = await sh(
       `env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; ls -la /run/berth-egress
 echo "value-files=$(grep -rl -e '${SECRET.slice(0, 12)}' /mnt/data /tmp /home /run /etc 2>/dev/null | wc -l)"
@@ -165,7 +163,10 @@ echo "key-files=$(grep -rl 'PRIVATE KEY' /run/berth-egress /mnt/data /tmp 2>/dev
     expect(r.stdout).toMatch(/ca-bundle\.pem/);
   });
 
-  it('sends the placeholder as-is in URLs and bodies, and after a redirect to another host', async () => {
+  it('sends the placeholder as-is in URLs and bodies, and after a redirect to another host', async ({
+    sh,
+    placeholder,
+  }) => {
     seen.length = 0;
     const r = await sh(
       `curl -sS --max-time 10 --cacert /mnt/data/upstream-ca.pem "https://plain.test/u?t=$API_TOKEN" -d "t=$API_TOKEN" >/dev/null
@@ -182,7 +183,9 @@ curl -sS --max-time 10 --cacert /mnt/data/both.pem -L --location-trusted -H "Aut
     ]);
   });
 
-  it('refuses the secret domain by IP literal, mismatched SNI, pipelined and Connection tricks', async () => {
+  it('refuses the secret domain by IP literal, mismatched SNI, pipelined and Connection tricks', async ({
+    sh,
+  }) => {
     seen.length = 0;
     const ip = await sh(
       `curl -sS --max-time 10 -k -H "Host: secret.test" -H "Authorization: $API_TOKEN" https://127.0.0.1/ || echo refused`,
@@ -231,7 +234,11 @@ print('connection', 'ok secret.test /c' in read(t))
     expect(seen).toEqual([`secret.test GET /p1 ${SECRET} -`, 'secret.test GET /c - -']);
   });
 
-  it('keeps the value out of the container object, the logs and every database table', async () => {
+  it('keeps the value out of the container object, the logs and every database table', async ({
+    berth,
+    id,
+    placeholder,
+  }) => {
     const one = await berth.api(`/v1/containers/${id}`);
     const list = await berth.api('/v1/containers');
     expect((await one.text()) + (await list.text())).not.toContain(SECRET);
@@ -253,7 +260,9 @@ print('connection', 'ok secret.test /c' in read(t))
 });
 
 describe('BERTH_EGRESS_TRUSTED_CIDRS', () => {
-  it('reaches an otherwise refused address when named, and not when only a broad range covers it', async () => {
+  it('reaches an otherwise refused address when named, and not when only a broad range covers it', async ({
+    sh,
+  }) => {
     const r = await sh(
       'curl -sS --max-time 10 http://mirror.test/; echo; curl -s --max-time 10 -o /dev/null -w "%{http_code}" http://near.test/',
     );
@@ -262,7 +271,7 @@ describe('BERTH_EGRESS_TRUSTED_CIDRS', () => {
 });
 
 describe('domain_secrets validation', () => {
-  it.each([
+  it.for([
     [{ domain: 'other.test', name: 'T', value: 'v' }, 'network_policy.domain_secrets.0.domain'],
     [{ domain: '*.secret.test', name: 'T', value: 'v' }, 'network_policy.domain_secrets.0.domain'],
     [{ domain: 'secret.test', name: '1BAD', value: 'v' }, 'network_policy.domain_secrets.0.name'],
@@ -271,26 +280,25 @@ describe('domain_secrets validation', () => {
       'network_policy.domain_secrets.0.name',
     ],
     [{ domain: 'secret.test', name: 'T', value: '' }, 'network_policy.domain_secrets.0.value'],
-  ])('refuses %j naming the field, never quoting the value', async (secret, param) => {
-    const res = await berth.api('/v1/containers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
+  ] as const)(
+    'refuses %j naming the field, never quoting the value',
+    async ([secret, param], { berth }) => {
+      const res = await berth.postJson('/v1/containers', {
         name: 'x',
         network_policy: {
           type: 'allowlist',
           allowed_domains: ['secret.test'],
           domain_secrets: [{ ...secret, value: secret.value && SECRET }],
         },
-      }),
-    });
-    expect(res.status).toBe(400);
-    const text = await res.text();
-    expect(JSON.parse(text).error.param).toBe(param);
-    expect(text).not.toContain(SECRET);
-  });
+      });
+      expect(res.status).toBe(400);
+      const text = await res.text();
+      expect(JSON.parse(text).error.param).toBe(param);
+      expect(text).not.toContain(SECRET);
+    },
+  );
 
-  it('refuses two secrets under one name, and secrets without an allowlist', async () => {
+  it('refuses two secrets under one name, and secrets without an allowlist', async ({ berth }) => {
     for (const [policy, param] of [
       [
         {
@@ -305,11 +313,7 @@ describe('domain_secrets validation', () => {
       ],
       [{ type: 'disabled', domain_secrets: [] }, 'network_policy.domain_secrets'],
     ] as const) {
-      const res = await berth.api('/v1/containers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'x', network_policy: policy }),
-      });
+      const res = await berth.postJson('/v1/containers', { name: 'x', network_policy: policy });
       expect(res.status).toBe(400);
       expect((await res.json()).error.param).toBe(param);
     }
@@ -317,29 +321,20 @@ describe('domain_secrets validation', () => {
 });
 
 describe('domain_secrets across restarts', () => {
-  let db: TestDatabase;
-  afterAll(async () => {
-    await db?.[Symbol.asyncDispose]();
-  });
-
-  it('are restored from their sealed form with a new CA, and refused under another key', async () => {
-    db = await createTestDatabase();
-    const egressDir = mkdtempSync(join(tmpdir(), 'berth-secrets-restart-'));
+  it('are restored from their sealed form with a new CA, and refused under another key', async ({
+    upstream,
+    deployment,
+    berthWith,
+  }) => {
     const key = randomBytes(32).toString('hex');
-    const shared = {
-      ...upstreamEnv,
-      DATABASE_URL: db.url,
-      BERTH_INSTANCE: `sec${Date.now().toString(36)}`,
-      BERTH_EGRESS_DIR: egressDir,
-      BERTH_BOOTSTRAP_API_KEY: 'sk-test-secrets-restart-key-00000',
-    };
+    const shared = { ...upstream.env, ...deployment.env };
     const call = (cid: string) =>
       dockerExec(cid, [
         'sh',
         '-c',
         'curl -sS --max-time 10 -H "Authorization: Bearer $API_TOKEN" https://secret.test/again || echo failed',
       ]);
-    const first = await startBerth({ ...shared, BERTH_SECRETS_KEY: key }, { keepSandboxes: true });
+    const first = await berthWith({ ...shared, BERTH_SECRETS_KEY: key }, { keepSandboxes: true });
     const c = await first.client.containers.create({
       name: 'survivor',
       network_policy: {
@@ -350,30 +345,22 @@ describe('domain_secrets across restarts', () => {
     } as Parameters<typeof first.client.containers.create>[0]);
     seen.length = 0;
     expect((await call(c.id)).stdout).toBe('ok secret.test /again');
-    const caBefore = readFileSync(join(egressDir, c.id, 'ca.pem'), 'utf8');
+    const caBefore = readFileSync(join(deployment.egressDir, c.id, 'ca.pem'), 'utf8');
     await first[Symbol.asyncDispose]();
 
-    const second = await startBerth({ ...shared, BERTH_SECRETS_KEY: key }, { keepSandboxes: true });
+    const second = await berthWith({ ...shared, BERTH_SECRETS_KEY: key }, { keepSandboxes: true });
     expect((await call(c.id)).stdout).toBe('ok secret.test /again');
-    expect(readFileSync(join(egressDir, c.id, 'ca.pem'), 'utf8')).not.toBe(caBefore);
+    expect(readFileSync(join(deployment.egressDir, c.id, 'ca.pem'), 'utf8')).not.toBe(caBefore);
     await second[Symbol.asyncDispose]();
     expect(seen).toEqual([
       `secret.test GET /again Bearer ${SECRET} -`,
       `secret.test GET /again Bearer ${SECRET} -`,
     ]);
 
-    const rekeyed = await startBerth({
-      ...shared,
-      BERTH_SECRETS_KEY: randomBytes(32).toString('hex'),
-    });
-    try {
-      const r = await call(c.id);
-      expect(r.stdout).toContain('failed');
-      expect(r.stdout + r.stderr).not.toContain(SECRET);
-      expect(seen).toHaveLength(2);
-    } finally {
-      await rekeyed[Symbol.asyncDispose]();
-      rmSync(egressDir, { recursive: true, force: true });
-    }
+    await berthWith({ ...shared, BERTH_SECRETS_KEY: randomBytes(32).toString('hex') });
+    const r = await call(c.id);
+    expect(r.stdout).toContain('failed');
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    expect(seen).toHaveLength(2);
   }, 120_000);
 });

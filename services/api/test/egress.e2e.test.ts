@@ -1,108 +1,82 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, dockerExec, type TestDatabase } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { dockerExec, listenOn, selfSignedCertificate } from '@berth/testkit';
+import { startBerthFor, test } from './fixtures.js';
 
-// Local upstreams on loopback, reachable from sandboxes only through the proxy, under test names.
-const dir = mkdtempSync(join(tmpdir(), 'berth-egress-test-'));
-let httpServer: http.Server;
-let httpsServer: https.Server;
-let env: Record<string, string>;
-let berth: RunningBerth;
-let allowed: string;
-let disabled: string;
+/* eslint-disable no-empty-pattern -- a fixture without dependencies destructures nothing. */
 
-const listen = (server: http.Server) =>
-  new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
-  );
-
-beforeAll(async () => {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=allowed.test',
-      '-addext',
-      'subjectAltName=DNS:allowed.test,DNS:api.wild.test,DNS:other.test',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  const reply = (scheme: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
-    res.end(`hello ${scheme} ${req.headers.host ?? ''}`);
-  };
-  httpServer = http.createServer(reply('http'));
-  httpsServer = https.createServer(
-    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
-    reply('https'),
-  );
-  const [httpPort, httpsPort] = await Promise.all([listen(httpServer), listen(httpsServer)]);
-  env = {
-    BERTH_EGRESS_TEST_UPSTREAMS: [
-      `allowed.test:443=127.0.0.1:${httpsPort}`,
-      `allowed.test:80=127.0.0.1:${httpPort}`,
-      `api.wild.test:443=127.0.0.1:${httpsPort}`,
-      // Reachable for the proxy, never allowed for the sandbox: denial is the policy's doing.
-      `other.test:443=127.0.0.1:${httpsPort}`,
-      `other.test:80=127.0.0.1:${httpPort}`,
-    ].join(','),
-    BERTH_EGRESS_TEST_HOSTS:
-      'internal.test=10.0.0.1,metadata.test=169.254.169.254,loop.test=127.0.0.1,mixed.test=93.184.216.34,mixed.test=192.168.1.1',
-  };
-  berth = await startBerth(env);
-  allowed = (
-    await berth.client.containers.create({
-      name: 'allowlisted',
-      network_policy: {
-        type: 'allowlist',
-        allowed_domains: [
-          'allowed.test',
-          '*.wild.test',
-          'internal.test',
-          'metadata.test',
-          'loop.test',
-          'mixed.test',
-        ],
-      },
-    })
-  ).id;
-  disabled = (await berth.client.containers.create({ name: 'closed' })).id;
-  await berth.client.containers.files.create(allowed, {
-    file: await toFile(readFileSync(join(dir, 'cert.pem')), 'ca.pem'),
+const it = test
+  // Local upstreams on loopback, reachable from sandboxes only through the proxy, under test names.
+  .extend('upstreams', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const cert = selfSignedCertificate('allowed.test', [
+      'allowed.test',
+      'api.wild.test',
+      'other.test',
+    ]);
+    const reply = (scheme: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.end(`hello ${scheme} ${req.headers.host ?? ''}`);
+    };
+    const httpServer = http.createServer(reply('http'));
+    const httpsServer = https.createServer({ key: cert.key, cert: cert.cert }, reply('https'));
+    const [httpPort, httpsPort] = await Promise.all([listenOn(httpServer), listenOn(httpsServer)]);
+    onCleanup(() => {
+      httpServer.close();
+      httpsServer.close();
+      cert.remove();
+    });
+    const env = {
+      BERTH_EGRESS_TEST_UPSTREAMS: [
+        `allowed.test:443=127.0.0.1:${httpsPort}`,
+        `allowed.test:80=127.0.0.1:${httpPort}`,
+        `api.wild.test:443=127.0.0.1:${httpsPort}`,
+        // Reachable for the proxy, never allowed for the sandbox: denial is the policy's doing.
+        `other.test:443=127.0.0.1:${httpsPort}`,
+        `other.test:80=127.0.0.1:${httpPort}`,
+      ].join(','),
+      BERTH_EGRESS_TEST_HOSTS:
+        'internal.test=10.0.0.1,metadata.test=169.254.169.254,loop.test=127.0.0.1,mixed.test=93.184.216.34,mixed.test=192.168.1.1',
+    };
+    return { cert, httpPort, env };
+  })
+  .extend('berth', { scope: 'file' }, ({ upstreams }, { onCleanup }) =>
+    startBerthFor(onCleanup, upstreams.env),
+  )
+  // One sandbox on the allowlist (trusting the upstreams' CA), one with no network at all.
+  .extend('sandbox', { scope: 'file' }, async ({ berth, upstreams }) => {
+    const allowed = (
+      await berth.client.containers.create({
+        name: 'allowlisted',
+        network_policy: {
+          type: 'allowlist',
+          allowed_domains: [
+            'allowed.test',
+            '*.wild.test',
+            'internal.test',
+            'metadata.test',
+            'loop.test',
+            'mixed.test',
+          ],
+        },
+      })
+    ).id;
+    const disabled = (await berth.client.containers.create({ name: 'closed' })).id;
+    await berth.client.containers.files.create(allowed, {
+      file: await toFile(upstreams.cert.cert, 'ca.pem'),
+    });
+    return { allowed, disabled };
   });
-}, 120_000);
-
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-  httpServer?.close();
-  httpsServer?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+it.beforeAll(async ({ sandbox: _ }) => {});
 
 const sh = (id: string, script: string) => dockerExec(id, ['sh', '-c', script]);
 const curl = (id: string, args: string) =>
   sh(id, `curl -sS --max-time 10 --cacert /mnt/data/ca.pem ${args}`);
 
 describe('allowlist egress, from inside a real sandbox', () => {
-  it('reaches an allowed host over HTTPS and HTTP with curl, through the proxy', async () => {
+  it('reaches an allowed host over HTTPS and HTTP with curl, through the proxy', async ({
+    sandbox: { allowed },
+  }) => {
     expect((await curl(allowed, 'https://allowed.test/')).stdout).toBe('hello https allowed.test');
     expect((await curl(allowed, 'http://allowed.test/')).stdout).toBe('hello http allowed.test');
     expect((await curl(allowed, 'https://api.wild.test/')).stdout).toBe(
@@ -112,7 +86,7 @@ describe('allowlist egress, from inside a real sandbox', () => {
     expect((await curl(allowed, 'http://ALLOWED.TEST./')).stdout).toMatch(/^hello http /);
   });
 
-  it('reaches it with Python requests and urllib too', async () => {
+  it('reaches it with Python requests and urllib too', async ({ sandbox: { allowed } }) => {
     const r = await sh(
       allowed,
       `python3 -c "
@@ -124,7 +98,7 @@ print(urllib.request.urlopen('http://allowed.test/', timeout=10).read().decode()
     expect(r.stdout).toBe('hello https allowed.test\nhello http allowed.test\n');
   });
 
-  it.each([
+  it.for([
     ['a host not on the list', 'https://other.test/'],
     ['a host not on the list, plain HTTP', 'http://other.test/'],
     ['a suffix lookalike', 'https://allowed.test.evil.test/'],
@@ -137,13 +111,15 @@ print(urllib.request.urlopen('http://allowed.test/', timeout=10).read().decode()
     ['an allowed name resolving to the metadata address', 'http://metadata.test/latest/meta-data/'],
     ['an allowed name resolving to loopback', 'http://loop.test/'],
     ['an allowed name with one private answer among public ones', 'https://mixed.test/'],
-  ])('refuses %s', async (_what, url) => {
+  ] as const)('refuses %s', async ([_what, url], { sandbox: { allowed } }) => {
     const r = await curl(allowed, `--fail ${url}`);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).not.toMatch(/hello/);
   });
 
-  it('refuses userinfo and fragment tricks on raw proxy requests', async () => {
+  it('refuses userinfo and fragment tricks on raw proxy requests', async ({
+    sandbox: { allowed },
+  }) => {
     const r = await sh(
       allowed,
       `python3 -c "
@@ -162,13 +138,16 @@ for req in [b'CONNECT allowed.test@other.test:443 HTTP/1.1\\r\\nHost: x\\r\\n\\r
     ]);
   });
 
-  it('has no route around the proxy: no interface but lo, no DNS, no raw TCP, UDP or IPv6 out', async () => {
+  it('has no route around the proxy: no interface but lo, no DNS, no raw TCP, UDP or IPv6 out', async ({
+    sandbox: { allowed, disabled },
+    upstreams: { httpPort },
+  }) => {
     for (const id of [allowed, disabled]) {
       const r = await sh(
         id,
         `ls /sys/class/net; ip -4 route show | wc -l; getent hosts allowed.test || echo no-dns; python3 -c "
 import socket
-for fam, addr in [(socket.AF_INET, ('127.0.0.1', ${(httpServer.address() as AddressInfo).port})), (socket.AF_INET6, ('::1', ${(httpServer.address() as AddressInfo).port}))]:
+for fam, addr in [(socket.AF_INET, ('127.0.0.1', ${httpPort})), (socket.AF_INET6, ('::1', ${httpPort}))]:
     try:
         socket.create_connection(addr, 2).close(); print('tcp-open')
     except OSError as e: print('tcp-refused')
@@ -188,7 +167,10 @@ except OSError: print('udp-no-route')
     }
   });
 
-  it("can't reach another sandbox or the host's services (the API, Postgres)", async () => {
+  it("can't reach another sandbox or the host's services (the API, Postgres)", async ({
+    berth,
+    sandbox: { allowed, disabled },
+  }) => {
     await sh(
       disabled,
       'nohup python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 & sleep 0.5',
@@ -207,7 +189,7 @@ except OSError: print('udp-no-route')
     expect(back.stdout.trim()).toBe('refused');
   });
 
-  it('counts and logs each decision per container', async () => {
+  it('counts and logs each decision per container', async ({ berth, sandbox: { allowed } }) => {
     await curl(allowed, 'https://allowed.test/');
     await curl(allowed, 'https://other.test/');
     const res = await berth.api(`/v1/containers/${allowed}/egress`);
@@ -230,7 +212,7 @@ except OSError: print('udp-no-route')
 });
 
 describe('allowlist validation', () => {
-  it.each([
+  it.for([
     ['10.0.0.1', 0],
     ['https://example.com', 0],
     ['example.com:443', 0],
@@ -243,20 +225,18 @@ describe('allowlist validation', () => {
     ['ex*ample.com', 0],
     ['[::1]', 0],
     ['2130706433', 0],
-  ])('refuses %j naming its index', async (entry, index) => {
-    const res = await berth.api('/v1/containers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'x',
-        network_policy: { type: 'allowlist', allowed_domains: [entry] },
-      }),
+  ] as const)('refuses %j naming its index', async ([entry, index], { berth }) => {
+    const res = await berth.postJson('/v1/containers', {
+      name: 'x',
+      network_policy: { type: 'allowlist', allowed_domains: [entry] },
     });
     expect(res.status).toBe(400);
     expect((await res.json()).error.param).toBe(`network_policy.allowed_domains.${index}`);
   });
 
-  it('stores IDN as punycode and echoes the normalised list, never domain secrets', async () => {
+  it('stores IDN as punycode and echoes the normalised list, never domain secrets', async ({
+    berth,
+  }) => {
     const c = await berth.client.containers.create({
       name: 'idn',
       network_policy: {
@@ -268,17 +248,13 @@ describe('allowlist validation', () => {
       type: 'allowlist',
       allowed_domains: ['xn--bcher-kva.example', 'api.example.com'],
     });
-    const secrets = await berth.api('/v1/containers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'x',
-        network_policy: {
-          type: 'allowlist',
-          allowed_domains: ['a.example.com'],
-          domain_secrets: [{ domain: 'a.example.com', name: 'TOKEN', value: 's3cret' }],
-        },
-      }),
+    const secrets = await berth.postJson('/v1/containers', {
+      name: 'x',
+      network_policy: {
+        type: 'allowlist',
+        allowed_domains: ['a.example.com'],
+        domain_secrets: [{ domain: 'a.example.com', name: 'TOKEN', value: 's3cret' }],
+      },
     });
     expect(secrets.status).toBe(400);
     const body = await secrets.json();
@@ -288,22 +264,13 @@ describe('allowlist validation', () => {
 });
 
 describe('fail closed across restarts', () => {
-  let db: TestDatabase;
-  afterAll(async () => {
-    await db?.[Symbol.asyncDispose]();
-  });
-
-  it('opens nothing while the API is down, and restores exactly the allowlist when it is back', async () => {
-    db = await createTestDatabase();
-    const egressDir = mkdtempSync(join(tmpdir(), 'berth-egress-restart-'));
-    const shared = {
-      ...env,
-      DATABASE_URL: db.url,
-      BERTH_INSTANCE: `egr${Date.now().toString(36)}`,
-      BERTH_EGRESS_DIR: egressDir,
-      BERTH_BOOTSTRAP_API_KEY: 'sk-test-egress-restart-key-000000',
-    };
-    const first = await startBerth(shared, { keepSandboxes: true });
+  it('opens nothing while the API is down, and restores exactly the allowlist when it is back', async ({
+    upstreams,
+    deployment,
+    berthWith,
+  }) => {
+    const shared = { ...upstreams.env, ...deployment.env };
+    const first = await berthWith(shared, { keepSandboxes: true });
     const c = await first.client.containers.create({
       name: 'survivor',
       network_policy: { type: 'allowlist', allowed_domains: ['allowed.test'] },
@@ -317,16 +284,11 @@ describe('fail closed across restarts', () => {
     expect(down.stdout).toMatch(/failed-closed/);
     expect(down.stdout).not.toMatch(/hello/);
 
-    const second = await startBerth(shared);
-    try {
-      expect((await sh(c.id, 'curl -sS --max-time 10 http://allowed.test/')).stdout).toBe(
-        'hello http allowed.test',
-      );
-      const other = await sh(c.id, 'curl -sS --max-time 10 http://other.test/; echo " exit=$?"');
-      expect(other.stdout).not.toMatch(/hello/);
-    } finally {
-      await second[Symbol.asyncDispose]();
-      rmSync(egressDir, { recursive: true, force: true });
-    }
+    await berthWith(shared);
+    expect((await sh(c.id, 'curl -sS --max-time 10 http://allowed.test/')).stdout).toBe(
+      'hello http allowed.test',
+    );
+    const other = await sh(c.id, 'curl -sS --max-time 10 http://other.test/; echo " exit=$?"');
+    expect(other.stdout).not.toMatch(/hello/);
   });
 });

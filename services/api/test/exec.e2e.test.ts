@@ -1,20 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
-
-let berth: RunningBerth;
-let containerId: string;
-
-beforeAll(async () => {
-  berth = await startBerth({
-    BERTH_EXEC_MAX_OUTPUT_BYTES: '65536',
-    BERTH_EXEC_MAX_CONCURRENT: '12',
-  });
-  containerId = (await berth.client.containers.create({ name: 'exec' })).id;
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+import { containerTest, okJson } from './fixtures.js';
 
 interface ExecResult {
   id: string;
@@ -33,22 +19,28 @@ interface ExecResult {
   created_at: number;
 }
 
-const post = (body: unknown, id = containerId, init: RequestInit = {}) =>
-  berth.api(`/v1/containers/${id}/exec`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    ...init,
-  });
-
-async function run(body: unknown, id = containerId): Promise<ExecResult> {
-  const res = await post(body, id);
-  const json = await res.json();
-  if (res.status !== 200) throw new Error(`exec answered ${res.status}: ${JSON.stringify(json)}`);
-  return json as ExecResult;
-}
-
 /** Reads an SSE response into events, with the time each arrived. */
+const it = containerTest('exec', {
+  BERTH_EXEC_MAX_OUTPUT_BYTES: '65536',
+  BERTH_EXEC_MAX_CONCURRENT: '12',
+})
+  /** POSTs an exec to the file's container (or `id`). */
+  .extend(
+    'post',
+    { scope: 'file' },
+    ({ berth, containerId }) =>
+      (body: unknown, id = containerId, init: RequestInit = {}) =>
+        berth.postJson(`/v1/containers/${id}/exec`, body, init),
+  )
+  /** An exec that must answer 200, as its result. */
+  .extend(
+    'run',
+    { scope: 'file' },
+    ({ post }) =>
+      async (body: unknown, id?: string) =>
+        okJson<ExecResult>(await post(body, id), 'exec'),
+  );
+
 async function events(res: Response): Promise<{ event: string; data: unknown; at: number }[]> {
   const out: { event: string; data: unknown; at: number }[] = [];
   const reader = res.body!.getReader();
@@ -71,7 +63,10 @@ async function events(res: Response): Promise<{ event: string; data: unknown; at
 }
 
 describe('POST /v1/containers/{id}/exec', () => {
-  it('runs a shell string as the sandbox user, keeping stdout and stderr apart', async () => {
+  it('runs a shell string as the sandbox user, keeping stdout and stderr apart', async ({
+    containerId,
+    run,
+  }) => {
     const r = await run({ command: 'echo out1; echo err1 >&2; echo out2; id -u; exit 3' });
     expect(r).toMatchObject({
       object: 'container.exec',
@@ -87,7 +82,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect(r.id).toMatch(/^exec_[0-9a-f]{32}$/);
   });
 
-  it('takes an argv array, stdin, env and workdir', async () => {
+  it('takes an argv array, stdin, env and workdir', async ({ run }) => {
     await run({ command: ['mkdir', '-p', '/mnt/data/sub'] });
     const r = await run({
       command: [
@@ -103,13 +98,13 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect(r.stdout).toBe('/mnt/data/sub hi there HELLO STDIN\n');
   });
 
-  it('returns binary output byte for byte, as base64', async () => {
+  it('returns binary output byte for byte, as base64', async ({ run }) => {
     const r = await run({ command: "printf '\\377\\000\\376A'" });
     expect(r.stdout_encoding).toBe('base64');
     expect([...Buffer.from(r.stdout, 'base64')]).toEqual([0xff, 0x00, 0xfe, 0x41]);
   });
 
-  it('truncates output at the cap and still finishes the command', async () => {
+  it('truncates output at the cap and still finishes the command', async ({ run }) => {
     const r = await run({ command: 'head -c 5000000 /dev/zero | tr "\\0" a; echo done >&2' });
     expect(r.stdout_truncated).toBe(true);
     expect(r.stdout.length).toBe(65536);
@@ -117,7 +112,10 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect(r.exit_code).toBe(0);
   });
 
-  it('kills the whole process tree on timeout; the sandbox stays usable', async () => {
+  it('kills the whole process tree on timeout; the sandbox stays usable', async ({
+    containerId,
+    run,
+  }) => {
     const r = await run({ command: 'sleep 300 & sleep 300', timeout_ms: 1500 });
     expect(r).toMatchObject({ timed_out: true, exit_code: 137 });
     expect(r.duration_ms).toBeLessThan(20_000);
@@ -126,7 +124,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect((await run({ command: 'echo alive' })).stdout).toBe('alive\n');
   });
 
-  it('streams chunks as they happen, then the result', async () => {
+  it('streams chunks as they happen, then the result', async ({ post }) => {
     const started = Date.now();
     const res = await post({
       command: 'echo first; sleep 3; echo second >&2; sleep 0.3; echo third',
@@ -149,7 +147,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     });
   });
 
-  it('kills the command when the streaming client goes away', async () => {
+  it('kills the command when the streaming client goes away', async ({ containerId, post }) => {
     const controller = new AbortController();
     const res = await post(
       { command: 'echo started; sleep 120; echo never', stream: true },
@@ -171,31 +169,26 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect(ps).not.toMatch(/sleep 120/);
   });
 
-  it('runs 10 execs at once', async () => {
+  it('runs 10 execs at once', async ({ run }) => {
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) => run({ command: `sleep 1; echo ${i}` })),
     );
     expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 10 }, (_, i) => `${i}\n`));
   });
 
-  it('answers 429 past the per-sandbox concurrency cap', async () => {
-    const capped = await startBerth({ BERTH_EXEC_MAX_CONCURRENT: '2' });
-    try {
-      const c = await capped.client.containers.create({ name: 'capped' });
-      const call = () =>
-        capped.api(`/v1/containers/${c.id}/exec`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ command: 'sleep 2' }),
-        });
-      const statuses = (await Promise.all([call(), call(), call()])).map((r) => r.status).sort();
-      expect(statuses).toEqual([200, 200, 429]);
-    } finally {
-      await capped[Symbol.asyncDispose]();
-    }
+  it('answers 429 past the per-sandbox concurrency cap', async ({ berthWith }) => {
+    const capped = await berthWith({ BERTH_EXEC_MAX_CONCURRENT: '2' });
+    const c = await capped.client.containers.create({ name: 'capped' });
+    const call = () => capped.postJson(`/v1/containers/${c.id}/exec`, { command: 'sleep 2' });
+    const statuses = (await Promise.all([call(), call(), call()])).map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 429]);
   });
 
-  it('reports a memory bomb as OOM-killed, and the sandbox truthfully afterwards', async () => {
+  it('reports a memory bomb as OOM-killed, and the sandbox truthfully afterwards', async ({
+    berth,
+    containerId,
+    run,
+  }) => {
     const r = await run({
       command: ['python3', '-c', 'x = []\nwhile True: x.append(bytearray(50 * 1024 * 1024))'],
       timeout_ms: 60_000,
@@ -206,18 +199,15 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect((await run({ command: 'echo still here' })).stdout).toBe('still here\n');
   });
 
-  it('moves last_active_at', async () => {
-    await berth.pool.query(
-      `update containers set last_active_at = last_active_at - interval '5 minutes' where id = $1`,
-      [containerId],
-    );
+  it('moves last_active_at', async ({ berth, containerId, run }) => {
+    await berth.age([containerId], 5);
     const before = await berth.client.containers.retrieve(containerId);
     await run({ command: 'true' });
     const after = await berth.client.containers.retrieve(containerId);
     expect(after.last_active_at).toBeGreaterThanOrEqual(before.last_active_at + 299);
   });
 
-  it.each([
+  it.for([
     [{}, 'command'],
     [{ command: '' }, 'command'],
     [{ command: [] }, 'command'],
@@ -229,7 +219,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     [{ command: 'true', timeout_ms: 10_000_000 }, 'timeout_ms'],
     [{ command: 'true', extra: 1 }, 'extra'],
     [{ command: ['echo', 'a\u0000b'] }, 'command'],
-  ])('rejects %j naming %s', async (body, param) => {
+  ] as const)('rejects %j naming %s', async ([body, param], { post }) => {
     const res = await post(body);
     expect(res.status).toBe(400);
     const { error } = await res.json();
@@ -237,7 +227,11 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect(error.param).toMatch(new RegExp(`^${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
 
-  it("answers 404 for another project's container and 400 for an expired one", async () => {
+  it("answers 404 for another project's container and 400 for an expired one", async ({
+    berth,
+    containerId,
+    post,
+  }) => {
     const other = await berth.newProjectClient();
     const res = await fetch(`${berth.url}/v1/containers/${containerId}/exec`, {
       method: 'POST',
@@ -246,14 +240,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     });
     expect(res.status).toBe(404);
 
-    const late = await berth.client.containers.create({
-      name: 'late',
-      expires_after: { anchor: 'last_active_at', minutes: 1 },
-    });
-    await berth.pool.query(
-      `update containers set last_active_at = now() - interval '2 minutes' where id = $1`,
-      [late.id],
-    );
+    const late = await berth.createExpired('late');
     const expired = await post({ command: 'true' }, late.id);
     expect(expired.status).toBe(400);
     expect((await expired.json()).error).toMatchObject({

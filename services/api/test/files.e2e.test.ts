@@ -1,35 +1,23 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { BadRequestError, NotFoundError, toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { dockerExec, inspectSandbox } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { containerTest } from './fixtures.js';
 
-let berth: RunningBerth;
-let containerId: string;
-
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 1024) });
-  containerId = (await berth.client.containers.create({ name: 'files' })).id;
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+const it = containerTest('files', { BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 1024) })
+  .extend('download', { scope: 'file' }, ({ berth }) => async (path: string) => {
+    const res = await berth.api(path);
+    return { res, body: Buffer.from(await res.arrayBuffer()) };
+  })
+  .extend(
+    'execIn',
+    { scope: 'file' },
+    ({ berth }) =>
+      async (id: string, command: string): Promise<{ exit_code: number; stdout: string }> =>
+        (await berth.postJson(`/v1/containers/${id}/exec`, { command })).json(),
+  );
 
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-async function download(path: string): Promise<{ res: Response; body: Buffer }> {
-  const res = await berth.api(path);
-  return { res, body: Buffer.from(await res.arrayBuffer()) };
-}
-
-async function execIn(id: string, command: string): Promise<{ exit_code: number; stdout: string }> {
-  const res = await berth.api(`/v1/containers/${id}/exec`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ command }),
-  });
-  return res.json();
-}
 
 /** A multipart body streamed from a generator, so 200 MB never sits in memory on either side. */
 function streamingMultipart(name: string, size: number, fields: Record<string, string> = {}) {
@@ -68,7 +56,7 @@ function streamingMultipart(name: string, size: number, fields: Record<string, s
 }
 
 describe('Files API', () => {
-  it('uploads, retrieves, lists, downloads and deletes', async () => {
+  it('uploads, retrieves, lists, downloads and deletes', async ({ berth }) => {
     const data = randomBytes(5 * 1024 * 1024);
     const file = await berth.client.files.create({
       file: await toFile(data, 'blob.bin'),
@@ -108,7 +96,7 @@ describe('Files API', () => {
     expect(gone.status).toBe(404);
   });
 
-  it('refuses a missing or unknown purpose and keeps nothing', async () => {
+  it('refuses a missing or unknown purpose and keeps nothing', async ({ berth }) => {
     const error = await berth.client.files
       .create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'nonsense' as 'user_data' })
       .catch((e: unknown) => e);
@@ -119,32 +107,35 @@ describe('Files API', () => {
 });
 
 describe('container files', () => {
-  it.each([
+  it.for([
     ['empty.bin', 0],
     ['one.bin', 1],
     ['five mb ü.bin', 5 * 1024 * 1024],
-  ])('uploads %s (%d bytes) with the SDK and downloads it back intact', async (name, size) => {
-    const data = randomBytes(size);
-    const f = await berth.client.containers.files.create(containerId, {
-      file: await toFile(data, name),
-    });
-    expect(f).toMatchObject({
-      object: 'container.file',
-      container_id: containerId,
-      bytes: size,
-      path: `/mnt/data/${name}`,
-      source: 'user',
-    });
-    expect(f.id).toMatch(/^cfile_[0-9a-f]{32}$/);
-    const res = await berth.client.containers.files.content.retrieve(f.id, {
-      container_id: containerId,
-    });
-    expect(sha(Buffer.from(await res.arrayBuffer()))).toBe(sha(data));
-    const inside = await dockerExec(containerId, ['sha256sum', `/mnt/data/${name}`]);
-    expect(inside.stdout.split(' ')[0]).toBe(sha(data));
-  });
+  ] as const)(
+    'uploads %s (%d bytes) with the SDK and downloads it back intact',
+    async ([name, size], { berth, containerId }) => {
+      const data = randomBytes(size);
+      const f = await berth.client.containers.files.create(containerId, {
+        file: await toFile(data, name),
+      });
+      expect(f).toMatchObject({
+        object: 'container.file',
+        container_id: containerId,
+        bytes: size,
+        path: `/mnt/data/${name}`,
+        source: 'user',
+      });
+      expect(f.id).toMatch(/^cfile_[0-9a-f]{32}$/);
+      const res = await berth.client.containers.files.content.retrieve(f.id, {
+        container_id: containerId,
+      });
+      expect(sha(Buffer.from(await res.arrayBuffer()))).toBe(sha(data));
+      const inside = await dockerExec(containerId, ['sha256sum', `/mnt/data/${name}`]);
+      expect(inside.stdout.split(' ')[0]).toBe(sha(data));
+    },
+  );
 
-  it('streams 200 MB in and out, compared by sha256', async () => {
+  it('streams 200 MB in and out, compared by sha256', async ({ berth, containerId }) => {
     const size = 200 * 1024 * 1024;
     const upload = streamingMultipart('big.bin', size);
     const res = await berth.api(`/v1/containers/${containerId}/files`, {
@@ -164,7 +155,11 @@ describe('container files', () => {
     await berth.client.containers.files.delete(created.id, { container_id: containerId });
   }, 180_000);
 
-  it('sends Content-Type by extension, Content-Length and Content-Disposition', async () => {
+  it('sends Content-Type by extension, Content-Length and Content-Disposition', async ({
+    berth,
+    containerId,
+    download,
+  }) => {
     const f = await berth.client.containers.files.create(containerId, {
       file: await toFile(Buffer.from('a,b\n1,2\n'), 'data ä.csv'),
     });
@@ -185,7 +180,7 @@ describe('container files', () => {
     ).toBe('application/octet-stream');
   });
 
-  it('replaces a file uploaded to an existing path', async () => {
+  it('replaces a file uploaded to an existing path', async ({ berth, containerId, download }) => {
     const first = await berth.client.containers.files.create(containerId, {
       file: await toFile(Buffer.from('old'), 'same.txt'),
     });
@@ -200,7 +195,7 @@ describe('container files', () => {
     expect(list.data.filter((f) => f.path === '/mnt/data/same.txt')).toHaveLength(1);
   });
 
-  it('puts an upload under the optional path', async () => {
+  it('puts an upload under the optional path', async ({ berth, containerId }) => {
     const form = new FormData();
     form.append('path', 'reports/q1/');
     form.append('file', new Blob(['hello']), 'r.txt');
@@ -214,7 +209,7 @@ describe('container files', () => {
     );
   });
 
-  it('copies a Files API file in by file_id (JSON)', async () => {
+  it('copies a Files API file in by file_id (JSON)', async ({ berth, containerId }) => {
     const file = await berth.client.files.create({
       file: await toFile(Buffer.from('from files api'), 'copied.txt'),
       purpose: 'user_data',
@@ -227,7 +222,12 @@ describe('container files', () => {
     expect(unknown).toBeInstanceOf(NotFoundError);
   });
 
-  it('lists files written by code as assistant files, and forgets ones deleted inside', async () => {
+  it('lists files written by code as assistant files, and forgets ones deleted inside', async ({
+    berth,
+    containerId,
+    download,
+    execIn,
+  }) => {
     const r = await execIn(
       containerId,
       `python3 -c "open('/mnt/data/plot data.txt','w').write('x'*1234)"`,
@@ -247,7 +247,7 @@ describe('container files', () => {
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('deletes a file from the sandbox too', async () => {
+  it('deletes a file from the sandbox too', async ({ berth, containerId }) => {
     const f = await berth.client.containers.files.create(containerId, {
       file: await toFile(Buffer.from('bye'), 'bye.txt'),
     });
@@ -258,7 +258,7 @@ describe('container files', () => {
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('pages over 45 files with keyset cursors', async () => {
+  it('pages over 45 files with keyset cursors', async ({ berth, execIn }) => {
     const c = await berth.client.containers.create({ name: 'many-files' });
     await execIn(c.id, 'for i in $(seq 1 45); do echo $i > /mnt/data/f$i.txt; done');
     const seen: string[] = [];
@@ -272,7 +272,9 @@ describe('container files', () => {
     expect(desc).toEqual([...seen].reverse());
   });
 
-  it('copies file_ids in at create; an unknown id is 400 file_ids.N and leaves no sandbox', async () => {
+  it('copies file_ids in at create; an unknown id is 400 file_ids.N and leaves no sandbox', async ({
+    berth,
+  }) => {
     const a = await berth.client.files.create({
       file: await toFile(Buffer.from('A'), 'a.txt'),
       purpose: 'user_data',
@@ -297,35 +299,26 @@ describe('container files', () => {
     expect((await berth.runtime.listManaged()).length).toBe(before);
   });
 
-  it('answers 413 past the upload limit and leaves nothing half-written', async () => {
-    const small = await startBerth({ BERTH_MAX_UPLOAD_BYTES: '1000' });
-    try {
-      const c = await small.client.containers.create({ name: 'limited' });
-      const error = await small.client.containers.files
-        .create(c.id, { file: await toFile(randomBytes(5000), 'big.bin') })
-        .catch((e: unknown) => e);
-      expect((error as { status?: number }).status).toBe(413);
-      expect((await dockerExec(c.id, ['ls', '-A', '/mnt/data'])).stdout).toBe('');
-      expect((await small.client.containers.files.list(c.id)).data).toEqual([]);
-      const fileError = await small.client.files
-        .create({ file: await toFile(randomBytes(5000), 'big.bin'), purpose: 'user_data' })
-        .catch((e: unknown) => e);
-      expect((fileError as { status?: number }).status).toBe(413);
-      expect((await small.client.files.list()).data).toEqual([]);
-    } finally {
-      await small[Symbol.asyncDispose]();
-    }
+  it('answers 413 past the upload limit and leaves nothing half-written', async ({ berthWith }) => {
+    const small = await berthWith({ BERTH_MAX_UPLOAD_BYTES: '1000' });
+    const c = await small.client.containers.create({ name: 'limited' });
+    const error = await small.client.containers.files
+      .create(c.id, { file: await toFile(randomBytes(5000), 'big.bin') })
+      .catch((e: unknown) => e);
+    expect((error as { status?: number }).status).toBe(413);
+    expect((await dockerExec(c.id, ['ls', '-A', '/mnt/data'])).stdout).toBe('');
+    expect((await small.client.containers.files.list(c.id)).data).toEqual([]);
+    const fileError = await small.client.files
+      .create({ file: await toFile(randomBytes(5000), 'big.bin'), purpose: 'user_data' })
+      .catch((e: unknown) => e);
+    expect((fileError as { status?: number }).status).toBe(413);
+    expect((await small.client.files.list()).data).toEqual([]);
   });
 
-  it('answers 400 "Container is expired." for file operations on an expired container', async () => {
-    const c = await berth.client.containers.create({
-      name: 'late',
-      expires_after: { anchor: 'last_active_at', minutes: 1 },
-    });
-    await berth.pool.query(
-      `update containers set last_active_at = now() - interval '2 minutes' where id = $1`,
-      [c.id],
-    );
+  it('answers 400 "Container is expired." for file operations on an expired container', async ({
+    berth,
+  }) => {
+    const c = await berth.createExpired('late');
     const error = await berth.client.containers.files.list(c.id).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BadRequestError);
     expect((error as BadRequestError).error).toMatchObject({

@@ -1,12 +1,16 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import { test as base } from 'vitest';
-import type { Pool } from '@berth/db';
-import { createTestDatabase, sandboxImage } from '@berth/testkit';
-import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
+import { generateApiKey } from '@berth/core';
+import { PgAdminStore, PgApiKeyStore, type Pool } from '@berth/db';
+import { createTestDatabase, labelledRuntime, sandboxImage } from '@berth/testkit';
+import { test as base } from '@berth/testkit/fixtures';
+import type { DockerSandboxRuntime } from '@berth/sandbox-docker';
 import { loadConfig } from '../src/config.js';
 import { main } from '../src/main.js';
 
@@ -28,9 +32,24 @@ export interface RunningBerth {
   runtime: DockerSandboxRuntime;
   /** fetch against this instance with the bootstrap key. */
   api(path: string, init?: RequestInit): Promise<Response>;
+  /** POSTs `body` as JSON with the bootstrap key (the exec, session and create routes). */
+  postJson(path: string, body: unknown, init?: RequestInit): Promise<Response>;
   /** A second project with its own key, for isolation tests. */
   newProjectClient(): Promise<{ client: OpenAI; apiKey: string }>;
+  /** A new admin key (the dashboard's and /admin's), returned in the clear. */
+  newAdminKey(name?: string): Promise<string>;
+  /** Moves the containers' last activity `minutes` into the past, as if that time had gone by. */
+  age(ids: string[], minutes: number): Promise<void>;
+  /** A container with a 1-minute expiry whose last activity is 2 minutes ago: expired, unreaped. */
+  createExpired(name: string): Promise<OpenAI.Containers.ContainerCreateResponse>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface BerthOptions {
+  /** Leave its sandboxes running at disposal, for the next instance (a restart test). */
+  keepSandboxes?: boolean;
+  /** Collects every log line (JSON) instead of stdout. */
+  logLines?: string[];
 }
 
 /**
@@ -40,10 +59,7 @@ export interface RunningBerth {
  */
 export async function startBerth(
   env: Record<string, string> = {},
-  options: {
-    keepSandboxes?: boolean;
-    /** Collects every log line (JSON) instead of stdout. */ logLines?: string[];
-  } = {},
+  options: BerthOptions = {},
 ): Promise<RunningBerth> {
   const db = await createTestDatabase();
   const instance = env.BERTH_INSTANCE ?? `t${randomBytes(5).toString('hex')}`;
@@ -70,65 +86,200 @@ export async function startBerth(
     lines ? { write: (line: string) => void lines.push(line) } : undefined,
   );
   const url = app.url ?? '';
-  const runtime = new DockerSandboxRuntime({
-    ...defaultSandboxLimits,
-    client: new DockerClient(),
-    image: sandboxImage(),
-    instance,
-  });
+  const runtime = labelledRuntime(instance);
   const clientFor = (key: string) =>
     new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 });
+  const client = clientFor(apiKey);
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${apiKey}`, ...(init.headers ?? {}) },
+    });
+  const age = async (ids: string[], minutes: number) => {
+    await db.pool.query(
+      `update containers set last_active_at = last_active_at - $2 * interval '1 minute' where id = any($1)`,
+      [ids, minutes],
+    );
+  };
 
+  let disposed: Promise<void> | undefined;
   return {
     url,
     apiKey,
-    client: clientFor(apiKey),
+    client,
     instance,
     databaseUrl: db.url,
     dataDir,
     pool: db.pool,
     jobs: app.jobs!,
     runtime,
-    api: (path, init = {}) =>
-      fetch(`${url}${path}`, {
+    api,
+    postJson: (path, body, init = {}) =>
+      api(path, {
+        method: 'POST',
         ...init,
-        headers: { authorization: `Bearer ${apiKey}`, ...(init.headers ?? {}) },
+        headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
+        body: JSON.stringify(body),
       }),
     async newProjectClient() {
-      const { generateApiKey } = await import('@berth/core');
-      const { PgApiKeyStore } = await import('@berth/db');
       const keys = new PgApiKeyStore(db.pool);
       const projectId = await keys.ensureProject(`p-${randomBytes(4).toString('hex')}`);
       const key = generateApiKey();
       await keys.create({ projectId, name: 'test', prefix: key.prefix, hash: key.hash });
       return { client: clientFor(key.key), apiKey: key.key };
     },
-    async [Symbol.asyncDispose]() {
-      await app.close();
-      await db[Symbol.asyncDispose]();
-      rmSync(dataDir, { recursive: true, force: true });
-      // A restart test keeps its sandboxes for the next instance; everything else leaves none.
-      if (options.keepSandboxes) return;
-      const left = await runtime.listManaged();
-      await Promise.all(left.map((s) => runtime.remove(s.containerId)));
-      if ((await runtime.listManaged()).length > 0)
-        throw new Error(`sandboxes of ${instance} remain`);
+    async newAdminKey(name = 'test') {
+      const key = generateApiKey();
+      await new PgAdminStore(db.pool).createAdminKey({ name, prefix: key.prefix, hash: key.hash });
+      return key.key;
     },
+    age,
+    async createExpired(name) {
+      const created = await client.containers.create({
+        name,
+        expires_after: { anchor: 'last_active_at', minutes: 1 },
+      });
+      await age([created.id], 2);
+      return created;
+    },
+    // Idempotent: a test may stop it early (a restart) and the fixture dispose it again.
+    [Symbol.asyncDispose]: () => (disposed ??= dispose()),
   };
+
+  async function dispose(): Promise<void> {
+    await app.close();
+    await db[Symbol.asyncDispose]();
+    rmSync(dataDir, { recursive: true, force: true });
+    // A restart test keeps its sandboxes for the next instance; everything else leaves none.
+    if (options.keepSandboxes) return;
+    const left = await runtime.listManaged();
+    await Promise.all(left.map((s) => runtime.remove(s.containerId)));
+    if ((await runtime.listManaged()).length > 0)
+      throw new Error(`sandboxes of ${instance} remain`);
+  }
+}
+
+/** The JSON body of a call that must answer 200; otherwise throws with what it answered. */
+export async function okJson<T>(res: Response, what: string): Promise<T> {
+  const body = await res.json();
+  if (res.status !== 200)
+    throw new Error(`${what} answered ${res.status}: ${JSON.stringify(body)}`);
+  return body as T;
+}
+
+/** Runs `pnpm keys …` (services/api/src/cli/keys.ts) against a database, as an operator would. */
+export function keysCli(
+  databaseUrl: string,
+  ...args: string[]
+): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', 'services/api/src/cli/keys.ts', ...args],
+    {
+      cwd: fileURLToPath(new URL('../../../', import.meta.url)),
+      env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: 'test' },
+    },
+  );
+}
+
+type OnCleanup = (cleanup: () => void | Promise<void>) => void;
+
+/** Starts a Berth (see startBerth) and registers its disposal with a fixture's cleanup. */
+export async function startBerthFor(
+  onCleanup: OnCleanup,
+  env: Record<string, string> = {},
+  options: BerthOptions = {},
+): Promise<RunningBerth> {
+  const berth = await startBerth(env, options);
+  onCleanup(() => berth[Symbol.asyncDispose]());
+  return berth;
 }
 
 /* eslint-disable no-empty-pattern -- vitest reads a fixture's dependencies from its first
    parameter, which must be a destructuring pattern; `{}` says "none". */
 
 /**
- * vitest's `test` with a `berth` fixture: one running Berth (see startBerth) with these settings,
- * shared by the tests of one file, started when a test or a `beforeAll` first asks for it and
- * disposed when the file ends (failing the file if a sandbox remained).
+ * The settings that make successive Berths one deployment: a database, a sandbox label instance,
+ * an egress directory and a bootstrap key, all outliving any one Berth process (a restart test).
  */
-export function berthTest(env: Record<string, string> = {}) {
-  return base.extend('berth', { scope: 'file' }, async ({}, { onCleanup }) => {
-    const berth = await startBerth(env);
-    onCleanup(() => berth[Symbol.asyncDispose]());
-    return berth;
+export interface Deployment {
+  env: {
+    DATABASE_URL: string;
+    BERTH_INSTANCE: string;
+    BERTH_EGRESS_DIR: string;
+    BERTH_BOOTSTRAP_API_KEY: string;
+  };
+  egressDir: string;
+}
+
+/**
+ * The testkit's `test` (database, sandboxes, dockerProxy) with:
+ * - `berthWith`: starts a Berth of this test's own with the given settings (see startBerth);
+ *   every one it started is disposed after the test, the last started first, pass or fail.
+ * - `deployment`: settings for Berths that restart over one deployment (see Deployment); named
+ *   before `berthWith`, it outlives them. Sandboxes a kept instance left are removed at the end.
+ */
+export const test = base
+  .extend('deployment', async ({ database }, { onCleanup }): Promise<Deployment> => {
+    const egressDir = mkdtempSync(join(tmpdir(), 'berth-deployment-'));
+    const instance = `d${randomBytes(5).toString('hex')}`;
+    onCleanup(async () => {
+      const runtime = labelledRuntime(instance);
+      for (const s of await runtime.listManaged()) await runtime.remove(s.containerId);
+      rmSync(egressDir, { recursive: true, force: true });
+    });
+    return {
+      egressDir,
+      env: {
+        DATABASE_URL: database.url,
+        BERTH_INSTANCE: instance,
+        BERTH_EGRESS_DIR: egressDir,
+        BERTH_BOOTSTRAP_API_KEY: `sk-test-${randomBytes(16).toString('hex')}`,
+      },
+    };
+  })
+  .extend('berthWith', async ({}, { onCleanup }) => {
+    const started: RunningBerth[] = [];
+    onCleanup(async () => {
+      const errors: unknown[] = [];
+      for (const berth of started.reverse())
+        await berth[Symbol.asyncDispose]().catch((e: unknown) => errors.push(e));
+      if (errors.length > 0) throw errors[0];
+    });
+    return async (env: Record<string, string> = {}, options: BerthOptions = {}) => {
+      const berth = await startBerth(env, options);
+      started.push(berth);
+      return berth;
+    };
   });
+
+/**
+ * `test` with a `berth` fixture: one running Berth (see startBerth) with these settings, shared
+ * by the tests of one file, booted before the first test (under the hook timeout, not a test's)
+ * and disposed when the file ends (failing the file if a sandbox remained).
+ */
+export function berthTest(env: Record<string, string> = {}, options: BerthOptions = {}) {
+  const fileTest = test.extend('berth', { scope: 'file' }, ({}, { onCleanup }) =>
+    startBerthFor(onCleanup, env, options),
+  );
+  fileTest.beforeAll(async ({ berth: _ }) => {});
+  return fileTest;
+}
+
+/**
+ * berthTest with a `containerId` fixture too: one running container named `name`, shared by the
+ * file's tests like its Berth, created before the first test.
+ */
+export function containerTest(
+  name: string,
+  env: Record<string, string> = {},
+  options: BerthOptions = {},
+) {
+  const fileTest = berthTest(env, options).extend(
+    'containerId',
+    { scope: 'file' },
+    async ({ berth }) => (await berth.client.containers.create({ name })).id,
+  );
+  fileTest.beforeAll(async ({ containerId: _ }) => {});
+  return fileTest;
 }

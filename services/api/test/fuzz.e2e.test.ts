@@ -1,8 +1,8 @@
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { berthTest, type RunningBerth } from './fixtures.js';
 import {
   fromSchema,
   jsonBodies,
@@ -50,13 +50,8 @@ interface Answer {
   body: Buffer;
 }
 
-let berth: RunningBerth;
-let operations: Operation[];
-let ids: Record<string, string[]>;
-let baselineRss = 0;
-let peakRss = 0;
-let finalRss = 0;
-let creates = 0;
+/** What the run saw, reported when the file ends. */
+const run = { baselineRss: 0, peakRss: 0, finalRss: 0, creates: 0 };
 const statuses = new Map<number, number>();
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 
@@ -64,7 +59,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: 4 });
  * One request. A keep-alive socket the server closed as idle just as it was reused resets: that
  * race is the client's (Node's docs retry it), so such a request is sent once more on a new socket.
  */
-function send(sent: Sent, retry = true): Promise<Answer> {
+function send(berth: RunningBerth, sent: Sent, retry = true): Promise<Answer> {
   const { hostname, port } = new URL(berth.url);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -99,7 +94,7 @@ function send(sent: Sent, retry = true): Promise<Answer> {
     );
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (retry && req.reusedSocket && error.code === 'ECONNRESET') {
-        send(sent, false).then(resolve, reject);
+        send(berth, sent, false).then(resolve, reject);
       } else reject(error);
     });
     req.end(sent.bytes);
@@ -131,7 +126,12 @@ function violation(answer: Answer): string | null {
 }
 
 /** Cleans up what a valid request made, so the run leaves the project as it found it. */
-async function undoCreated(op: Operation, answer: Answer): Promise<void> {
+async function undoCreated(
+  berth: RunningBerth,
+  ids: Record<string, string[]>,
+  op: Operation,
+  answer: Answer,
+): Promise<void> {
   if (answer.status !== 200 || !op.id.startsWith('Create') || op.id.endsWith('Exec')) return;
   const made = JSON.parse(answer.body.toString('utf8')) as { id?: string };
   if (!made.id) return;
@@ -191,7 +191,7 @@ const safeExec = fc.record(
 );
 
 /** One request for an operation: path ids, query and body drawn from its schema. */
-function requestFor(op: Operation): fc.Arbitrary<Sent> {
+function requestFor(ids: Record<string, string[]>, op: Operation): fc.Arbitrary<Sent> {
   const segments = fc.tuple(
     ...op.pathParams.map((name, i) => {
       const valid = ids[`${op.path}:${name}`] ?? ids[name] ?? ['x'];
@@ -238,42 +238,44 @@ function requestFor(op: Operation): fc.Arbitrary<Sent> {
   });
 }
 
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_EXEC_TIMEOUT_MS: '3000' });
-  const doc = await (await fetch(`${berth.url}/v1/openapi.json`)).json();
-  operations = readOperations(doc);
-  const container = await berth.client.containers.create({ name: 'fuzz' });
-  const form = new FormData();
-  form.append('purpose', 'assistants');
-  form.append('file', new Blob(['fuzz']), 'seed.txt');
-  const file = (await (await berth.api('/v1/files', { method: 'POST', body: form })).json()) as {
-    id: string;
-  };
-  const cform = new FormData();
-  cform.append('file', new Blob(['fuzz']), 'seed.txt');
-  const cfile = (await (
-    await berth.api(`/v1/containers/${container.id}/files`, { method: 'POST', body: cform })
-  ).json()) as { id: string };
-  ids = {
-    container_id: [container.id],
-    // Which file a `{file_id}` names depends on the path it is in.
-    '/v1/files/{file_id}:file_id': [file.id],
-    '/v1/files/{file_id}/content:file_id': [file.id],
-    file_id: [cfile.id],
-  };
-  baselineRss = process.memoryUsage().rss;
-});
-afterAll(async () => {
-  agent.destroy();
-  console.log(
-    `fuzz: ${[...statuses.values()].reduce((a, b) => a + b, 0)} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}, ` +
-      `${creates} containers created, RSS baseline ${(baselineRss / 2 ** 20).toFixed(0)} MiB, peak ${(peakRss / 2 ** 20).toFixed(0)} MiB, at the end ${(finalRss / 2 ** 20).toFixed(0)} MiB`,
-  );
-  await berth?.[Symbol.asyncDispose]();
-});
+const it = berthTest({ BERTH_EXEC_TIMEOUT_MS: '3000' })
+  // The operations of the service's own document, and a container and files for their path ids.
+  .extend('seed', { scope: 'file' }, async ({ berth }, { onCleanup }) => {
+    onCleanup(() => {
+      agent.destroy();
+      console.log(
+        `fuzz: ${[...statuses.values()].reduce((a, b) => a + b, 0)} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}, ` +
+          `${run.creates} containers created, RSS baseline ${(run.baselineRss / 2 ** 20).toFixed(0)} MiB, peak ${(run.peakRss / 2 ** 20).toFixed(0)} MiB, at the end ${(run.finalRss / 2 ** 20).toFixed(0)} MiB`,
+      );
+    });
+    const doc = await (await fetch(`${berth.url}/v1/openapi.json`)).json();
+    const operations = readOperations(doc);
+    const container = await berth.client.containers.create({ name: 'fuzz' });
+    const form = new FormData();
+    form.append('purpose', 'assistants');
+    form.append('file', new Blob(['fuzz']), 'seed.txt');
+    const file = (await (await berth.api('/v1/files', { method: 'POST', body: form })).json()) as {
+      id: string;
+    };
+    const cform = new FormData();
+    cform.append('file', new Blob(['fuzz']), 'seed.txt');
+    const cfile = (await (
+      await berth.api(`/v1/containers/${container.id}/files`, { method: 'POST', body: cform })
+    ).json()) as { id: string };
+    const ids = {
+      container_id: [container.id],
+      // Which file a `{file_id}` names depends on the path it is in.
+      '/v1/files/{file_id}:file_id': [file.id],
+      '/v1/files/{file_id}/content:file_id': [file.id],
+      file_id: [cfile.id],
+    };
+    run.baselineRss = process.memoryUsage().rss;
+    return { operations, ids };
+  });
+it.beforeAll(async ({ seed: _ }) => {});
 
 describe('fuzz: every operation of the OpenAPI document', () => {
-  it('reads every operation from the document', () => {
+  it('reads every operation from the document', ({ seed: { operations } }) => {
     expect(operations.map((o) => o.id)).toEqual(
       expect.arrayContaining(['CreateContainer', 'CreateFile', 'CreateContainerFile', 'ListFiles']),
     );
@@ -282,13 +284,13 @@ describe('fuzz: every operation of the OpenAPI document', () => {
 
   it(
     'never answers 5xx, and every 4xx is the error envelope',
-    async () => {
+    async ({ berth, seed: { operations, ids } }) => {
       const arbitrary = fc.oneof(
-        ...operations.map((op) => requestFor(op).map((sent) => ({ op, sent }))),
+        ...operations.map((op) => requestFor(ids, op).map((sent) => ({ op, sent }))),
       );
       await fc.assert(
         fc.asyncProperty(arbitrary, async ({ op, sent }) => {
-          if (op.id === 'CreateContainer' && creates >= MAX_CREATES) {
+          if (op.id === 'CreateContainer' && run.creates >= MAX_CREATES) {
             // Past the budget, the same body with a NUL in its name: refused before Docker.
             sent = {
               ...sent,
@@ -296,11 +298,11 @@ describe('fuzz: every operation of the OpenAPI document', () => {
               bytes: Buffer.from('{"name":"\\u0000"}'),
             };
           }
-          const answer = await send(sent);
+          const answer = await send(berth, sent);
           statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-          if (op.id === 'CreateContainer' && answer.status === 200) creates += 1;
-          await undoCreated(op, answer);
-          peakRss = Math.max(peakRss, process.memoryUsage().rss);
+          if (op.id === 'CreateContainer' && answer.status === 200) run.creates += 1;
+          await undoCreated(berth, ids, op, answer);
+          run.peakRss = Math.max(run.peakRss, process.memoryUsage().rss);
           const wrong = violation(answer);
           if (wrong) {
             throw new Error(
@@ -315,7 +317,7 @@ describe('fuzz: every operation of the OpenAPI document', () => {
     Math.max(120_000, RUNS * 200),
   );
 
-  it('answers what Node’s parser refuses with the envelope, on a raw socket', async () => {
+  it('answers what Node’s parser refuses with the envelope, on a raw socket', async ({ berth }) => {
     const { hostname, port } = new URL(berth.url);
     const raw = (bytes: string) =>
       new Promise<string>((resolve, reject) => {
@@ -381,12 +383,12 @@ describe('fuzz: every operation of the OpenAPI document', () => {
     );
   });
 
-  it('is healthy afterwards, with memory bounded', async () => {
+  it('is healthy afterwards, with memory bounded', async ({ berth }) => {
     const health = await fetch(`${berth.url}/healthz`);
     expect(health.status).toBe(200);
     const rss = process.memoryUsage().rss;
-    finalRss = rss;
-    expect(rss - baselineRss).toBeLessThan(RSS_HEADROOM_BYTES);
+    run.finalRss = rss;
+    expect(rss - run.baselineRss).toBeLessThan(RSS_HEADROOM_BYTES);
     // Everything the fuzz made valid was removed again: one seed file each.
     expect((await berth.client.files.list()).data).toHaveLength(1);
     expect(

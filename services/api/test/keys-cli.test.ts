@@ -1,33 +1,20 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import OpenAI, { AuthenticationError } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { berthTest, keysCli } from './fixtures.js';
 
-const run = promisify(execFile);
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-let berth: RunningBerth;
-
-beforeAll(async () => {
-  berth = await startBerth();
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
-
-const keys = (...args: string[]) =>
-  run(
-    process.execPath,
-    ['--conditions=development', '--import', 'tsx', 'services/api/src/cli/keys.ts', ...args],
-    {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: berth.databaseUrl, NODE_ENV: 'test' },
-    },
-  );
+const it = berthTest().extend(
+  'keys',
+  { scope: 'file' },
+  ({ berth }) =>
+    (...args: string[]) =>
+      keysCli(berth.databaseUrl, ...args),
+);
 
 describe('pnpm keys', () => {
-  it('creates a key that works once, lists it without the secret, and revokes it', async () => {
+  it('creates a key that works once, lists it without the secret, and revokes it', async ({
+    berth,
+    keys,
+  }) => {
     const created = JSON.parse((await keys('create', 'team-a', '--name', 'ci')).stdout) as {
       id: string;
       key: string;
@@ -57,7 +44,7 @@ describe('pnpm keys', () => {
     await berth.client.containers.list();
   });
 
-  it('exits 2 with usage on a bad command', async () => {
+  it('exits 2 with usage on a bad command', async ({ keys }) => {
     await expect(keys('explode')).rejects.toMatchObject({ code: 2 });
   });
 });

@@ -1,32 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { NotFoundError } from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
-import { dockerExec, inspectSandbox, removeSandboxByHand } from '@berth/testkit';
+import { describe, expect } from 'vitest';
+import { aSandboxSpec, dockerExec, inspectSandbox, removeSandboxByHand } from '@berth/testkit';
 import { Reaper, systemClock, type SandboxRuntime } from '@berth/core';
 import { PgExpiryStore } from '@berth/db';
-import { startBerth, type RunningBerth } from './fixtures.js';
-
-const disposers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (disposers.length) await disposers.pop()!();
-});
-async function berthWith(env: Record<string, string> = {}): Promise<RunningBerth> {
-  const berth = await startBerth(env);
-  disposers.push(() => berth[Symbol.asyncDispose]());
-  return berth;
-}
-
-/** Moves a container's last activity into the past, as if `minutes` had gone by. */
-async function age(berth: RunningBerth, ids: string[], minutes: number): Promise<void> {
-  await berth.pool.query(
-    `update containers set last_active_at = last_active_at - $2 * interval '1 minute' where id = any($1)`,
-    [ids, minutes],
-  );
-}
+import { test as it } from './fixtures.js';
 
 describe('expiry', () => {
-  it('removes the sandbox of an expired container and keeps the row queryable as expired', async () => {
+  it('removes the sandbox of an expired container and keeps the row queryable as expired', async ({
+    berthWith,
+  }) => {
     const berth = await berthWith();
     const keep = await berth.client.containers.create({
       name: 'keep',
@@ -36,7 +20,7 @@ describe('expiry', () => {
       name: 'doomed',
       expires_after: { anchor: 'last_active_at', minutes: 1 },
     });
-    await age(berth, [doomed.id, keep.id], 2);
+    await berth.age([doomed.id, keep.id], 2);
 
     // Past its deadline it reads as expired at once, before the reaper has run.
     expect((await berth.client.containers.retrieve(doomed.id)).status).toBe('expired');
@@ -53,13 +37,11 @@ describe('expiry', () => {
     expect(got.last_active_at).toBe(doomed.last_active_at - 120);
   });
 
-  it('purges expired rows after the retention period; their ids then answer 404', async () => {
+  it('purges expired rows after the retention period; their ids then answer 404', async ({
+    berthWith,
+  }) => {
     const berth = await berthWith({ BERTH_EXPIRED_RETENTION_HOURS: '0' });
-    const c = await berth.client.containers.create({
-      name: 'short',
-      expires_after: { anchor: 'last_active_at', minutes: 1 },
-    });
-    await age(berth, [c.id], 2);
+    const c = await berth.createExpired('short');
     await berth.jobs.reap(); // expires it
     await berth.pool.query(
       `update containers set updated_at = now() - interval '1 second' where id = $1`,
@@ -69,7 +51,9 @@ describe('expiry', () => {
     await expect(berth.client.containers.retrieve(c.id)).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('reports a sandbox removed by hand as failed, and refuses to use it', async () => {
+  it('reports a sandbox removed by hand as failed, and refuses to use it', async ({
+    berthWith,
+  }) => {
     const berth = await berthWith();
     const c = await berth.client.containers.create({ name: 'vanishing' });
     await removeSandboxByHand(c.id);
@@ -77,7 +61,9 @@ describe('expiry', () => {
     expect((await berth.client.containers.retrieve(c.id)).status).toBe('failed');
   });
 
-  it('reports a sandbox whose init was stopped (as after a daemon restart) as failed', async () => {
+  it('reports a sandbox whose init was stopped (as after a daemon restart) as failed', async ({
+    berthWith,
+  }) => {
     const berth = await berthWith();
     const c = await berth.client.containers.create({ name: 'stopped' });
     // Code in the sandbox can stop its own sandbox (init runs as the sandbox user): only itself is hurt.
@@ -92,29 +78,23 @@ describe('expiry', () => {
     await expect(berth.client.containers.retrieve(c.id)).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('removes a labelled orphan the running service finds at reconcile', async () => {
+  it('removes a labelled orphan the running service finds at reconcile', async ({ berthWith }) => {
     const berth = await berthWith();
     const orphanId = 'cntr_' + 'a'.repeat(48);
-    await berth.runtime.create({
-      containerId: orphanId,
-      projectId: 'nobody',
-      uid: 199_999,
-      memoryLimitBytes: 1024 ** 3,
-      network: { type: 'disabled' },
-    });
+    await berth.runtime.create(
+      aSandboxSpec({ containerId: orphanId, projectId: 'nobody', uid: 199_999 }),
+    );
     await berth.jobs.reconcile();
     expect(await inspectSandbox(orphanId)).toBeNull();
   });
 });
 
 describe('a removal that fails', () => {
-  it('leaves the container claimed by nobody and running, and the next tick expires it', async () => {
+  it('leaves the container claimed by nobody and running, and the next tick expires it', async ({
+    berthWith,
+  }) => {
     const berth = await berthWith({ BERTH_ROLE: 'api' });
-    const c = await berth.client.containers.create({
-      name: 'stubborn',
-      expires_after: { anchor: 'last_active_at', minutes: 1 },
-    });
-    await age(berth, [c.id], 2);
+    const c = await berth.createExpired('stubborn');
     let failNext = true;
     const flaky: SandboxRuntime = {
       create: (spec) => berth.runtime.create(spec),
@@ -158,7 +138,9 @@ describe('a removal that fails', () => {
 });
 
 describe('two reaper processes on one database', () => {
-  it('remove each of 50 expired sandboxes exactly once, then shut down cleanly on SIGTERM', async () => {
+  it('remove each of 50 expired sandboxes exactly once, then shut down cleanly on SIGTERM', async ({
+    berthWith,
+  }) => {
     const berth = await berthWith({ BERTH_ROLE: 'api' });
     const ids: string[] = [];
     for (let i = 0; i < 50; i += 10) {
@@ -172,7 +154,7 @@ describe('two reaper processes on one database', () => {
       );
       ids.push(...batch.map((c) => c.id));
     }
-    await age(berth, ids, 2);
+    await berth.age(ids, 2);
 
     const reaped = new Map<string, number>();
     const start = (): ChildProcess => {
@@ -206,9 +188,8 @@ describe('two reaper processes on one database', () => {
     const exits = children.map(
       (c) => new Promise<number | null>((resolve) => c.once('exit', resolve)),
     );
-    disposers.push(async () => {
-      for (const c of children) c.kill('SIGKILL');
-    });
+    // However the test ends, before its Berth is disposed.
+    using _reapers = { [Symbol.dispose]: () => children.forEach((c) => c.kill('SIGKILL')) };
 
     const deadline = Date.now() + 90_000;
     while (Date.now() < deadline) {

@@ -2,8 +2,6 @@ import { describe, expect } from 'vitest';
 import { berthTest } from './fixtures.js';
 
 const it = berthTest({ BERTH_MAX_EXPIRY_MINUTES: '90' });
-// Boot it under the hook timeout, not inside the first test's.
-it.beforeAll(async ({ berth: _ }) => {});
 
 describe('GET /v1/openapi.json', () => {
   it('serves the OpenAPI 3.1 document, generated from the schemas the routes validate with', async ({

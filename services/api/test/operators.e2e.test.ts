@@ -1,64 +1,49 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey } from '@berth/core';
-import { PgAdminStore } from '@berth/db';
+import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { berthTest, keysCli, type RunningBerth } from './fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
-let berth: RunningBerth;
-let adminKey: string;
 
-beforeAll(async () => {
-  berth = await startBerth({ BERTH_METRICS_TOKEN: METRICS_TOKEN });
-  const key = generateApiKey();
-  await new PgAdminStore(berth.pool).createAdminKey({
-    name: 't',
-    prefix: key.prefix,
-    hash: key.hash,
-  });
-  adminKey = key.key;
-}, 120_000);
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
-
-const as = (key: string | null, path: string, init: RequestInit = {}) =>
-  fetch(`${berth.url}${path}`, {
-    ...init,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(init.headers ?? {}) },
-  });
-const admin = async <T = Record<string, unknown>>(path: string): Promise<T> => {
-  const res = await as(adminKey, path);
-  expect(res.status, await res.clone().text()).toBe(200);
-  return (await res.json()) as T;
-};
-const exec = async (id: string, body: object) => {
-  const res = await berth.api(`/v1/containers/${id}/exec`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(res.status).toBe(200);
-  return (await res.json()) as { timed_out: boolean; oom_killed: boolean; exit_code: number };
-};
-
-/** One sample of the scrape, `name{labels}` → value. */
-async function scrape(): Promise<Map<string, number>> {
-  const res = await fetch(`${berth.url}/metrics`, {
-    headers: { authorization: `Bearer ${METRICS_TOKEN}` },
-  });
-  expect(res.status).toBe(200);
-  const samples = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return samples;
+/** Calls as a given key (or none), as the admin key, an exec that must answer, one scrape. */
+function operatorCalls(berth: RunningBerth, adminKey: string) {
+  const as = (key: string | null, path: string, init: RequestInit = {}) =>
+    fetch(`${berth.url}${path}`, {
+      ...init,
+      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(init.headers ?? {}) },
+    });
+  return {
+    as,
+    admin: async <T = Record<string, unknown>>(path: string): Promise<T> => {
+      const res = await as(adminKey, path);
+      expect(res.status, await res.clone().text()).toBe(200);
+      return (await res.json()) as T;
+    },
+    exec: async (id: string, body: object) => {
+      const res = await berth.postJson(`/v1/containers/${id}/exec`, body);
+      expect(res.status).toBe(200);
+      return (await res.json()) as { timed_out: boolean; oom_killed: boolean; exit_code: number };
+    },
+    /** One sample of the scrape, `name{labels}` → value. */
+    scrape: async (): Promise<Map<string, number>> => {
+      const res = await fetch(`${berth.url}/metrics`, {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+      });
+      expect(res.status).toBe(200);
+      const samples = new Map<string, number>();
+      for (const line of (await res.text()).split('\n')) {
+        if (!line || line.startsWith('#')) continue;
+        const at = line.lastIndexOf(' ');
+        samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+      }
+      return samples;
+    },
+  };
 }
+
+const it = berthTest({ BERTH_METRICS_TOKEN: METRICS_TOKEN })
+  .extend('adminKey', { scope: 'file' }, ({ berth }) => berth.newAdminKey('t'))
+  .extend('calls', { scope: 'file' }, ({ berth, adminKey }) => operatorCalls(berth, adminKey));
+it.beforeAll(async ({ calls: _ }) => {});
 
 interface EventBody {
   data: {
@@ -73,7 +58,10 @@ interface EventBody {
 }
 
 describe('operators: metrics and the event log see each lifecycle step', () => {
-  it('counts a create, an exec timeout, an OOM, a denied egress request, an expiry and a delete', async () => {
+  it('counts a create, an exec timeout, an OOM, a denied egress request, an expiry and a delete', async ({
+    berth,
+    calls,
+  }) => {
     const c = berth.client.containers;
     const worker = await c.create({
       name: 'worker',
@@ -85,10 +73,10 @@ describe('operators: metrics and the event log see each lifecycle step', () => {
     });
     const gone = await c.create({ name: 'deleted' });
 
-    expect(await exec(worker.id, { command: 'sleep 30', timeout_ms: 300 })).toMatchObject({
+    expect(await calls.exec(worker.id, { command: 'sleep 30', timeout_ms: 300 })).toMatchObject({
       timed_out: true,
     });
-    const bomb = await exec(worker.id, {
+    const bomb = await calls.exec(worker.id, {
       command: ['python3', '-c', 'x = []\nwhile True: x.append(bytearray(50 * 1024 * 1024))'],
       timeout_ms: 60_000,
     });
@@ -99,14 +87,11 @@ describe('operators: metrics and the event log see each lifecycle step', () => {
       "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://denied.test/",
     ]);
     expect(denied.stdout).toBe('403');
-    await berth.pool.query(
-      `update containers set last_active_at = last_active_at - interval '2 minutes' where id = $1`,
-      [doomed.id],
-    );
+    await berth.age([doomed.id], 2);
     await berth.jobs.reap();
     await c.delete(gone.id);
 
-    const m = await scrape();
+    const m = await calls.scrape();
     expect(m.get('berth_container_creates_total{outcome="created"}')).toBe(3);
     expect(m.get('berth_container_create_duration_seconds_count{outcome="created"}')).toBe(3);
     expect(m.get('berth_execs_total{outcome="timeout"}')).toBe(1);
@@ -149,13 +134,13 @@ describe('operators: metrics and the event log see each lifecycle step', () => {
     await expect
       .poll(
         async () => {
-          const { data } = await admin<EventBody>('/v1/admin/events?limit=100');
+          const { data } = await calls.admin<EventBody>('/v1/admin/events?limit=100');
           return want.filter(([k, id]) => !data.some((e) => e.kind === k && e.container_id === id));
         },
         { timeout: 10_000, interval: 100 },
       )
       .toEqual([]);
-    const { data } = await admin<EventBody>('/v1/admin/events?limit=100');
+    const { data } = await calls.admin<EventBody>('/v1/admin/events?limit=100');
     const one = (kind: string) => data.find((e) => e.kind === kind)!;
     expect(one('egress_denied').reason).toBe(
       "denied.test:80 denied.test is not on this container's allowlist",
@@ -167,32 +152,37 @@ describe('operators: metrics and the event log see each lifecycle step', () => {
     // Newest first, and a keyset page continues where the last one stopped.
     const ids = data.map((e) => Number(e.id));
     expect(ids).toEqual([...ids].sort((a, b) => b - a));
-    const first = await admin<EventBody>('/v1/admin/events?limit=2');
-    const next = await admin<EventBody>(`/v1/admin/events?limit=2&before=${first.last_id}`);
+    const first = await calls.admin<EventBody>('/v1/admin/events?limit=2');
+    const next = await calls.admin<EventBody>(`/v1/admin/events?limit=2&before=${first.last_id}`);
     expect(next.data[0]!.id).toBe(data[2]!.id);
-    expect((await admin<EventBody>('/v1/admin/events?kind=oom')).data.map((e) => e.kind)).toEqual([
-      'oom',
-    ]);
+    expect(
+      (await calls.admin<EventBody>('/v1/admin/events?kind=oom')).data.map((e) => e.kind),
+    ).toEqual(['oom']);
     await c.delete(worker.id);
   });
 
-  it('logs a sandbox removed behind its back as failed, with the reason', async () => {
+  it('logs a sandbox removed behind its back as failed, with the reason', async ({
+    berth,
+    calls,
+  }) => {
     const c = await berth.client.containers.create({ name: 'vanishing' });
     await berth.runtime.remove(c.id);
     await berth.jobs.reconcile();
     await expect
       .poll(async () => {
-        const { data } = await admin<EventBody>(
+        const { data } = await calls.admin<EventBody>(
           `/v1/admin/events?container_id=${c.id}&kind=failed`,
         );
         return data[0]?.reason;
       })
       .toBe('sandbox vanished');
-    expect((await scrape()).get('berth_container_failures_total{reason="vanished"}')).toBe(1);
-    expect((await scrape()).get('berth_reconcile_actions_total{action="marked_failed"}')).toBe(1);
+    expect((await calls.scrape()).get('berth_container_failures_total{reason="vanished"}')).toBe(1);
+    expect(
+      (await calls.scrape()).get('berth_reconcile_actions_total{action="marked_failed"}'),
+    ).toBe(1);
   });
 
-  it('purges events past the retention on a reaper tick', async () => {
+  it('purges events past the retention on a reaper tick', async ({ berth }) => {
     await berth.pool.query(
       `insert into container_events (container_id, kind, at) values ('cntr_old', 'created', now() - interval '30 days')`,
     );
@@ -205,7 +195,11 @@ describe('operators: metrics and the event log see each lifecycle step', () => {
 });
 
 describe('operators: the admin API', () => {
-  it('lists containers across projects with live usage, filters and keyset pages', async () => {
+  it('lists containers across projects with live usage, filters and keyset pages', async ({
+    berth,
+    adminKey,
+    calls,
+  }) => {
     const other = await berth.newProjectClient();
     const mine = await berth.client.containers.create({ name: 'mine', memory_limit: '1g' });
     const theirs = await other.client.containers.create({
@@ -225,7 +219,7 @@ describe('operators: the admin API', () => {
       has_more: boolean;
       last_id: string;
     };
-    const all = await admin<List>('/v1/admin/containers');
+    const all = await calls.admin<List>('/v1/admin/containers');
     const ids = all.data.map((x) => x.id);
     expect(ids).toEqual(expect.arrayContaining([mine.id, theirs.id]));
     const m = all.data.find((x) => x.id === mine.id)!;
@@ -235,20 +229,22 @@ describe('operators: the admin API', () => {
     expect(m.usage!.processes).toBeGreaterThan(0);
 
     const by = async (q: string) =>
-      (await admin<List>(`/v1/admin/containers?${q}`)).data.map((x) => x.id);
+      (await calls.admin<List>(`/v1/admin/containers?${q}`)).data.map((x) => x.id);
     expect(await by('memory_limit=4g')).toEqual([theirs.id]);
     expect(await by('expiring_within_minutes=5')).toEqual([theirs.id]);
     expect(await by(`project=${m.project_id}&status=running`)).toEqual([mine.id]);
-    const p1 = await admin<List>('/v1/admin/containers?limit=1&status=running');
-    const p2 = await admin<List>(`/v1/admin/containers?limit=1&status=running&after=${p1.last_id}`);
+    const p1 = await calls.admin<List>('/v1/admin/containers?limit=1&status=running');
+    const p2 = await calls.admin<List>(
+      `/v1/admin/containers?limit=1&status=running&after=${p1.last_id}`,
+    );
     expect(p1.has_more).toBe(true);
     expect([p1.data[0]!.id, p2.data[0]!.id].sort()).toEqual([mine.id, theirs.id].sort());
 
-    const bad = await as(adminKey, '/v1/admin/containers?limit=0&bogus=1');
+    const bad = await calls.as(adminKey, '/v1/admin/containers?limit=0&bogus=1');
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.param).toBe('limit');
 
-    const s = await admin<{
+    const s = await calls.admin<{
       containers: { by_status: Record<string, number> };
       projects: { project_id: string; running: number; memory_committed_bytes: number }[];
       memory: { committed_bytes: number; host_bytes: number };
@@ -263,7 +259,11 @@ describe('operators: the admin API', () => {
     await other.client.containers.delete(theirs.id);
   });
 
-  it('answers 404 to project keys and no key on every admin route; admin keys cannot act (403)', async () => {
+  it('answers 404 to project keys and no key on every admin route; admin keys cannot act (403)', async ({
+    berth,
+    adminKey,
+    calls,
+  }) => {
     const routes = [
       '/v1/admin/summary',
       '/v1/admin/containers',
@@ -272,7 +272,7 @@ describe('operators: the admin API', () => {
     ];
     for (const key of [berth.apiKey, null, 'sk-berth-not-a-key-at-all']) {
       for (const route of routes) {
-        const res = await as(key, route);
+        const res = await calls.as(key, route);
         expect(res.status, `${route} with ${key}`).toBe(404);
         expect((await res.json()).error.message).toBe(`Invalid URL (GET ${route})`);
       }
@@ -285,7 +285,7 @@ describe('operators: the admin API', () => {
       ['DELETE', `/v1/containers/${c.id}`],
     ];
     for (const [method, path, body] of attempts) {
-      const res = await as(adminKey, path, {
+      const res = await calls.as(adminKey, path, {
         method,
         ...(body
           ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
@@ -301,25 +301,11 @@ describe('operators: the admin API', () => {
     await berth.client.containers.delete(c.id);
   });
 
-  it('`pnpm keys create --admin` makes a key the admin API accepts', async () => {
-    const root = fileURLToPath(new URL('../../../', import.meta.url));
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--conditions=development',
-        '--import',
-        'tsx',
-        'services/api/src/cli/keys.ts',
-        'create',
-        '--admin',
-        '--name',
-        'ops',
-      ],
-      { cwd: root, env: { ...process.env, DATABASE_URL: berth.databaseUrl, NODE_ENV: 'test' } },
-    );
+  it('`pnpm keys create --admin` makes a key the admin API accepts', async ({ berth, calls }) => {
+    const { stdout } = await keysCli(berth.databaseUrl, 'create', '--admin', '--name', 'ops');
     const created = JSON.parse(stdout) as { key: string; admin: boolean };
     expect(created.admin).toBe(true);
-    expect((await as(created.key, '/v1/admin/summary')).status).toBe(200);
-    expect((await as(created.key, '/v1/containers')).status).toBe(403);
+    expect((await calls.as(created.key, '/v1/admin/summary')).status).toBe(200);
+    expect((await calls.as(created.key, '/v1/containers')).status).toBe(403);
   });
 });

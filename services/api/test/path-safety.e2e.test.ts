@@ -1,38 +1,40 @@
 import { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { containerTest } from './fixtures.js';
 
-let berth: RunningBerth;
-let containerId: string;
-
-beforeAll(async () => {
-  berth = await startBerth();
-  containerId = (await berth.client.containers.create({ name: 'hostile' })).id;
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
-
-/** As the sandboxed code would: a shell in the sandbox, as its user. */
-const inside = (script: string) => dockerExec(containerId, ['sh', '-c', script]);
-
-async function uploadTo(
-  path: string | undefined,
-  name: string,
-  content = 'payload',
-): Promise<Response> {
-  const form = new FormData();
-  if (path !== undefined) form.append('path', path);
-  form.append('file', new Blob([content]), name);
-  return berth.api(`/v1/containers/${containerId}/files`, { method: 'POST', body: form });
-}
-
-const listPaths = async () =>
-  (await berth.client.containers.files.list(containerId, { limit: 100 })).data.map((f) => f.path);
+const it = containerTest('hostile')
+  /** As the sandboxed code would: a shell in the sandbox, as its user. */
+  .extend(
+    'inside',
+    { scope: 'file' },
+    ({ containerId }) =>
+      (script: string) =>
+        dockerExec(containerId, ['sh', '-c', script]),
+  )
+  .extend(
+    'uploadTo',
+    { scope: 'file' },
+    ({ berth, containerId }) =>
+      async (path: string | undefined, name: string, content = 'payload'): Promise<Response> => {
+        const form = new FormData();
+        if (path !== undefined) form.append('path', path);
+        form.append('file', new Blob([content]), name);
+        return berth.api(`/v1/containers/${containerId}/files`, { method: 'POST', body: form });
+      },
+  )
+  .extend(
+    'listPaths',
+    { scope: 'file' },
+    ({ berth, containerId }) =>
+      async () =>
+        (await berth.client.containers.files.list(containerId, { limit: 100 })).data.map(
+          (f) => f.path,
+        ),
+  );
 
 describe('path safety', () => {
-  it.each([
+  it.for([
     ['../escape.txt'],
     ['/mnt/data/../../etc/x'],
     ['%2e%2e/escape.txt'],
@@ -41,7 +43,7 @@ describe('path safety', () => {
     ['a\u0000b'],
     [`${'x'.repeat(300)}/f`],
     [`${'d/'.repeat(2100)}f`],
-  ])('refuses the upload path %j with a 400 naming it', async (path) => {
+  ] as const)('refuses the upload path %j with a 400 naming it', async ([path], { uploadTo }) => {
     const res = await uploadTo(path, 'f.txt');
     expect(res.status).toBe(400);
     expect((await res.json()).error).toMatchObject({
@@ -50,9 +52,9 @@ describe('path safety', () => {
     });
   });
 
-  it.each([['../../etc/evil.txt'], ['..'], ['%2e%2e'], ['a\\b'], ['x'.repeat(256)]])(
+  it.for([['../../etc/evil.txt'], ['..'], ['%2e%2e'], ['a\\b'], ['x'.repeat(256)]] as const)(
     'refuses the file name %j with a 400 instead of rewriting it',
-    async (name) => {
+    async ([name], { inside, uploadTo }) => {
       const res = await uploadTo(undefined, name);
       expect(res.status).toBe(400);
       expect((await res.json()).error).toMatchObject({ param: 'file' });
@@ -62,12 +64,15 @@ describe('path safety', () => {
     },
   );
 
-  it('takes an unusual but plain file name literally', async () => {
+  it('takes an unusual but plain file name literally', async ({ uploadTo }) => {
     const res = await uploadTo(undefined, '100% done (ü).txt');
     expect((await res.json()).path).toBe('/mnt/data/100% done (ü).txt');
   });
 
-  it('never lists or serves symlinks made inside the sandbox, to files or directories', async () => {
+  it('never lists or serves symlinks made inside the sandbox, to files or directories', async ({
+    inside,
+    listPaths,
+  }) => {
     await inside(
       'ln -s /etc/passwd /mnt/data/passwd-link; ln -s /proc/1/environ /mnt/data/environ-link; ln -s /etc /mnt/data/etc-dir; echo real > /mnt/data/real.txt',
     );
@@ -76,7 +81,7 @@ describe('path safety', () => {
     expect(paths.filter((p) => /link|etc-dir/.test(p))).toEqual([]);
   });
 
-  it('replaces a symlink on upload instead of writing through it', async () => {
+  it('replaces a symlink on upload instead of writing through it', async ({ inside, uploadTo }) => {
     await inside('ln -sf /tmp/target /mnt/data/through.txt; echo original > /tmp/target');
     const res = await uploadTo(undefined, 'through.txt', 'new content');
     expect(res.status).toBe(200);
@@ -86,14 +91,22 @@ describe('path safety', () => {
     ).toBe('original\nFILE\n');
   });
 
-  it('does not write through a directory symlink in the upload path', async () => {
+  it('does not write through a directory symlink in the upload path', async ({
+    inside,
+    uploadTo,
+  }) => {
     await inside('mkdir -p /tmp/outside; ln -sfn /tmp/outside /mnt/data/linkdir');
     const res = await uploadTo('linkdir/', 'x.txt');
     expect(res.status).toBe(400);
     expect((await inside('ls -A /tmp/outside')).stdout).toBe('');
   });
 
-  it('does not leak a file replaced by a symlink between listing and download', async () => {
+  it('does not leak a file replaced by a symlink between listing and download', async ({
+    berth,
+    containerId,
+    inside,
+    listPaths,
+  }) => {
     const f = await berth.client.containers.files.create(containerId, {
       file: await toFile(Buffer.from('innocent'), 'swap.txt'),
     });
@@ -104,7 +117,12 @@ describe('path safety', () => {
     expect(await res.text()).not.toContain('root:');
   });
 
-  it('does not follow a parent directory swapped for a symlink', async () => {
+  it('does not follow a parent directory swapped for a symlink', async ({
+    berth,
+    containerId,
+    inside,
+    uploadTo,
+  }) => {
     const res = await uploadTo('deep/', 'f.txt', 'inside');
     const { id } = await res.json();
     await inside(
@@ -115,7 +133,10 @@ describe('path safety', () => {
     expect(await down.text()).not.toContain('leaked');
   });
 
-  it('answers 404 for file ids that are malformed or of another container', async () => {
+  it('answers 404 for file ids that are malformed or of another container', async ({
+    berth,
+    containerId,
+  }) => {
     const other = await berth.client.containers.create({ name: 'other' });
     const f = await berth.client.containers.files.create(other.id, {
       file: await toFile(Buffer.from('mine'), 'mine.txt'),

@@ -1,61 +1,36 @@
-import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InternalServerError, RateLimitError } from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect, onTestFinished } from 'vitest';
+import { SocketSwitch } from '@berth/testkit';
+import { test as base } from './fixtures.js';
 
-/** A proxy we can cut and restore, standing between Berth and one of its dependencies. */
-class Switch {
-  #server: net.Server | null = null;
-  readonly #sockets = new Set<net.Socket>();
-  constructor(
-    private listen: net.ListenOptions,
-    private readonly target: net.NetConnectOpts,
-  ) {}
-  async up(): Promise<void> {
-    this.#server = net.createServer((client) => {
-      const upstream = net.connect(this.target);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => this.#server!.listen(this.listen, resolve));
-    // Come back on the same port after a cut, as a restarted server would.
-    if (this.listen.port === 0) this.listen = { ...this.listen, port: this.address().port };
-  }
-  address(): net.AddressInfo {
-    return this.#server!.address() as net.AddressInfo;
-  }
-  async down(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve());
-    this.#server = null;
-  }
-}
-
-const disposers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (disposers.length) await disposers.pop()!();
+/** Switches between Berth and a dependency, cut and restored by the test; all down afterwards. */
+/* eslint-disable no-empty-pattern -- a fixture without dependencies destructures nothing. */
+const it = base.extend('switches', async ({}, { onCleanup }) => {
+  const made: SocketSwitch[] = [];
+  onCleanup(async () => {
+    for (const s of made) await s.down();
+  });
+  return (...args: ConstructorParameters<typeof SocketSwitch>) => {
+    const s = new SocketSwitch(...args);
+    made.push(s);
+    return s;
+  };
 });
 
 describe('dependencies going away', () => {
-  it('answers 503 with Retry-After while Docker is unreachable, and recovers by itself', async () => {
+  it('answers 503 with Retry-After while Docker is unreachable, and recovers by itself', async ({
+    switches,
+    berthWith,
+  }) => {
     const socketDir = mkdtempSync(join(tmpdir(), 'berth-docker-'));
+    onTestFinished(() => rmSync(socketDir, { recursive: true, force: true }));
     const socketPath = join(socketDir, 'docker.sock');
-    const docker = new Switch({ path: socketPath }, { path: '/var/run/docker.sock' });
+    const docker = switches({ path: socketPath }, { path: '/var/run/docker.sock' });
     await docker.up();
-    disposers.push(async () => rmSync(socketDir, { recursive: true, force: true }));
-    disposers.push(() => docker.down());
-    const berth: RunningBerth = await startBerth({ BERTH_DOCKER_SOCKET: socketPath });
-    disposers.push(() => berth[Symbol.asyncDispose]());
+    const berth = await berthWith({ BERTH_DOCKER_SOCKET: socketPath });
 
     await docker.down();
     const res = await berth.api('/v1/containers', {
@@ -78,19 +53,19 @@ describe('dependencies going away', () => {
     expect((await fetch(`${berth.url}/readyz`)).status).toBe(200);
   });
 
-  it('answers 503 while Postgres is unreachable, and recovers by itself', async () => {
-    const direct = await startBerth();
-    disposers.push(() => direct[Symbol.asyncDispose]());
+  it('answers 503 while Postgres is unreachable, and recovers by itself', async ({
+    switches,
+    berthWith,
+  }) => {
+    const direct = await berthWith();
     const url = new URL(direct.databaseUrl);
-    const pg = new Switch(
+    const pg = switches(
       { host: '127.0.0.1', port: 0 },
       { host: url.hostname, port: Number(url.port) },
     );
     await pg.up();
-    disposers.push(() => pg.down());
     url.host = `127.0.0.1:${pg.address().port}`;
-    const berth = await startBerth({ DATABASE_URL: url.toString() });
-    disposers.push(() => berth[Symbol.asyncDispose]());
+    const berth = await berthWith({ DATABASE_URL: url.toString() });
 
     await pg.down();
     const error = await berth.client.containers.list().catch((e: unknown) => e);
@@ -111,9 +86,8 @@ describe('dependencies going away', () => {
     await expect(berth.client.containers.list()).resolves.toMatchObject({ data: [] });
   });
 
-  it('caps live containers per project with 429 insufficient_quota', async () => {
-    const berth = await startBerth({ BERTH_MAX_CONTAINERS_PER_PROJECT: '2' });
-    disposers.push(() => berth[Symbol.asyncDispose]());
+  it('caps live containers per project with 429 insufficient_quota', async ({ berthWith }) => {
+    const berth = await berthWith({ BERTH_MAX_CONTAINERS_PER_PROJECT: '2' });
     const results = await Promise.allSettled(
       [1, 2, 3, 4].map((i) => berth.client.containers.create({ name: `c${i}` })),
     );

@@ -1,39 +1,19 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { DockerSocketProxy } from '@berth/testkit';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { describe, expect } from 'vitest';
+import { startBerth, test as it, type RunningBerth } from './fixtures.js';
 
 /** Never crash, never hang: a wedged Docker call, a huge argument, clients that hang up early. */
-const disposers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (disposers.length) await disposers.pop()!();
-});
-
-async function berthOn(env: Record<string, string> = {}): Promise<RunningBerth> {
-  const berth = await startBerth(env);
-  disposers.push(() => berth[Symbol.asyncDispose]());
-  return berth;
-}
-
-async function proxy(): Promise<DockerSocketProxy> {
-  const p = await DockerSocketProxy.start();
-  disposers.push(() => p.close());
-  return p;
-}
-
 const execJson = (berth: RunningBerth, id: string, body: unknown) =>
-  berth.api(`/v1/containers/${id}/exec`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  berth.postJson(`/v1/containers/${id}/exec`, body);
 
 /** Requests about one sandbox (by its Docker name), and execs started in it. */
 const about = (id: string) => (r: { path: string }) => r.path.includes(`berth-${id}`);
 
 describe('one huge argument', () => {
-  it('refuses a 100 KB program path with 400, and the container keeps working', async () => {
-    const berth = await berthOn();
+  it('refuses a 100 KB program path with 400, and the container keeps working', async ({
+    berthWith,
+  }) => {
+    const berth = await berthWith();
     const { id } = await berth.client.containers.create({ name: 'argv' });
     const res = await execJson(berth, id, { command: ['a'.repeat(100_000)] });
     expect(res.status).toBe(400);
@@ -58,9 +38,11 @@ describe('one huge argument', () => {
 });
 
 describe('a wedged sandbox', () => {
-  it('costs one deadline: 504, marked failed with a reason, slot freed, the rest unaffected', async () => {
-    const docker = await proxy();
-    const berth = await berthOn({
+  it('costs one deadline: 504, marked failed with a reason, slot freed, the rest unaffected', async ({
+    dockerProxy: docker,
+    berthWith,
+  }) => {
+    const berth = await berthWith({
       BERTH_DOCKER_SOCKET: docker.socketPath,
       BERTH_DOCKER_TIMEOUT_MS: '4000',
       BERTH_EXEC_MAX_CONCURRENT: '1',
@@ -114,17 +96,19 @@ describe('a wedged sandbox', () => {
     expect((await berth.client.containers.delete(wedged)).deleted).toBe(true);
   });
 
-  it('starts and answers while a sandbox is wedged, without waiting on it', async () => {
+  it('starts and answers while a sandbox is wedged, without waiting on it', async ({
+    dockerProxy: docker,
+    berthWith,
+  }) => {
     const first = await startBerth({}, { keepSandboxes: true });
     const { id } = await first.client.containers.create({ name: 'left-wedged' });
     const env = { BERTH_INSTANCE: first.instance, DATABASE_URL: first.databaseUrl };
     await first[Symbol.asyncDispose]().catch(() => {});
     void env;
 
-    const docker = await proxy();
     docker.stall(about(id));
     const started = Date.now();
-    const second = await berthOn({
+    const second = await berthWith({
       BERTH_DOCKER_SOCKET: docker.socketPath,
       BERTH_DOCKER_TIMEOUT_MS: '4000',
       BERTH_INSTANCE: first.instance,
@@ -159,50 +143,54 @@ function hangUp(url: string, path: string, key: string, readBytes: number): Prom
 }
 
 describe('clients that hang up', () => {
-  it('survives early closes on every download and stream route', { timeout: 120_000 }, async () => {
-    const berth = await berthOn();
-    const { id } = await berth.client.containers.create({ name: 'downloads' });
-    const big = Buffer.alloc(8 * 1024 * 1024, 1);
-    const cfile = await berth.client.containers.files.create(id, {
-      file: new File([big], 'big.bin'),
-    });
-    const file = await berth.client.files.create({
-      file: new File([big], 'big.bin'),
-      purpose: 'user_data',
-    });
-    for (let round = 0; round < 2; round++) {
-      for (const readBytes of [1, 64 * 1024, 20 * 1024 * 1024]) {
-        await hangUp(
-          berth.url,
-          `/v1/containers/${id}/files/${cfile.id}/content`,
-          berth.apiKey,
-          readBytes,
-        );
-        await hangUp(berth.url, `/v1/files/${file.id}/content`, berth.apiKey, readBytes);
+  it(
+    'survives early closes on every download and stream route',
+    { timeout: 120_000 },
+    async ({ berthWith }) => {
+      const berth = await berthWith();
+      const { id } = await berth.client.containers.create({ name: 'downloads' });
+      const big = Buffer.alloc(8 * 1024 * 1024, 1);
+      const cfile = await berth.client.containers.files.create(id, {
+        file: new File([big], 'big.bin'),
+      });
+      const file = await berth.client.files.create({
+        file: new File([big], 'big.bin'),
+        purpose: 'user_data',
+      });
+      for (let round = 0; round < 2; round++) {
+        for (const readBytes of [1, 64 * 1024, 20 * 1024 * 1024]) {
+          await hangUp(
+            berth.url,
+            `/v1/containers/${id}/files/${cfile.id}/content`,
+            berth.apiKey,
+            readBytes,
+          );
+          await hangUp(berth.url, `/v1/files/${file.id}/content`, berth.apiKey, readBytes);
+        }
       }
-    }
-    // Streaming exec: hang up mid-stream.
-    const controller = new AbortController();
-    const res = await berth.api(`/v1/containers/${id}/exec`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        command: 'for i in $(seq 1 50); do echo $i; sleep 0.05; done',
-        stream: true,
-      }),
-      signal: controller.signal,
-    });
-    await res.body!.getReader().read();
-    controller.abort();
-    await new Promise((r) => setTimeout(r, 500));
+      // Streaming exec: hang up mid-stream.
+      const controller = new AbortController();
+      const res = await berth.api(`/v1/containers/${id}/exec`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          command: 'for i in $(seq 1 50); do echo $i; sleep 0.05; done',
+          stream: true,
+        }),
+        signal: controller.signal,
+      });
+      await res.body!.getReader().read();
+      controller.abort();
+      await new Promise((r) => setTimeout(r, 500));
 
-    // Still up, and the bytes are still right.
-    expect((await fetch(`${berth.url}/healthz`)).status).toBe(200);
-    const back = Buffer.from(
-      await (
-        await berth.client.containers.files.content.retrieve(cfile.id, { container_id: id })
-      ).arrayBuffer(),
-    );
-    expect(back.equals(big)).toBe(true);
-  });
+      // Still up, and the bytes are still right.
+      expect((await fetch(`${berth.url}/healthz`)).status).toBe(200);
+      const back = Buffer.from(
+        await (
+          await berth.client.containers.files.content.retrieve(cfile.id, { container_id: id })
+        ).arrayBuffer(),
+      );
+      expect(back.equals(big)).toBe(true);
+    },
+  );
 });

@@ -1,16 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { BadRequestError, NotFoundError, toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { bundleFromZip, writeZip } from '@berth/skill-bundle';
-import { startBerth, type RunningBerth } from './fixtures.js';
-
-let berth: RunningBerth;
-beforeAll(async () => {
-  berth = await startBerth();
-});
-afterAll(async () => {
-  await berth?.[Symbol.asyncDispose]();
-});
+import { berthTest } from './fixtures.js';
 
 const skillMd = (name: string, description: string, body = '') =>
   Buffer.from(`---\nname: ${name}\ndescription: ${description}\n---\n# ${name}\n${body}`);
@@ -31,22 +23,30 @@ async function zipFile(name: string, description: string, extra: Record<string, 
   });
 }
 
-/** Rows and blobs the skills API keeps, to prove a refused upload keeps nothing. */
-async function stored(): Promise<{ skills: number; versions: number; blobs: number }> {
-  const { rows } = await berth.pool.query<{ s: number; v: number }>(
-    'select (select count(*)::int from skills) as s, (select count(*)::int from skill_versions) as v',
+const it = berthTest()
+  /** Rows and blobs the skills API keeps, to prove a refused upload keeps nothing. */
+  .extend(
+    'stored',
+    { scope: 'file' },
+    ({ berth }) =>
+      async (): Promise<{ skills: number; versions: number; blobs: number }> => {
+        const { rows } = await berth.pool.query<{ s: number; v: number }>(
+          'select (select count(*)::int from skills) as s, (select count(*)::int from skill_versions) as v',
+        );
+        let blobs = 0;
+        try {
+          blobs = readdirSync(`${berth.dataDir}/skills`).length;
+        } catch {
+          blobs = 0;
+        }
+        return { skills: rows[0]!.s, versions: rows[0]!.v, blobs };
+      },
   );
-  let blobs = 0;
-  try {
-    blobs = readdirSync(`${berth.dataDir}/skills`).length;
-  } catch {
-    blobs = 0;
-  }
-  return { skills: rows[0]!.s, versions: rows[0]!.v, blobs };
-}
 
 describe('/v1/skills with the official SDK', () => {
-  it('creates a skill from one zip, then retrieves, lists, downloads and deletes it', async () => {
+  it('creates a skill from one zip, then retrieves, lists, downloads and deletes it', async ({
+    berth,
+  }) => {
     const skill = await berth.client.skills.create({
       files: await zipFile('csv-tools', 'Reads CSV files.', { 'scripts/read.py': 'print(1)\n' }),
     });
@@ -77,7 +77,7 @@ describe('/v1/skills with the official SDK', () => {
     await expect(berth.client.skills.retrieve(skill.id)).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('creates a skill from a directory upload of several files', async () => {
+  it('creates a skill from a directory upload of several files', async ({ berth }) => {
     // The Node SDK sends each file under its base name only.
     const skill = await berth.client.skills.create({
       files: [
@@ -102,7 +102,7 @@ describe('/v1/skills with the official SDK', () => {
     expect(treeBundle.files.map((f) => f.path).sort()).toEqual(['SKILL.md', 'notes/hello.txt']);
   });
 
-  it('pages skills with after/limit/order (keyset)', async () => {
+  it('pages skills with after/limit/order (keyset)', async ({ berth }) => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++)
       ids.push((await berth.client.skills.create({ files: await zipFile(`page-${i}`, 'p') })).id);
@@ -115,7 +115,7 @@ describe('/v1/skills with the official SDK', () => {
     expect(new Set(all).size).toBe(all.length);
   });
 
-  it('versions: create, list, retrieve, set default, content and delete', async () => {
+  it('versions: create, list, retrieve, set default, content and delete', async ({ berth }) => {
     const skill = await berth.client.skills.create({ files: await zipFile('vers', 'one') });
     const v2 = await berth.client.skills.versions.create(skill.id, {
       files: await zipFile('vers', 'two'),
@@ -186,7 +186,7 @@ describe('/v1/skills with the official SDK', () => {
     expect(v4.version).toBe('4');
   });
 
-  it('is project-scoped: another project sees 404', async () => {
+  it('is project-scoped: another project sees 404', async ({ berth }) => {
     const skill = await berth.client.skills.create({ files: await zipFile('mine', 'm') });
     const other = await berth.newProjectClient();
     await expect(other.client.skills.retrieve(skill.id)).rejects.toBeInstanceOf(NotFoundError);
@@ -195,7 +195,10 @@ describe('/v1/skills with the official SDK', () => {
     expect(page.data.map((s) => s.id)).not.toContain(skill.id);
   });
 
-  it('refuses a hostile or invalid bundle with a 400 naming the problem, keeping nothing', async () => {
+  it('refuses a hostile or invalid bundle with a 400 naming the problem, keeping nothing', async ({
+    berth,
+    stored,
+  }) => {
     const before = await stored();
     await expect(
       berth.client.skills.create({
@@ -223,7 +226,10 @@ describe('/v1/skills with the official SDK', () => {
     expect(await stored()).toEqual(before);
   });
 
-  it('refuses more than 500 files, a part under another name, and a body that is not multipart', async () => {
+  it('refuses more than 500 files, a part under another name, and a body that is not multipart', async ({
+    berth,
+    stored,
+  }) => {
     const before = await stored();
     const form = new FormData();
     form.append('files[]', new Blob([skillMd('many', 'm')]), 'SKILL.md');
@@ -247,7 +253,7 @@ describe('/v1/skills with the official SDK', () => {
     expect(await stored()).toEqual(before);
   });
 
-  it('is described in /v1/openapi.json', async () => {
+  it('is described in /v1/openapi.json', async ({ berth }) => {
     const doc = (await (await fetch(`${berth.url}/v1/openapi.json`)).json()) as {
       paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>;
     };

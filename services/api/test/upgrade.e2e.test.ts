@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { newId } from '@berth/core';
 import { loadMigrations, migrate } from '@berth/db';
-import { createTestDatabase, sandboxImage, testDocker } from '@berth/testkit';
-import { DockerClient, DockerSandboxRuntime, defaultSandboxLimits } from '@berth/sandbox-docker';
-import { describe, expect, it } from 'vitest';
-import { startBerth } from './fixtures.js';
+import { aSandboxSpec, labelledRuntime, testDocker } from '@berth/testkit';
+import { describe, expect } from 'vitest';
+import { test as it } from './fixtures.js';
 
 const docker = testDocker.docker;
 
@@ -14,8 +13,10 @@ const docker = testDocker.docker;
  * build starts against the same database and Docker engine.
  */
 describe('upgrading a running deployment to this build', () => {
-  it('migrates forward, keeps every row, and adopts the running sandboxes by label', async () => {
-    await using db = await createTestDatabase({ migrated: false });
+  it('migrates forward, keeps every row, and adopts the running sandboxes by label', async ({
+    emptyDatabase: db,
+    berthWith,
+  }) => {
     const previous = (await loadMigrations()).filter((m) => m.id <= 2);
     expect(await migrate(db.pool, { migrations: previous })).toEqual([1, 2]);
 
@@ -24,12 +25,7 @@ describe('upgrading a running deployment to this build', () => {
     await db.pool.query(`insert into projects (id, name) values ($1, 'default')`, [projectId]);
     const now = Math.floor(Date.now() / 1000);
     const ids = [newId('container', now), newId('container', now)];
-    const old = new DockerSandboxRuntime({
-      ...defaultSandboxLimits,
-      client: new DockerClient(),
-      image: sandboxImage(),
-      instance,
-    });
+    const old = labelledRuntime(instance);
     for (const [i, id] of ids.entries()) {
       await db.pool.query(
         `insert into containers (id, project_id, name, created_at, status, last_active_at,
@@ -38,19 +34,13 @@ describe('upgrading a running deployment to this build', () => {
         [id, projectId, `before-upgrade-${i}`, now],
       );
       // That version ran every sandbox as uid 1000.
-      await old.create({
-        containerId: id,
-        projectId,
-        uid: 1000,
-        memoryLimitBytes: 1024 ** 3,
-        network: { type: 'disabled' },
-      });
+      await old.create(aSandboxSpec({ containerId: id, projectId, uid: 1000 }));
     }
     const dockerIds = await Promise.all(
       ids.map(async (id) => (await docker.getContainer(`berth-${id}`).inspect()).Id),
     );
 
-    await using berth = await startBerth({ DATABASE_URL: db.url, BERTH_INSTANCE: instance });
+    const berth = await berthWith({ DATABASE_URL: db.url, BERTH_INSTANCE: instance });
     const { rows } = await db.pool.query<{ id: number }>(
       'select id from berth_migrations order by id',
     );
@@ -63,10 +53,8 @@ describe('upgrading a running deployment to this build', () => {
     expect(listed.sort()).toEqual(ids.map((id) => [id, 'running']).sort());
     for (const [i, id] of ids.entries()) {
       expect((await docker.getContainer(`berth-${id}`).inspect()).Id).toBe(dockerIds[i]);
-      const res = await berth.api(`/v1/containers/${id}/exec`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ command: 'echo still here; id -u' }),
+      const res = await berth.postJson(`/v1/containers/${id}/exec`, {
+        command: 'echo still here; id -u',
       });
       expect(await res.json()).toMatchObject({ stdout: 'still here\n1000\n', exit_code: 0 });
     }
