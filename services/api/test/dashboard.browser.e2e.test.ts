@@ -9,6 +9,17 @@ import { berthTest } from './fixtures.js';
 const OUTPUT = fileURLToPath(new URL('../../../test-results/dashboard/', import.meta.url));
 const requested: string[] = [];
 
+/**
+ * The little of the DOM the page callbacks touch. They run in the browser, but are type-checked
+ * here, where the project's lib has no DOM (and should not: the rest of it runs in Node).
+ */
+interface PageGlobals {
+  sessionStorage: { getItem(key: string): string | null };
+}
+interface StyledElement {
+  style: { width: string };
+}
+
 const it = berthTest()
   .extend('adminKey', { scope: 'file' }, ({ berth }) => berth.newAdminKey('browser'))
   // One page for the file, so sign-in carries from test to test; every URL it asks for is kept.
@@ -52,7 +63,11 @@ describe('the dashboard, in a real browser', () => {
     await page.click('button[type=submit]');
     await page.waitForSelector('#app:not([hidden])');
     // The key lives in this tab's sessionStorage only.
-    expect(await page.evaluate(() => sessionStorage.getItem('berth.adminKey'))).toBe(adminKey);
+    expect(
+      await page.evaluate(() =>
+        (globalThis as unknown as PageGlobals).sessionStorage.getItem('berth.adminKey'),
+      ),
+    ).toBe(adminKey);
 
     const c = await berth.client.containers.create({ name: 'seen-in-browser', memory_limit: '1g' });
     await berth.client.containers.create({ name: 'second', memory_limit: '4g' }).then(async (x) => {
@@ -75,7 +90,7 @@ describe('the dashboard, in a real browser', () => {
       .toBeGreaterThan(300 * 1024 ** 2);
     const used = Number(await page.getAttribute(bar, 'data-used'));
     expect(used).toBeLessThan(1024 ** 3);
-    const width = await page.$eval(`${bar} .fill`, (e) => (e as HTMLElement).style.width);
+    const width = await page.$eval(`${bar} .fill`, (e) => (e as StyledElement).style.width);
     expect(Number.parseFloat(width)).toBeGreaterThan(25);
     expect(Number(await page.getAttribute(bar, 'data-limit'))).toBe(1024 ** 3);
     expect(await page.textContent(`${row} .pill`)).toBe('running');

@@ -13,6 +13,7 @@ const it = test.extend('sandboxes', async ({}, { onCleanup }) =>
       hostDir: (id) => `/nonexistent-berth-egress-${randomBytes(4).toString('hex')}/${id}`,
       containerDir: '/run/berth-egress',
       env: [],
+      caEnv: [],
       forwarder: ['true'],
       forwarderUser: '65534:65534',
       port: 3128,

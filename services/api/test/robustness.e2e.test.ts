@@ -93,7 +93,11 @@ describe('a wedged sandbox', () => {
     // When Docker answers again, the reconciler removes it.
     docker.release();
     await berth.jobs.reconcile();
-    expect((await berth.client.containers.delete(wedged)).deleted).toBe(true);
+    // The SDK types delete as void; Berth answers the deleted object, which the SDK hands back.
+    const deleted = (await berth.client.containers.delete(wedged)) as unknown as {
+      deleted: boolean;
+    };
+    expect(deleted.deleted).toBe(true);
   });
 
   it('starts and answers while a sandbox is wedged, without waiting on it', async ({
