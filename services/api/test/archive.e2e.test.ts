@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BadRequestError, toFile } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec, inspectSandbox } from '@berth/testkit';
-import { berthTest, okJson, type RunningBerth } from './fixtures.js';
+import { berthTest, errorOf, okJson, type RunningBerth } from './fixtures.js';
 
 const CAP_MB = 4;
 
@@ -107,7 +107,7 @@ describe('files after expiry', () => {
     });
     const del = await berth.api(`/v1/containers/${c.id}/files/${up.id}`, { method: 'DELETE' });
     expect(del.status).toBe(400);
-    expect((await del.json()).error.message).toBe('Container is expired.');
+    expect((await errorOf(del)).message).toBe('Container is expired.');
   });
 
   it('reports a file past the archive cap instead of dropping it silently', async ({
@@ -128,7 +128,7 @@ describe('files after expiry', () => {
     });
     const res = await berth.api(`/v1/containers/${c.id}/files/${huge.id}/content`);
     expect(res.status).toBe(400);
-    const error = (await res.json()).error;
+    const error = await errorOf(res);
     expect(error.code).toBe('file_not_archived');
     expect(error.message).toContain(`archive cap of ${CAP_MB * 1024 * 1024} bytes`);
   });
@@ -141,7 +141,7 @@ describe('files after expiry', () => {
     await calls.expire(c.id);
     const started = Date.now();
     const res = await berth.api(`/v1/containers/${c.id}/restore`, { method: 'POST' });
-    const restored = await res.json();
+    const restored = (await res.json()) as { id: string };
     expect(res.status).toBe(200);
     expect(Date.now() - started).toBeLessThan(60_000);
     expect(restored.id).not.toBe(c.id);
@@ -169,7 +169,7 @@ describe('files after expiry', () => {
     // A running container has nothing to restore.
     const again = await berth.api(`/v1/containers/${restored.id}/restore`, { method: 'POST' });
     expect(again.status).toBe(400);
-    expect((await again.json()).error.code).toBe('no_archive');
+    expect((await errorOf(again)).code).toBe('no_archive');
     await berth.client.containers.delete(restored.id);
   });
 
@@ -223,7 +223,7 @@ describe('files after expiry', () => {
     const error = await berth.client.containers.files.list(c.id).catch((e: unknown) => e);
     expect((error as BadRequestError).error).toMatchObject({ message: 'Container is expired.' });
     const restore = await berth.api(`/v1/containers/${c.id}/restore`, { method: 'POST' });
-    expect((await restore.json()).error.code).toBe('no_archive');
+    expect((await errorOf(restore)).code).toBe('no_archive');
   });
 });
 

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI, { BadRequestError, NotFoundError, RateLimitError, toFile } from 'openai';
 import { describe, expect } from 'vitest';
-import { berthTest } from './fixtures.js';
+import { berthTest, errorOf } from './fixtures.js';
 
 /** Compatibility with upstream's behaviour as the official SDK sees it (issue 15). */
 const it = berthTest({ BERTH_MAX_CONTAINERS_PER_PROJECT: '6' }).extend(
@@ -65,7 +65,7 @@ describe('the live-container cap', () => {
     try {
       const res = await berth.postJson('/v1/containers', { name: 'one-too-many' });
       expect(res.status).toBe(429);
-      expect((await res.json()).error).toMatchObject({ type: 'insufficient_quota' });
+      expect(await errorOf(res)).toMatchObject({ type: 'insufficient_quota' });
       expect(res.headers.get('x-should-retry')).toBe('false');
       expect(res.headers.get('retry-after')).toBeNull();
 
@@ -224,7 +224,7 @@ describe('POST /v1/files', () => {
       form.append('file', new Blob(['x']), name);
       const res = await berth.api('/v1/files', { method: 'POST', body: form });
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toMatchObject({ param: 'file' });
+      expect(await errorOf(res)).toMatchObject({ param: 'file' });
       expect(blobs().length).toBe(before);
     },
   );

@@ -1,7 +1,7 @@
 import OpenAI, { AuthenticationError, BadRequestError, NotFoundError } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec, inspectSandbox } from '@berth/testkit';
-import { berthTest } from './fixtures.js';
+import { berthTest, errorOf } from './fixtures.js';
 
 const it = berthTest();
 
@@ -178,10 +178,10 @@ describe('POST /v1/containers', () => {
       body: '{"name":',
     });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error).toMatchObject({ type: 'invalid_request_error', param: null });
+    expect(await errorOf(bad)).toMatchObject({ type: 'invalid_request_error', param: null });
     const big = await berth.postJson('/v1/containers', { name: 'x'.repeat(2 * 1024 * 1024) });
     expect(big.status).toBe(413);
-    expect((await big.json()).error.type).toBe('invalid_request_error');
+    expect((await errorOf(big)).type).toBe('invalid_request_error');
   });
 });
 
@@ -231,7 +231,7 @@ describe('auth and projects', () => {
     const res = await fetch(`${berth.url}/v1/containers`);
     expect(res.status).toBe(401);
     expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
-    expect((await res.json()).error.code).toBe('invalid_api_key');
+    expect((await errorOf(res)).code).toBe('invalid_api_key');
   });
 
   it("keeps projects apart: another project's id is 404 and its list is its own", async ({
@@ -260,6 +260,6 @@ describe('auth and projects', () => {
     const unknown = await berth.api('/v1/nothing-here');
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get('x-request-id')).toBeTruthy();
-    expect((await unknown.json()).error.message).toBe('Invalid URL (GET /v1/nothing-here)');
+    expect((await errorOf(unknown)).message).toBe('Invalid URL (GET /v1/nothing-here)');
   });
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { toFile } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec, listenOn, selfSignedCertificate } from '@berth/testkit';
-import { startBerthFor, test } from './fixtures.js';
+import { errorOf, startBerthFor, test } from './fixtures.js';
 
 const SECRET = `sk-e2e-${randomBytes(16).toString('hex')}`;
 /** Request heads the upstream saw: `host method url authorization body`. */
@@ -139,11 +139,13 @@ print(requests.get('https://plain.test/py', headers=h, timeout=10, verify='/mnt/
       `secret.test GET /py Bearer ${SECRET} -`,
       `plain.test GET /py Bearer ${placeholder} -`,
     ]);
-    const view = await (await berth.api(`/v1/containers/${id}/egress`)).json();
+    const view = (await (await berth.api(`/v1/containers/${id}/egress`)).json()) as {
+      secret_substitutions: { domain: string; count: number }[];
+    };
     expect(view.secret_substitutions).toEqual([
       { domain: 'secret.test', count: expect.any(Number) },
     ]);
-    expect(view.secret_substitutions[0].count).toBeGreaterThanOrEqual(2);
+    expect(view.secret_substitutions[0]!.count).toBeGreaterThanOrEqual(2);
     expect(JSON.stringify(view)).not.toContain(SECRET);
   });
 
@@ -315,7 +317,7 @@ describe('domain_secrets validation', () => {
     ] as const) {
       const res = await berth.postJson('/v1/containers', { name: 'x', network_policy: policy });
       expect(res.status).toBe(400);
-      expect((await res.json()).error.param).toBe(param);
+      expect((await errorOf(res)).param).toBe(param);
     }
   });
 });

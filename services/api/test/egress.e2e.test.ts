@@ -2,8 +2,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { toFile } from 'openai';
 import { describe, expect } from 'vitest';
+import type { ErrorEnvelope } from '@berth/contracts';
 import { dockerExec, listenOn, selfSignedCertificate } from '@berth/testkit';
-import { startBerthFor, test } from './fixtures.js';
+import { errorOf, startBerthFor, test } from './fixtures.js';
 
 /* eslint-disable no-empty-pattern -- a fixture without dependencies destructures nothing. */
 
@@ -193,7 +194,12 @@ except OSError: print('udp-no-route')
     await curl(allowed, 'https://allowed.test/');
     await curl(allowed, 'https://other.test/');
     const res = await berth.api(`/v1/containers/${allowed}/egress`);
-    const stats = await res.json();
+    const stats = (await res.json()) as {
+      allowed: number;
+      denied: number;
+      bytes_down: number;
+      recent: { decision: string; host: string }[];
+    };
     expect(stats.allowed).toBeGreaterThan(0);
     expect(stats.denied).toBeGreaterThan(0);
     expect(stats.bytes_down).toBeGreaterThan(0);
@@ -231,7 +237,7 @@ describe('allowlist validation', () => {
       network_policy: { type: 'allowlist', allowed_domains: [entry] },
     });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.param).toBe(`network_policy.allowed_domains.${index}`);
+    expect((await errorOf(res)).param).toBe(`network_policy.allowed_domains.${index}`);
   });
 
   it('stores IDN as punycode and echoes the normalised list, never domain secrets', async ({
@@ -257,7 +263,7 @@ describe('allowlist validation', () => {
       },
     });
     expect(secrets.status).toBe(400);
-    const body = await secrets.json();
+    const body = (await secrets.json()) as ErrorEnvelope;
     expect(body.error.param).toBe('network_policy.domain_secrets');
     expect(JSON.stringify(body)).not.toContain('s3cret');
   });

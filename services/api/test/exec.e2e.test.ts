@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { containerTest, okJson } from './fixtures.js';
+import { containerTest, errorOf, okJson } from './fixtures.js';
 
 interface ExecResult {
   id: string;
@@ -204,7 +204,8 @@ describe('POST /v1/containers/{id}/exec', () => {
     const before = await berth.client.containers.retrieve(containerId);
     await run({ command: 'true' });
     const after = await berth.client.containers.retrieve(containerId);
-    expect(after.last_active_at).toBeGreaterThanOrEqual(before.last_active_at + 299);
+    expect(before.last_active_at).toBeDefined();
+    expect(after.last_active_at).toBeGreaterThanOrEqual(before.last_active_at! + 299);
   });
 
   it.for([
@@ -222,7 +223,7 @@ describe('POST /v1/containers/{id}/exec', () => {
   ] as const)('rejects %j naming %s', async ([body, param], { post }) => {
     const res = await post(body);
     expect(res.status).toBe(400);
-    const { error } = await res.json();
+    const error = await errorOf(res);
     expect(error.type).toBe('invalid_request_error');
     expect(error.param).toMatch(new RegExp(`^${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
@@ -243,7 +244,7 @@ describe('POST /v1/containers/{id}/exec', () => {
     const late = await berth.createExpired('late');
     const expired = await post({ command: 'true' }, late.id);
     expect(expired.status).toBe(400);
-    expect((await expired.json()).error).toMatchObject({
+    expect(await errorOf(expired)).toMatchObject({
       message: 'Container is expired.',
       code: 'container_expired',
     });

@@ -13,8 +13,11 @@ const it = containerTest('files', { BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 
     'execIn',
     { scope: 'file' },
     ({ berth }) =>
-      async (id: string, command: string): Promise<{ exit_code: number; stdout: string }> =>
-        (await berth.postJson(`/v1/containers/${id}/exec`, { command })).json(),
+      async (id: string, command: string) =>
+        (await (await berth.postJson(`/v1/containers/${id}/exec`, { command })).json()) as {
+          exit_code: number;
+          stdout: string;
+        },
   );
 
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -144,7 +147,7 @@ describe('container files', () => {
       body: upload.body,
       duplex: 'half',
     } as RequestInit);
-    const created = await res.json();
+    const created = (await res.json()) as { id: string; bytes: number };
     expect(res.status).toBe(200);
     expect(created.bytes).toBe(size);
     const down = await berth.api(`/v1/containers/${containerId}/files/${created.id}/content`);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
+import type { ErrorEnvelope } from '@berth/contracts';
 import { generateApiKey } from '@berth/core';
 import { PgAdminStore, PgApiKeyStore, type Pool } from '@berth/db';
 import { createTestDatabase, labelledRuntime, sandboxImage } from '@berth/testkit';
@@ -165,6 +166,11 @@ export async function okJson<T>(res: Response, what: string): Promise<T> {
   if (res.status !== 200)
     throw new Error(`${what} answered ${res.status}: ${JSON.stringify(body)}`);
   return body as T;
+}
+
+/** The `error` of the OpenAI error envelope a call answered, typed; the caller asserts on it. */
+export async function errorOf(res: Response): Promise<ErrorEnvelope['error']> {
+  return ((await res.json()) as ErrorEnvelope).error;
 }
 
 /** Runs `pnpm keys …` (services/api/src/cli/keys.ts) against a database, as an operator would. */

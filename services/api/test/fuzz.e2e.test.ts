@@ -248,7 +248,9 @@ const it = berthTest({ BERTH_EXEC_TIMEOUT_MS: '3000' })
           `${run.creates} containers created, RSS baseline ${(run.baselineRss / 2 ** 20).toFixed(0)} MiB, peak ${(run.peakRss / 2 ** 20).toFixed(0)} MiB, at the end ${(run.finalRss / 2 ** 20).toFixed(0)} MiB`,
       );
     });
-    const doc = await (await fetch(`${berth.url}/v1/openapi.json`)).json();
+    const doc = (await (await fetch(`${berth.url}/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     const operations = readOperations(doc);
     const container = await berth.client.containers.create({ name: 'fuzz' });
     const form = new FormData();

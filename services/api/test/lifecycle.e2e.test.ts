@@ -34,7 +34,8 @@ describe('expiry', () => {
     expect(listed.data.find((c) => c.id === doomed.id)?.status).toBe('expired');
     expect(listed.data.find((c) => c.id === keep.id)?.status).toBe('running');
     // Retrieve and list are not activity: it stays expired and its last_active_at did not move.
-    expect(got.last_active_at).toBe(doomed.last_active_at - 120);
+    expect(doomed.last_active_at).toBeDefined();
+    expect(got.last_active_at).toBe(doomed.last_active_at! - 120);
   });
 
   it('purges expired rows after the retention period; their ids then answer 404', async ({

@@ -80,7 +80,7 @@ async function documented(): Promise<{ doc: Doc; ops: Set<string> }> {
         .finally(() => server.close());
     });
   });
-  const doc = await res.json();
+  const doc = (await res.json()) as Doc;
   const ops = new Set<string>();
   for (const [path, item] of Object.entries<Record<string, unknown>>(doc.paths)) {
     for (const method of ['get', 'post', 'put', 'patch', 'delete']) {

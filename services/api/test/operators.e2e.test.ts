@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { berthTest, keysCli, type RunningBerth } from './fixtures.js';
+import { berthTest, errorOf, keysCli, type RunningBerth } from './fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
 
@@ -242,7 +242,7 @@ describe('operators: the admin API', () => {
 
     const bad = await calls.as(adminKey, '/v1/admin/containers?limit=0&bogus=1');
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error.param).toBe('limit');
+    expect((await errorOf(bad)).param).toBe('limit');
 
     const s = await calls.admin<{
       containers: { by_status: Record<string, number> };
@@ -274,7 +274,7 @@ describe('operators: the admin API', () => {
       for (const route of routes) {
         const res = await calls.as(key, route);
         expect(res.status, `${route} with ${key}`).toBe(404);
-        expect((await res.json()).error.message).toBe(`Invalid URL (GET ${route})`);
+        expect((await errorOf(res)).message).toBe(`Invalid URL (GET ${route})`);
       }
     }
     const c = await berth.client.containers.create({ name: 'target' });
@@ -292,7 +292,7 @@ describe('operators: the admin API', () => {
           : {}),
       });
       expect(res.status, `${method} ${path}`).toBe(403);
-      expect((await res.json()).error).toMatchObject({
+      expect(await errorOf(res)).toMatchObject({
         code: 'admin_key_not_allowed',
         type: 'invalid_request_error',
       });

@@ -1,6 +1,6 @@
 import { BadRequestError } from 'openai';
 import { describe, expect } from 'vitest';
-import { berthTest } from './fixtures.js';
+import { berthTest, errorOf } from './fixtures.js';
 
 type Made = { id: string; name: string; created_at: number };
 
@@ -52,7 +52,9 @@ describe('GET /v1/containers', () => {
       last_id: ids[9],
       has_more: true,
     });
-    const last = await (await berth.api(`/v1/containers?limit=5&after=${ids[39]}`)).json();
+    const last = (await (await berth.api(`/v1/containers?limit=5&after=${ids[39]}`)).json()) as {
+      data: unknown[];
+    };
     expect(last).toMatchObject({ first_id: ids[40], last_id: ids[44], has_more: false });
     expect(last.data).toHaveLength(5);
     const empty = await (await berth.api(`/v1/containers?after=${ids[44]}`)).json();
@@ -100,7 +102,7 @@ describe('GET /v1/containers', () => {
   ])('rejects %s with param %s', async ([query, param], { berth }) => {
     const res = await berth.api(`/v1/containers?${query}`);
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', param });
+    expect(await errorOf(res)).toMatchObject({ type: 'invalid_request_error', param });
   });
 
   it('surfaces query errors as BadRequestError through the SDK', async ({ berth }) => {

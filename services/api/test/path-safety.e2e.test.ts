@@ -1,7 +1,7 @@
 import { toFile } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { containerTest } from './fixtures.js';
+import { containerTest, errorOf } from './fixtures.js';
 
 const it = containerTest('hostile')
   /** As the sandboxed code would: a shell in the sandbox, as its user. */
@@ -46,7 +46,7 @@ describe('path safety', () => {
   ] as const)('refuses the upload path %j with a 400 naming it', async ([path], { uploadTo }) => {
     const res = await uploadTo(path, 'f.txt');
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toMatchObject({
+    expect(await errorOf(res)).toMatchObject({
       type: 'invalid_request_error',
       param: 'path',
     });
@@ -57,7 +57,7 @@ describe('path safety', () => {
     async ([name], { inside, uploadTo }) => {
       const res = await uploadTo(undefined, name);
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toMatchObject({ param: 'file' });
+      expect(await errorOf(res)).toMatchObject({ param: 'file' });
       expect((await inside('ls -A /mnt/data; ls /etc | grep -c evil || true')).stdout).not.toMatch(
         /evil\.txt\n/,
       );
@@ -66,7 +66,7 @@ describe('path safety', () => {
 
   it('takes an unusual but plain file name literally', async ({ uploadTo }) => {
     const res = await uploadTo(undefined, '100% done (ü).txt');
-    expect((await res.json()).path).toBe('/mnt/data/100% done (ü).txt');
+    expect(((await res.json()) as { path: string }).path).toBe('/mnt/data/100% done (ü).txt');
   });
 
   it('never lists or serves symlinks made inside the sandbox, to files or directories', async ({
@@ -124,7 +124,7 @@ describe('path safety', () => {
     uploadTo,
   }) => {
     const res = await uploadTo('deep/', 'f.txt', 'inside');
-    const { id } = await res.json();
+    const { id } = (await res.json()) as { id: string };
     await inside(
       'mv /mnt/data/deep /mnt/data/deep-moved && mkdir -p /tmp/fake && echo leaked > /tmp/fake/f.txt && ln -s /tmp/fake /mnt/data/deep',
     );

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InternalServerError, RateLimitError } from 'openai';
 import { describe, expect, onTestFinished } from 'vitest';
+import type { ErrorEnvelope } from '@berth/contracts';
 import { SocketSwitch } from '@berth/testkit';
 import { test as base } from './fixtures.js';
 
@@ -40,7 +41,7 @@ describe('dependencies going away', () => {
     });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
-    const body = await res.json();
+    const body = (await res.json()) as ErrorEnvelope;
     expect(body.error).toMatchObject({ type: 'server_error' });
     expect(JSON.stringify(body)).not.toMatch(/sock|\/var\/|at .*\.ts/);
     expect((await fetch(`${berth.url}/readyz`)).status).toBe(503);

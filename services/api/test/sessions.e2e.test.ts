@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { containerTest, okJson, type RunningBerth } from './fixtures.js';
+import { containerTest, errorOf, okJson, type RunningBerth } from './fixtures.js';
 
 interface Session {
   id: string;
@@ -113,7 +113,9 @@ describe('sessions', () => {
     expect(failed.error!.traceback.join('')).toMatch(/line 4, in f\n\s+return 1 \/ 0/);
     expect((await calls.run(s.id, 'x')).result).toBe('2');
 
-    const listed = await (await berth.api(`/v1/containers/${containerId}/sessions`)).json();
+    const listed = (await (await berth.api(`/v1/containers/${containerId}/sessions`)).json()) as {
+      data: Session[];
+    };
     expect(listed.data.map((d: Session) => d.id)).toContain(s.id);
     expect((await calls.removeSession(s.id)).status).toBe(200);
     expect((await calls.runRaw(s.id, { code: '1' })).status).toBe(404);
@@ -200,14 +202,14 @@ describe('sessions', () => {
     expect(after).toMatchObject({ status: 'dead' });
     const refused = await calls.runRaw(s.id, { code: '1' }, c.id);
     expect(refused.status).toBe(400);
-    expect((await refused.json()).error.code).toBe('session_dead');
+    expect((await errorOf(refused)).code).toBe('session_dead');
 
     expect((await berth.client.containers.retrieve(c.id)).status).toBe('running');
     const exec = await berth.api(
       `/v1/containers/${c.id}/exec`,
       json('POST', { command: 'echo alive' }),
     );
-    expect((await exec.json()).stdout).toBe('alive\n');
+    expect(((await exec.json()) as { stdout: string }).stdout).toBe('alive\n');
 
     const restarted = await berth.api(
       `/v1/containers/${c.id}/sessions/${s.id}/restart`,
@@ -313,7 +315,7 @@ describe('sessions', () => {
     expect(new TextDecoder().decode((await reader.read()).value)).toContain('started');
     const busy = await calls.runRaw(s.id, { code: '1' });
     expect(busy.status).toBe(409);
-    expect((await busy.json()).error.code).toBe('session_busy');
+    expect((await errorOf(busy)).code).toBe('session_busy');
 
     abort.abort();
     const gone = Date.now();
@@ -336,7 +338,8 @@ describe('sessions', () => {
     const before = await berth.client.containers.retrieve(containerId);
     await calls.run(s.id, 'pass');
     const after = await berth.client.containers.retrieve(containerId);
-    expect(after.last_active_at).toBeGreaterThanOrEqual(before.last_active_at + 299);
+    expect(before.last_active_at).toBeDefined();
+    expect(after.last_active_at).toBeGreaterThanOrEqual(before.last_active_at! + 299);
 
     for (const [body, param] of [
       [{}, 'code'],
@@ -346,7 +349,7 @@ describe('sessions', () => {
     ] as const) {
       const res = await calls.runRaw(s.id, body);
       expect(res.status).toBe(400);
-      expect((await res.json()).error.param).toBe(param);
+      expect((await errorOf(res)).param).toBe(param);
     }
     expect((await calls.runRaw('sess_' + '0'.repeat(32), { code: '1' })).status).toBe(404);
     expect((await calls.runRaw('nope', { code: '1' })).status).toBe(404);
