@@ -6,10 +6,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
+import { expect } from 'vitest';
 import type { ErrorEnvelope } from '@berth/contracts';
 import { generateApiKey } from '@berth/core';
 import { PgAdminStore, PgApiKeyStore, type Pool } from '@berth/db';
-import { createTestDatabase, labelledRuntime, sandboxImage } from '@berth/testkit';
+import {
+  createTestDatabase,
+  labelledRuntime,
+  sandboxImage,
+  type inspectSandbox,
+} from '@berth/testkit';
 import { test as base } from '@berth/testkit/fixtures';
 import type { DockerSandboxRuntime } from '@berth/sandbox-docker';
 import { loadConfig } from '../src/config.js';
@@ -166,6 +172,31 @@ export async function okJson<T>(res: Response, what: string): Promise<T> {
   if (res.status !== 200)
     throw new Error(`${what} answered ${res.status}: ${JSON.stringify(body)}`);
   return body as T;
+}
+
+type HostConfig = NonNullable<Awaited<ReturnType<typeof inspectSandbox>>>['HostConfig'];
+
+/**
+ * SANDBOX.md's baseline on Docker's side, for every way a sandbox comes to be (cold or claimed
+ * from the warm pool): the limit as memory and swap, no capabilities, no privilege gain, default
+ * seccomp, no network but loopback, caps on processes and CPU, an init, a read-only root, no binds.
+ */
+export function expectHardened(host: HostConfig, memoryBytes: number): void {
+  expect(host.Memory).toBe(memoryBytes);
+  expect(host.MemorySwap).toBe(memoryBytes);
+  expect(host.CapDrop).toEqual(['ALL']);
+  expect(host.SecurityOpt).toContain('no-new-privileges:true');
+  expect(host.SecurityOpt ?? []).not.toContain('seccomp=unconfined');
+  expect(host.Privileged).toBe(false);
+  expect(host.NetworkMode).toBe('none');
+  expect(host.PidsLimit).toBeGreaterThan(0);
+  expect(host.NanoCpus).toBeGreaterThan(0);
+  expect(host.Init).toBe(true);
+  expect(host.ReadonlyRootfs).toBe(true);
+  expect(host.Ulimits).toEqual(
+    expect.arrayContaining([expect.objectContaining({ Name: 'nofile' })]),
+  );
+  expect(host.Binds ?? []).toEqual([]);
 }
 
 /** The `error` of the OpenAI error envelope a call answered, typed; the caller asserts on it. */

@@ -10,7 +10,7 @@ import { PgPoolStore } from '@berth/db';
 import { dockerExec, inspectSandbox, sandboxImage } from '@berth/testkit';
 import { loadConfig } from '../src/config.js';
 import { main } from '../src/main.js';
-import { startBerth, type RunningBerth } from './fixtures.js';
+import { expectHardened, startBerth, type RunningBerth } from './fixtures.js';
 
 /**
  * The warm pool, against real Docker and Postgres: a claimed sandbox is a cold one in every way
@@ -137,19 +137,8 @@ describe('a create served by the warm pool', () => {
     expect(await inspectSandbox(created.id)).toBeNull();
     const info = await inspectSandbox(slot!);
     expect(info?.State.Running).toBe(true);
-    const host = info!.HostConfig;
-    expect(host.Memory).toBe(GIB);
-    expect(host.MemorySwap).toBe(GIB);
-    expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.SecurityOpt).toContain('no-new-privileges:true');
-    expect(host.Privileged).toBe(false);
-    expect(host.NetworkMode).toBe('none');
-    expect(host.PidsLimit).toBeGreaterThan(0);
-    expect(host.NanoCpus).toBeGreaterThan(0);
-    expect(host.Init).toBe(true);
-    expect(host.ReadonlyRootfs).toBe(true);
-    expect(host.Binds ?? []).toEqual([]);
-    expect(host.Mounts ?? []).toEqual([]);
+    expectHardened(info!.HostConfig, GIB);
+    expect(info!.HostConfig.Mounts ?? []).toEqual([]);
     expect(info!.Config.Labels).toMatchObject({
       'org.berth.managed-by': 'berth',
       'org.berth.instance': berth.instance,
