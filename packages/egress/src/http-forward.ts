@@ -85,18 +85,15 @@ export async function httpForward(
     path: `${url.pathname}${url.search}`,
     headers: { ...endToEnd(req.headers), host: url.host },
     timeout: ex.idleMs,
-    ...(ex.upstreamProxy
-      ? {
-          // Through the upstream proxy: a CONNECT tunnel to the name, then the request in it.
-          createConnection: (_opts: unknown, done: (err: Error | null, s?: net.Socket) => void) => {
-            openUpstream(verdict.target!, verdict.host, ex.upstreamProxy, ex.idleMs).then(
-              (s) => done(null, s),
-              (error: Error) => done(error),
-            );
-            return undefined;
-          },
-        }
-      : {}),
+    // A fresh stream per request, to the pinned address or through the upstream proxy, reading in
+    // large blocks (the answer is what a fetch is waiting for).
+    createConnection: (_opts: unknown, done: (err: Error | null, s?: net.Socket) => void) => {
+      openUpstream(verdict.target!, verdict.host, ex.upstreamProxy, ex.idleMs, true).then(
+        (s) => done(null, s),
+        (error: Error) => done(error),
+      );
+      return undefined;
+    },
   } as http.RequestOptions);
   const finish = (failure?: string, status = 502): void => {
     if (done) return;
