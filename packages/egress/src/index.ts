@@ -4,14 +4,14 @@ export { isPublicUnicast, isTrustedAddress, parseCidrs } from './address-guard.j
 export { Resolver, EgressDenied } from './resolver.js';
 export { ProxyEgressController } from './controller.js';
 export type { ResolverOptions } from './resolver.js';
+export { EgressProxy } from './proxy.js';
 export {
-  EgressProxy,
   sandboxProxyEnv,
   sandboxCaEnv,
   forwarderCommand,
   SANDBOX_EGRESS_DIR,
   SANDBOX_PROXY_PORT,
-} from './proxy.js';
+} from './sandbox-env.js';
 export type {
   EgressLogger,
   Decision,

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { normalizeHost } from './allowlist.js';
 import { answerAndClose, type Exchange } from './exchange.js';
-import { HOP_BY_HOP, endToEnd } from './http-forward.js';
+import { HOP_BY_HOP, answerText, relayExchange } from './http-relay.js';
 import { openUpstream } from './upstream.js';
 
 /** A secret of one domain as the proxy holds it: `value` null when it could not be unsealed. */
@@ -102,10 +102,7 @@ function forward(
   res.on('error', () => {});
   const deny = (status: number, reason: string) => {
     ex.record({ decision: 'denied', host, port, reason, bytesUp: 0, bytesDown: 0 });
-    if (!res.destroyed)
-      res
-        .writeHead(status, { 'content-type': 'text/plain', connection: 'close' })
-        .end(`berth egress: ${reason}\n`);
+    if (!res.destroyed) answerText(res, status, reason);
   };
   if (!(req.url ?? '').startsWith('/'))
     return deny(400, 'requests in an intercepted tunnel must be origin-form (/path)');
@@ -173,45 +170,5 @@ function forward(
   }
   plan.counted(substitutions);
 
-  let up = 0;
-  let down = 0;
-  let done = false;
-  const finish = (failure?: string, status = 502): void => {
-    if (done) return;
-    done = true;
-    if (failure) {
-      upstream.destroy();
-      if (!res.headersSent && !res.destroyed)
-        res
-          .writeHead(status, { 'content-type': 'text/plain', connection: 'close' })
-          .end(`berth egress: ${failure}\n`);
-      else res.destroy();
-    }
-    ex.record({
-      decision: 'allowed',
-      host,
-      port,
-      ...(failure ? { reason: failure } : {}),
-      bytesUp: up,
-      bytesDown: down,
-    });
-  };
-  const idle = () => finish(`closed after ${ex.idleMs} ms without traffic`, 504);
-  res.on('timeout', idle);
-  upstream.on('timeout', idle);
-  upstream.on('error', (e) => finish(`upstream: ${e.message}`));
-  upstream.on('response', (r) => {
-    r.on('error', (e) => finish(`upstream: ${e.message}`));
-    r.on('close', () => {
-      if (!r.complete) finish('upstream: the answer was cut short');
-    });
-    if (done) return void r.destroy();
-    res.writeHead(r.statusCode ?? 502, endToEnd(r.headers));
-    r.on('data', (c: Buffer) => (down += c.length));
-    r.pipe(res);
-  });
-  res.on('finish', () => finish());
-  res.on('close', () => finish(res.writableFinished ? undefined : 'the client went away'));
-  req.on('data', (c: Buffer) => (up += c.length));
-  req.pipe(upstream);
+  relayExchange(ex, host, port, req, res, upstream);
 }

@@ -30,22 +30,38 @@ export function parseUpstreamProxy(text: string): UpstreamProxy {
 }
 
 const MAX_HEAD = 16 * 1024;
+const READ_BUFFER = 1024 * 1024;
+
+/**
+ * `onread` for a socket that reads up to 1 MB per read call, not libuv's 64 KB: a bulk download
+ * takes a sixteenth of the reads and wake-ups. Each read is copied out of the one buffer and goes
+ * through `push`, so the socket reads, pauses (push says when) and ends as any other.
+ */
+function largeReads(socket: () => net.Socket): net.OnReadOpts {
+  return {
+    buffer: Buffer.allocUnsafe(READ_BUFFER),
+    callback: (n: number, b: Uint8Array) => socket().push(Buffer.from(b.subarray(0, n))),
+  };
+}
 
 /**
  * Opens a TCP stream to `host:port`: straight to the pinned address, or through the upstream
  * proxy by CONNECT with the name (the proxy resolves it). Resolves once bytes can flow; rejects on
  * an error, a refusal, or `timeoutMs` without an answer. The socket comes back with no listeners.
+ * `bulk`: it reads in large blocks (for a socket only streams read; TLS wraps the plain kind).
  */
 export function openUpstream(
   target: { address: string; port: number },
   host: string,
   via: UpstreamProxy | undefined,
   timeoutMs: number,
+  bulk = false,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(
-      via ? { host: via.host, port: via.port } : { host: target.address, port: target.port },
-    );
+    const socket: net.Socket = net.connect({
+      ...(via ? { host: via.host, port: via.port } : { host: target.address, port: target.port }),
+      ...(bulk ? { onread: largeReads(() => socket) } : {}),
+    });
     const fail = (error: Error) => {
       socket.destroy();
       reject(error);
