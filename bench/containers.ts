@@ -114,6 +114,15 @@ export async function poolReady(
 }
 
 /**
+ * Waits (untimed) until both pools are full, so no filler's Docker create runs beside what is
+ * measured next (a claim wakes the filler; its refill would land in the next timings).
+ */
+export async function poolsFull(berth: BenchBerth): Promise<void> {
+  await poolReady(berth, POOL_SIZE, 'disabled');
+  await poolReady(berth, ALLOWLIST_POOL_SIZE, 'allowlist');
+}
+
+/**
  * Create latency while the pool has a sandbox (each create waits, untimed, for the filler), beside
  * the same bare dockerode create+start: the claim path against the cold one. `allowlist`: the
  * claim also attaches the proxy to the slot's egress directory.

@@ -1,3 +1,4 @@
+import { poolsFull } from './containers.js';
 import { percentile, time, type BenchBerth, type Row } from './harness.js';
 import { testDocker } from '@berth/testkit';
 
@@ -39,6 +40,7 @@ export async function benchExec(berth: BenchBerth, runs = 30): Promise<Row[]> {
   const { id } = (await res.json()) as { id: string };
   const rows: Row[] = [];
   const sandbox = await berth.sandboxOf(id);
+  await poolsFull(berth);
   try {
     for (const [label, argv] of [
       ['true', ['true']],

@@ -2,7 +2,7 @@
  * `pnpm bench`: measures what the issues ask for and prints one table. Numbers go into the
  * issue notes; no test asserts on time.
  */
-import { benchCreate, benchList, benchPoolCreate } from './containers.js';
+import { benchCreate, benchList, benchPoolCreate, poolsFull } from './containers.js';
 import { benchLoad } from './load.js';
 import { benchEgress } from './egress.js';
 import { benchEgressTls } from './egress-tls.js';
@@ -25,22 +25,28 @@ async function run(): Promise<void> {
     return at > 0 ? process.argv[at + 1] : undefined;
   };
   const only = new Set((arg('--only') ?? '').split(',').filter(Boolean));
-  const want = (part: string) => only.size === 0 || only.has(part);
+  const parts: [string, () => Promise<Row[]>][] = [
+    ['create', () => benchCreate(berth)],
+    ['pool', () => benchPoolCreate(berth)],
+    ['pool-allowlist', () => benchPoolCreate(berth, 30, 'allowlist')],
+    ['list', () => benchList(berth)],
+    ['exec', () => benchExec(berth)],
+    ['files', () => benchFiles(berth)],
+    ['reaper', () => benchReaper(berth)],
+    ['sessions', () => benchSessions(berth)],
+    ['archive', () => benchArchive(berth)],
+    ['egress', () => benchEgress()],
+    ['admin', () => benchAdmin()],
+    ['egress-tls', () => benchEgressTls()],
+    ['load', () => benchLoad(berth, { seconds: Number(arg('--load-seconds') ?? 60) })],
+  ];
   try {
-    if (want('create')) rows.push(...(await benchCreate(berth)));
-    if (want('pool')) rows.push(...(await benchPoolCreate(berth)));
-    if (want('pool-allowlist')) rows.push(...(await benchPoolCreate(berth, 30, 'allowlist')));
-    if (want('list')) rows.push(...(await benchList(berth)));
-    if (want('exec')) rows.push(...(await benchExec(berth)));
-    if (want('files')) rows.push(...(await benchFiles(berth)));
-    if (want('reaper')) rows.push(...(await benchReaper(berth)));
-    if (want('sessions')) rows.push(...(await benchSessions(berth)));
-    if (want('archive')) rows.push(...(await benchArchive(berth)));
-    if (want('egress')) rows.push(...(await benchEgress()));
-    if (want('admin')) rows.push(...(await benchAdmin()));
-    if (want('egress-tls')) rows.push(...(await benchEgressTls()));
-    if (want('load'))
-      rows.push(...(await benchLoad(berth, { seconds: Number(arg('--load-seconds') ?? 60) })));
+    for (const [name, part] of parts) {
+      if (only.size > 0 && !only.has(name)) continue;
+      // Both pools full first: no filler's Docker create runs beside this part's timings.
+      await poolsFull(berth);
+      rows.push(...(await part()));
+    }
   } finally {
     await berth.close();
   }
