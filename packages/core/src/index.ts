@@ -91,7 +91,12 @@ export type { FilesServiceOptions } from './use-cases/files-service.js';
 export { ContainerFilesService } from './use-cases/container-files-service.js';
 export type { ContainerFilesServiceOptions } from './use-cases/container-files-service.js';
 export type { ContainerSeeder } from './use-cases/containers-service.js';
-export type { EgressController, ClearDomainSecret } from './ports/egress-controller.js';
+export type {
+  EgressController,
+  ClearDomainSecret,
+  EgressDecision,
+  EgressStats,
+} from './ports/egress-controller.js';
 export type {
   AdminContainerFilter,
   AdminStore,

@@ -1,3 +1,4 @@
+import type { EgressDecision, EgressStats } from '@berth/core';
 export interface EgressLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
@@ -5,26 +6,9 @@ export interface EgressLogger {
   error?(fields: object, message: string): void;
 }
 
-export interface Decision {
-  containerId: string;
-  decision: 'allowed' | 'denied';
-  host: string;
-  port: number;
-  reason?: string;
-  bytesUp: number;
-  bytesDown: number;
-}
-
-export interface EgressStats {
-  allowed: number;
-  denied: number;
-  bytesUp: number;
-  bytesDown: number;
-  /** The most recent decisions, newest last. */
-  recent: Decision[];
-  /** Placeholders replaced by secrets, per domain with secrets (counts only, never values). */
-  substitutions: Record<string, number>;
-}
+/** The proxy's records are core's: routes and metrics read them without knowing this package. */
+export type Decision = EgressDecision;
+export type { EgressStats };
 
 export const emptyStats = (): EgressStats => ({
   allowed: 0,

@@ -10,6 +10,7 @@ import type {
   SkillsService,
   SessionsService,
   ContainerRestorer,
+  EgressStats,
 } from '@berth/core';
 import {
   openApiDocument,
@@ -29,7 +30,6 @@ import { egressRoutes } from './routes/egress.js';
 import { skillRoutes } from './routes/skills.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { restoreRoutes } from './routes/restore.js';
-import type { EgressStats } from '@berth/egress';
 import { authenticateProject } from './http/admin-auth.js';
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
 import { dashboardRoutes } from './routes/dashboard.js';

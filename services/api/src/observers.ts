@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import {
   isBerthError,
   type ContainerRecord,
+  type EgressDecision as Decision,
   type EventStore,
   type ExecOutcome,
   type LifecycleEvent,
   type ReapReport,
   type ReconcileReport,
 } from '@berth/core';
-import type { Decision } from '@berth/egress';
 import { egressReasonCategory, failureReasonCategory, type Metrics } from './metrics.js';
 
 /** Denials one container may add to the event log per minute; the counter counts them all. */

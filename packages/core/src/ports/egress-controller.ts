@@ -7,6 +7,29 @@ export interface ClearDomainSecret {
   value: string;
 }
 
+/** One judgement of the egress proxy: a sandbox's attempt to reach `host:port`. */
+export interface EgressDecision {
+  containerId: string;
+  decision: 'allowed' | 'denied';
+  host: string;
+  port: number;
+  reason?: string;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** What the proxy has seen of one sandbox since this process started serving it. */
+export interface EgressStats {
+  allowed: number;
+  denied: number;
+  bytesUp: number;
+  bytesDown: number;
+  /** The most recent decisions, newest last. */
+  recent: EgressDecision[];
+  /** Placeholders replaced by secrets, per domain with secrets (counts only, never values). */
+  substitutions: Record<string, number>;
+}
+
 /** The egress proxy, from the domain's side: which sandbox may reach which hosts, with which secrets. */
 export interface EgressController {
   /**

@@ -12,8 +12,8 @@ import {
   type SandboxUsage,
   type SandboxUsageReader,
   type StoredEvent,
+  type EgressStats,
 } from '@berth/core';
-import type { EgressStats } from '@berth/egress';
 import { parseOrThrow } from '../http/validate.js';
 import { requireAdmin } from '../http/admin-auth.js';
 import { listBody } from '../http/list.js';

@@ -1,8 +1,7 @@
 import { Router } from 'express';
 import type { EgressReport } from '@berth/contracts';
-import type { ContainersService } from '@berth/core';
+import type { ContainersService, EgressStats } from '@berth/core';
 import type { z } from 'zod';
-import type { EgressStats } from '@berth/egress';
 
 /**
  * `GET /v1/containers/{id}/egress` (ours): what the sandbox tried to reach through the proxy,
