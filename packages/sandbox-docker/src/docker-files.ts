@@ -179,6 +179,8 @@ export function parseListing(raw: Buffer): SandboxFileEntry[] {
 function idleGuard(ms: number, onIdle: () => void): Transform {
   const timer = setTimeout(onIdle, ms);
   const t = new Transform({
+    // A few 64 KiB reads of slack (the default is 16 KiB): a wait per read otherwise.
+    highWaterMark: 256 * 1024,
     transform(chunk: Buffer, _enc, done) {
       timer.refresh();
       done(null, chunk);
