@@ -60,6 +60,8 @@ async function run(req: ClientRequest): Promise<ClientReply> {
   return { ms: ms(), bytes: total };
 }
 
+// The bench is done with it (or gone): nothing keeps this process.
+process.once('disconnect', () => process.exit(0));
 process.on('message', (req: ClientRequest) => {
   run(req).then(
     (reply) => process.send?.(reply),

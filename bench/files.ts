@@ -156,7 +156,7 @@ function startClient() {
       });
       child.send(req);
     });
-  return { ask, close: () => void child.kill() };
+  return { ask, close: () => child.disconnect() };
 }
 
 /** A transfer the client timed, with the service's RSS growth and CPU time around it. */
