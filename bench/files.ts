@@ -1,60 +1,63 @@
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { time, type BenchBerth, type Row } from './harness.js';
+import { fileURLToPath } from 'node:url';
+import { percentile, time, type BenchBerth, type Row } from './harness.js';
 import { testDocker } from '@berth/testkit';
+import { POOL_SIZE } from './containers.js';
+import type { ClientReply, ClientRequest } from './files-client.js';
 
 // The bare twin: dockerode itself, through the one client (no Berth helper in the way).
 const docker = testDocker.docker;
 const SIZE = 200 * 1024 * 1024;
 const CHUNK = randomBytes(1024 * 1024);
+/** Rounds of each transfer, API and bare alternating: the load of this shared machine drifts. */
+const ROUNDS = 3;
+const median = (xs: number[]) => percentile(xs, 50);
 
 async function* bytes(size: number) {
   for (let sent = 0; sent < size; sent += CHUNK.length)
     yield CHUNK.subarray(0, Math.min(CHUNK.length, size - sent));
 }
 
-function multipart(name: string, size: number) {
-  const boundary = `bench${randomBytes(6).toString('hex')}`;
-  async function* parts() {
-    yield Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
-    );
-    yield* bytes(size);
-    yield Buffer.from(`\r\n--${boundary}--\r\n`);
-  }
-  const it = parts();
-  return {
-    contentType: `multipart/form-data; boundary=${boundary}`,
-    body: new ReadableStream({
-      async pull(c) {
-        const { value, done } = await it.next();
-        if (done) c.close();
-        else c.enqueue(value);
-      },
-    }),
-  };
+interface Measured {
+  ms: number;
+  /** RSS growth over the RSS just before the transfer: its peak, sampled every 50 ms. */
+  rssGrowth: number;
+  /** CPU time (user + system) this process spent: the service's (API), the client's (bare). */
+  cpuMs: number;
 }
 
-/** The service's RSS peak while `fn` runs (the bench runs the service in this process). */
-async function peakRss<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  let peak = process.memoryUsage().rss;
+/**
+ * One timed transfer, with this process's RSS growth and CPU time. The bench runs the service in
+ * this process and the HTTP client in another (bench/files-client.ts): the RSS is the service's.
+ */
+async function measure(fn: () => Promise<void>): Promise<Measured> {
+  const before = process.memoryUsage().rss;
+  let peak = before;
   const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  const cpu = process.cpuUsage();
   try {
-    const value = await fn();
-    return [peak, value];
+    const [ms] = await time(fn);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    const used = process.cpuUsage(cpu);
+    return { ms, rssGrowth: peak - before, cpuMs: (used.user + used.system) / 1000 };
   } finally {
     clearInterval(timer);
   }
 }
 
-/** The same bytes through a bare `docker exec … cat` (docker cp can't write into a tmpfs mount). */
 /** The sandbox's own user (each sandbox has a uid of its own): what its code runs as. */
 const userOf = async (name: string): Promise<string> =>
   (await docker.getContainer(name).inspect()).Config.User;
 
-async function bareUpload(name: string): Promise<void> {
+/**
+ * The same bytes through a bare `docker exec … cat` (docker cp can't write into a tmpfs mount),
+ * written in the same 1 MiB chunks the HTTP client sends.
+ */
+async function bareUpload(name: string, user: string): Promise<void> {
   const exec = await docker.getContainer(name).exec({
     Cmd: ['sh', '-c', 'cat > /mnt/data/bare.bin'],
-    User: await userOf(name),
+    User: user,
     AttachStdin: true,
     AttachStdout: true,
     AttachStderr: true,
@@ -62,27 +65,111 @@ async function bareUpload(name: string): Promise<void> {
   const stream = await exec.start({ hijack: true, stdin: true });
   let failed: Error | null = null;
   stream.on('error', (error: Error) => (failed = error));
+  stream.resume();
   for await (const chunk of bytes(SIZE)) {
     if (failed) throw new Error(`bare upload failed: ${(failed as Error).message}`);
     if (!stream.write(chunk)) await new Promise((r) => stream.once('drain', r));
   }
   stream.end();
   await new Promise((r) => stream.once('end', r));
+  const { ExitCode } = await exec.inspect();
+  if (ExitCode !== 0) throw new Error(`bare upload exited ${ExitCode}`);
 }
 
-async function bareDownload(name: string): Promise<number> {
+/**
+ * The file back through a bare `docker exec cat`: the attach stream read as it comes, its frame
+ * headers walked in place to count the payload (no copy: the floor of any demultiplexer).
+ */
+async function bareDownload(name: string, user: string): Promise<void> {
   const exec = await docker.getContainer(name).exec({
     Cmd: ['cat', '/mnt/data/bare.bin'],
-    User: await userOf(name),
+    User: user,
     AttachStdout: true,
     AttachStderr: true,
   });
   const stream = await exec.start({ hijack: true, stdin: false });
-  let total = 0;
-  for await (const chunk of stream) total += (chunk as Buffer).length;
-  return total;
+  let payload = 0;
+  // Bytes of the current frame (header, then payload) still to come in later chunks.
+  let header = Buffer.alloc(0);
+  let left = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let at = 0;
+    while (at < chunk.length) {
+      if (left > 0) {
+        const n = Math.min(left, chunk.length - at);
+        payload += n;
+        left -= n;
+        at += n;
+        continue;
+      }
+      if (header.length === 0 && chunk.length - at >= 8) {
+        left = chunk.readUInt32BE(at + 4);
+        at += 8;
+        continue;
+      }
+      const need = 8 - header.length;
+      header = Buffer.concat([header, chunk.subarray(at, at + need)]);
+      at += Math.min(need, chunk.length - at);
+      if (header.length === 8) {
+        left = header.readUInt32BE(4);
+        header = Buffer.alloc(0);
+      }
+    }
+  }
+  if (payload !== SIZE) throw new Error(`bare download read ${payload} bytes`);
 }
 
+async function bareRemove(name: string, user: string): Promise<void> {
+  const exec = await docker
+    .getContainer(name)
+    .exec({ Cmd: ['rm', '-f', '/mnt/data/bare.bin'], User: user });
+  await exec.start({ Detach: true });
+  for (let i = 0; i < 100 && (await exec.inspect()).Running; i++)
+    await new Promise((r) => setTimeout(r, 20));
+}
+
+/** Waits (untimed, at most `ms`) until the warm pool is full. */
+async function poolFull(berth: BenchBerth, ms: number): Promise<void> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline;) {
+    const { rows } = await berth.pool.query<{ n: number }>(
+      `select count(*)::int as n from pool_sandboxes where state = 'idle'`,
+    );
+    if ((rows[0]?.n ?? 0) >= POOL_SIZE) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The HTTP client, forked once (untimed) and asked for one transfer at a time. */
+function startClient() {
+  const child = fork(fileURLToPath(new URL('./files-client.ts', import.meta.url)), {
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ask = (req: ClientRequest) =>
+    new Promise<{ ms: number; id?: string }>((resolve, reject) => {
+      const onExit = () => reject(new Error('the bench client exited'));
+      child.once('exit', onExit);
+      child.once('message', (reply: ClientReply) => {
+        child.off('exit', onExit);
+        if ('error' in reply) reject(new Error(reply.error));
+        else resolve(reply);
+      });
+      child.send(req);
+    });
+  return { ask, close: () => child.disconnect() };
+}
+
+/** A transfer the client timed, with the service's RSS growth and CPU time around it. */
+async function viaClient(ask: () => Promise<{ ms: number; id?: string }>) {
+  let reply: { ms: number; id?: string } = { ms: 0 };
+  const measured = await measure(async () => void (reply = await ask()));
+  return { measured: { ...measured, ms: reply.ms }, id: reply.id };
+}
+
+/**
+ * 200 MB up and down through the API beside a bare `docker exec cat` of the same bytes into the
+ * same sandbox, ROUNDS times each (alternating which goes first), medians compared.
+ */
 export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
   const res = await berth.api('/v1/containers', {
     method: 'POST',
@@ -90,49 +177,76 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
   });
   const { id } = (await res.json()) as { id: string };
   const mb = SIZE / 2 ** 20;
+  const api = { up: [] as Measured[], down: [] as Measured[] };
+  const bare = { up: [] as Measured[], down: [] as Measured[] };
+  const client = startClient();
   try {
-    global.gc?.();
-    const baseline = process.memoryUsage().rss;
-    const [upPeak, [upMs, created]] = await peakRss(() =>
-      time(async () => {
-        const form = multipart('big.bin', SIZE);
-        const r = await fetch(`${berth.url}/v1/containers/${id}/files`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${berth.apiKey}`, 'content-type': form.contentType },
-          body: form.body,
-          duplex: 'half',
-        } as RequestInit);
-        return (await r.json()) as { id: string; bytes: number };
-      }),
-    );
-    if (created.bytes !== SIZE) throw new Error(`upload stored ${created.bytes} bytes`);
-    const [downPeak, [downMs]] = await peakRss(() =>
-      time(async () => {
-        const r = await berth.api(`/v1/containers/${id}/files/${created.id}/content`);
-        let total = 0;
-        for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>)
-          total += chunk.length;
-        if (total !== SIZE) throw new Error(`downloaded ${total} bytes`);
-      }),
-    );
-    await berth.api(`/v1/containers/${id}/files/${created.id}`, { method: 'DELETE' });
     const sandbox = await berth.sandboxOf(id);
-    const [bareUpMs] = await time(() => bareUpload(sandbox));
-    const [bareDownMs] = await time(() => bareDownload(sandbox));
-    return [
-      { name: 'upload 200 MB: HTTP multipart → sandbox', value: mb / (upMs / 1000), unit: 'MB/s' },
-      { name: 'upload 200 MB: bare docker exec cat', value: mb / (bareUpMs / 1000), unit: 'MB/s' },
-      { name: 'download 200 MB: HTTP ← sandbox', value: mb / (downMs / 1000), unit: 'MB/s' },
-      {
-        name: 'download 200 MB: bare docker exec cat',
-        value: mb / (bareDownMs / 1000),
-        unit: 'MB/s',
-      },
-      { name: 'service RSS before transfers', value: baseline / 2 ** 20, unit: 'MiB' },
-      { name: 'service RSS peak during upload', value: upPeak / 2 ** 20, unit: 'MiB' },
-      { name: 'service RSS peak during download', value: downPeak / 2 ** 20, unit: 'MiB' },
-    ];
+    const user = await userOf(sandbox);
+    // The claim made the filler start a sandbox: let it finish, so it doesn't load one side only
+    // (at most a minute: on a busy host the pool may not fill, and the rounds alternate anyway).
+    await poolFull(berth, 60_000);
+    const viaApi = async () => {
+      const up = await viaClient(() =>
+        client.ask({
+          op: 'upload',
+          url: `${berth.url}/v1/containers/${id}/files`,
+          apiKey: berth.apiKey,
+          chunk: CHUNK,
+          size: SIZE,
+        }),
+      );
+      api.up.push(up.measured);
+      const fileId = up.id ?? '';
+      const down = await viaClient(() =>
+        client.ask({
+          op: 'download',
+          url: `${berth.url}/v1/containers/${id}/files/${fileId}/content`,
+          apiKey: berth.apiKey,
+          size: SIZE,
+        }),
+      );
+      api.down.push(down.measured);
+      await berth.api(`/v1/containers/${id}/files/${fileId}`, { method: 'DELETE' });
+    };
+    const viaBare = async () => {
+      bare.up.push(await measure(() => bareUpload(sandbox, user)));
+      bare.down.push(await measure(() => bareDownload(sandbox, user)));
+      await bareRemove(sandbox, user);
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const side of round % 2 ? [viaBare, viaApi] : [viaApi, viaBare]) await side();
+    }
   } finally {
+    client.close();
     await berth.api(`/v1/containers/${id}`, { method: 'DELETE' });
   }
+  const rate = (runs: Measured[]) => mb / (median(runs.map((r) => r.ms)) / 1000);
+  const rows: Row[] = [];
+  for (const [dir, label] of [
+    ['up', 'upload 200 MB: HTTP multipart → sandbox'],
+    ['down', 'download 200 MB: HTTP ← sandbox'],
+  ] as const) {
+    const a = api[dir];
+    const b = bare[dir];
+    const note = `median of ${ROUNDS}`;
+    rows.push(
+      { name: label, value: rate(a), unit: 'MB/s', note },
+      { name: `${label.split(':')[0]}: bare docker exec cat`, value: rate(b), unit: 'MB/s', note },
+      { name: `${label.split(':')[0]}: ratio API/bare`, value: rate(a) / rate(b), unit: 'x' },
+      {
+        name: `${label.split(':')[0]}: CPU of this process, API/bare`,
+        value: median(a.map((r) => r.cpuMs)) / median(b.map((r) => r.cpuMs)),
+        unit: 'x',
+        note: `${median(a.map((r) => r.cpuMs)).toFixed(0)} ms vs ${median(b.map((r) => r.cpuMs)).toFixed(0)} ms`,
+      },
+      {
+        name: `${label.split(':')[0]}: service RSS growth (max)`,
+        value: Math.max(...a.map((r) => r.rssGrowth)) / 2 ** 20,
+        unit: 'MiB',
+        note: 'peak over the RSS before it',
+      },
+    );
+  }
+  return rows;
 }

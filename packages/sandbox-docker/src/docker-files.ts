@@ -17,15 +17,37 @@ import { sandboxUser } from './sandbox-user.js';
 
 const HELPER = readFileSync(new URL('./files-helper.py', import.meta.url), 'utf8');
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
-const MAX_FRAME = 1024 * 1024;
+/** An upload frame's payload: the helper reads up to 1 MiB at a time. */
+const FRAME = 256 * 1024;
+/** A download's body is passed on in pieces of about this size (the engine sends 8-32 KiB frames). */
+const BATCH = 128 * 1024;
 const MAX_LIST_ENTRIES = 10_000;
 /** A transfer's run may be long; what bounds it is the idle timeout, not this. */
 const TRANSFER_DEADLINE_MS = 6 * 3_600_000;
 
-/** Wraps each chunk as [u32 length][bytes] and ends with a zero frame: only a complete upload commits. */
+/**
+ * Frames the upload as [u32 length][bytes] and ends with a zero frame: only a complete upload
+ * commits. Chunks are gathered into frames of up to FRAME bytes: a request body arrives in 64 KiB
+ * reads, and a header per read cost the helper a read and the socket a write each.
+ */
 function framer(maxBytes: number): Transform & { bytes: number } {
   let bytes = 0;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  // The header, then the held slices as they are (no copy: a 200 MB upload would leave 200 MB of
+  // copies for the collector, and the RSS grows by it); the socket writes what queues up at once.
+  const frame = (t: Transform): void => {
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(heldBytes, 0);
+    t.push(header);
+    for (const part of held) t.push(part);
+    held = [];
+    heldBytes = 0;
+  };
   const t = new Transform({
+    // Two frames may wait here for the socket: the request keeps arriving while one is written.
+    writableHighWaterMark: FRAME,
+    readableHighWaterMark: FRAME,
     transform(chunk: Buffer, _enc, done) {
       bytes += chunk.length;
       (t as Transform & { bytes: number }).bytes = bytes;
@@ -33,16 +55,17 @@ function framer(maxBytes: number): Transform & { bytes: number } {
         done(new PayloadTooLargeError(`File too large: the limit is ${maxBytes} bytes.`));
         return;
       }
-      for (let at = 0; at < chunk.length; at += MAX_FRAME) {
-        const part = chunk.subarray(at, at + MAX_FRAME);
-        const header = Buffer.alloc(4);
-        header.writeUInt32BE(part.length);
-        this.push(header);
-        this.push(part);
+      for (let at = 0; at < chunk.length;) {
+        const part = chunk.subarray(at, at + FRAME - heldBytes);
+        held.push(part);
+        heldBytes += part.length;
+        at += part.length;
+        if (heldBytes === FRAME) frame(this);
       }
       done();
     },
     flush(done) {
+      if (heldBytes) frame(this);
       done(null, Buffer.alloc(4));
     },
   });
@@ -51,7 +74,9 @@ function framer(maxBytes: number): Transform & { bytes: number } {
 
 /**
  * The helper prints the file's size on the first line, then the bytes. The size is the sandbox's
- * word, so the body passes exactly that many bytes and fails if fewer arrive.
+ * word, so the body passes exactly that many bytes and fails if fewer arrive. The bytes go on in
+ * pieces of about BATCH bytes (what arrived within a millisecond, at the least): the engine's
+ * frames are small, and each piece costs the HTTP response, and its client, a write and a read.
  */
 function sizedBody(path: string): Transform & { size: Promise<number | null> } {
   let resolveSize!: (size: number | null) => void;
@@ -59,12 +84,29 @@ function sizedBody(path: string): Transform & { size: Promise<number | null> } {
   let header: Buffer | null = Buffer.alloc(0);
   let expected = 0;
   let sent = 0;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const release = (t: Transform) => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (!heldBytes) return;
+    const piece = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
+    held = [];
+    heldBytes = 0;
+    t.push(piece);
+  };
   const pass = (t: Transform, chunk: Buffer) => {
     const part = chunk.subarray(0, Math.max(0, expected - sent));
     sent += part.length;
-    if (part.length) t.push(part);
+    if (!part.length) return;
+    held.push(part);
+    heldBytes += part.length;
+    if (heldBytes >= BATCH) release(t);
+    else timer ??= setTimeout(() => release(t), 1);
   };
   const body = new Transform({
+    readableHighWaterMark: 4 * BATCH,
     transform(chunk: Buffer, _enc, done) {
       if (header === null) {
         pass(this, chunk);
@@ -92,11 +134,15 @@ function sizedBody(path: string): Transform & { size: Promise<number | null> } {
       done();
     },
     flush(done) {
+      release(this);
       resolveSize(null);
       done(sent === expected ? null : new Error(`file ${path} changed while it was read`));
     },
   });
-  body.once('close', () => resolveSize(null));
+  body.once('close', () => {
+    if (timer) clearTimeout(timer);
+    resolveSize(null);
+  });
   return Object.assign(body, { size });
 }
 
@@ -131,14 +177,12 @@ export function parseListing(raw: Buffer): SandboxFileEntry[] {
 
 /** Calls `onIdle` when no chunk has passed for `ms`; a stalled transfer ends instead of hanging. */
 function idleGuard(ms: number, onIdle: () => void): Transform {
-  let timer = setTimeout(onIdle, ms);
-  const reset = () => {
-    clearTimeout(timer);
-    timer = setTimeout(onIdle, ms);
-  };
+  const timer = setTimeout(onIdle, ms);
   const t = new Transform({
+    // A few 64 KiB reads of slack (the default is 16 KiB): a wait per read otherwise.
+    highWaterMark: 256 * 1024,
     transform(chunk: Buffer, _enc, done) {
-      reset();
+      timer.refresh();
       done(null, chunk);
     },
     flush(done) {
@@ -235,17 +279,21 @@ export class DockerSandboxFiles implements SandboxFiles {
     const sent = new Promise<void>((resolve, reject) => {
       frames.once('error', reject);
       guard.once('error', reject);
-      guard.once('end', resolve);
+      frames.once('end', resolve);
       void run.end.then(() => reject(new Error('the file helper ended before the upload did')));
     });
-    data.pipe(frames).pipe(guard).pipe(run.stdin!, { end: false });
+    // The guard watches the bytes as they come (the framer holds up to a frame of them): a slow
+    // but moving client is not idle, and a helper that stops reading stops them too.
+    data.pipe(guard).pipe(frames).pipe(run.stdin!, { end: false });
     try {
       // Never end the socket before the zero frame is written: an incomplete upload must not commit.
       await sent;
       run.stdin!.end();
     } catch (error) {
-      guard.unpipe(run.stdin!);
-      data.unpipe(frames);
+      frames.unpipe(run.stdin!);
+      guard.unpipe(frames);
+      data.unpipe(guard);
+      guard.destroy();
       data.off('error', source);
       data.on('error', () => {});
       data.resume();

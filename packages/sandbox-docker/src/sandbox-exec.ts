@@ -54,8 +54,10 @@ export interface RunningExec {
 
 /**
  * Splits Docker's multiplexed attach stream (8-byte frame headers) into stdout and stderr, with
- * backpressure on both: while a reader is slow the socket is not read. Malformed frames from the
- * sandbox side end the streams; nothing here throws out of an event handler.
+ * backpressure on both: while a reader is slow the socket is not read. Payloads are passed on as
+ * slices of the socket's chunks as they arrive (a frame split across chunks is never copied back
+ * together). Malformed frames from the sandbox side end the streams; nothing here throws out of
+ * an event handler.
  */
 function demux(source: Readable): { stdout: PassThrough; stderr: PassThrough } {
   const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
@@ -63,30 +65,73 @@ function demux(source: Readable): { stdout: PassThrough; stderr: PassThrough } {
   // Nobody may be reading these when they fail: errors are reported through `end`, not thrown.
   stdout.on('error', () => {});
   stderr.on('error', () => {});
-  void (async () => {
-    let pending: Buffer = Buffer.alloc(0);
-    try {
-      for await (const chunk of source) {
-        pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
-        while (pending.length >= 8) {
-          const size = pending.readUInt32BE(4);
-          if (pending.length < 8 + size) break;
-          const target = pending[0] === 2 ? stderr : pending[0] === 1 ? stdout : null;
-          const payload = pending.subarray(8, 8 + size);
-          pending = pending.subarray(8 + size);
-          if (target && !target.destroyed && !target.write(payload))
-            await new Promise<void>((r) => {
-              target.once('drain', r);
-              target.once('close', r);
-            });
-        }
+  // The frame being read: its header (while incomplete), where its payload goes, what is left.
+  let header: Buffer | null = null;
+  let target: PassThrough | null = null;
+  let left = 0;
+  const readHeader = (frame: Buffer): void => {
+    target = frame[0] === 1 ? stdout : frame[0] === 2 ? stderr : null;
+    left = frame.readUInt32BE(4);
+  };
+  let waiting = false;
+  // One listener per stream for the whole run (not one per wait): resumes once no reader is behind.
+  const resume = (): void => {
+    if (!waiting || stdout.writableNeedDrain || stderr.writableNeedDrain) return;
+    waiting = false;
+    source.resume();
+  };
+  for (const s of [stdout, stderr]) {
+    s.on('drain', resume);
+    // A reader that went away is not behind: its payload is dropped from now on.
+    s.on('close', () => {
+      if (waiting) {
+        waiting = false;
+        source.resume();
       }
-    } catch {
-      // The socket was destroyed (deadline, abort, Docker going away): end what we have.
+    });
+  }
+  source.on('data', (chunk: Buffer) => {
+    let at = 0;
+    let full = false;
+    while (at < chunk.length) {
+      if (left === 0) {
+        if (header === null && chunk.length - at >= 8) {
+          readHeader(chunk.subarray(at, at + 8));
+          at += 8;
+        } else {
+          // A header split across chunks (rare, 8 bytes at most): put together before it is read.
+          const take = chunk.subarray(at, at + 8 - (header?.length ?? 0));
+          header = header ? Buffer.concat([header, take]) : Buffer.from(take);
+          at += take.length;
+          if (header.length < 8) break;
+          readHeader(header);
+          header = null;
+        }
+        continue;
+      }
+      const payload = chunk.subarray(at, at + left);
+      at += payload.length;
+      left -= payload.length;
+      const to = target as PassThrough | null;
+      if (to && !to.destroyed && !to.write(payload)) full = true;
     }
+    if (full && !waiting) {
+      waiting = true;
+      source.pause();
+      resume();
+    }
+  });
+  let ended = false;
+  // The socket ended, or was destroyed (deadline, abort, Docker going away): end what we have.
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
     stdout.end();
     stderr.end();
-  })();
+  };
+  source.once('end', end);
+  source.once('close', end);
+  source.once('error', end);
   return { stdout, stderr };
 }
 

@@ -64,14 +64,20 @@ function uploadError(error: unknown): unknown {
  * request then fails (another `file` part, a broken form), `undo` takes the stored part back.
  */
 export function singleFileUpload<T>(maxBytes: number, store: Store<T>, undo: Undo<T>) {
-  const parse = multer({
+  // multer 2 passes both high-water marks to busboy; its types don't list them yet.
+  const options: multer.Options & { highWaterMark: number; fileHwm: number } = {
     storage: streamingStorage(store, undo),
     // One byte over the limit reaches the store's own counter, which refuses it with a 413.
     limits: { fileSize: maxBytes + 1, files: 1, fields: 8, fieldSize: 8192, parts: 10 },
     defParamCharset: 'utf8',
     // The name as the client sent it: a name with a path in it is refused, not quietly cut down.
     preservePath: true,
-  }).single('file');
+    // Room for a few of the request's 64 KiB reads at each step (busboy's default is 16 KiB): else
+    // every read pauses the request and waits a turn of the event loop for the part to be read.
+    highWaterMark: 256 * 1024,
+    fileHwm: 256 * 1024,
+  };
+  const parse = multer(options).single('file');
   return (req: Request, res: Response): Promise<{ stored: T; filename: string } | null> => {
     // multer reads the bytes as sent: a compressed form would only fail later as "malformed".
     const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
