@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { percentile, time, type BenchBerth, type Row } from './harness.js';
 import { testDocker } from '@berth/testkit';
-import { POOL_SIZE } from './containers.js';
+import { poolsFull } from './containers.js';
 import type { ClientReply, ClientRequest } from './files-client.js';
 
 // The bare twin: dockerode itself, through the one client (no Berth helper in the way).
@@ -128,17 +128,6 @@ async function bareRemove(name: string, user: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
 }
 
-/** Waits (untimed, at most `ms`) until the warm pool is full. */
-async function poolFull(berth: BenchBerth, ms: number): Promise<void> {
-  for (const deadline = Date.now() + ms; Date.now() < deadline;) {
-    const { rows } = await berth.pool.query<{ n: number }>(
-      `select count(*)::int as n from pool_sandboxes where state = 'idle'`,
-    );
-    if ((rows[0]?.n ?? 0) >= POOL_SIZE) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** The HTTP client, forked once (untimed) and asked for one transfer at a time. */
 function startClient() {
   const child = fork(fileURLToPath(new URL('./files-client.ts', import.meta.url)), {
@@ -185,7 +174,7 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
     const user = await userOf(sandbox);
     // The claim made the filler start a sandbox: let it finish, so it doesn't load one side only
     // (at most a minute: on a busy host the pool may not fill, and the rounds alternate anyway).
-    await poolFull(berth, 60_000);
+    await poolsFull(berth);
     const viaApi = async () => {
       const up = await viaClient(() =>
         client.ask({
