@@ -63,6 +63,17 @@ function uploadError(error: unknown): unknown {
  * Parses one multipart part named `file` (plus text fields), streaming it to `store`. If the
  * request then fails (another `file` part, a broken form), `undo` takes the stored part back.
  */
+/**
+ * multer reads the bytes as sent: a compressed form would only fail later as "malformed". A
+ * multipart body with a Content-Encoding is refused (415) before any of it is parsed; null: none.
+ */
+export function refuseEncodedMultipart(req: Request): Promise<never> | null {
+  const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding === 'identity' || encoding === '') return null;
+  req.resume();
+  return Promise.reject(unsupportedMediaType('Send multipart uploads without a Content-Encoding.'));
+}
+
 export function singleFileUpload<T>(maxBytes: number, store: Store<T>, undo: Undo<T>) {
   // multer 2 passes both high-water marks to busboy; its types don't list them yet.
   const options: multer.Options & { highWaterMark: number; fileHwm: number } = {
@@ -79,14 +90,8 @@ export function singleFileUpload<T>(maxBytes: number, store: Store<T>, undo: Und
   };
   const parse = multer(options).single('file');
   return (req: Request, res: Response): Promise<{ stored: T; filename: string } | null> => {
-    // multer reads the bytes as sent: a compressed form would only fail later as "malformed".
-    const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity' && encoding !== '') {
-      req.resume();
-      return Promise.reject(
-        unsupportedMediaType('Send multipart uploads without a Content-Encoding.'),
-      );
-    }
+    const refused = refuseEncodedMultipart(req);
+    if (refused) return refused;
     return new Promise((resolve, reject) => {
       parse(req, res, (error: unknown) => {
         if (error) return reject(uploadError(error));

@@ -17,8 +17,7 @@ import {
 } from '@berth/core';
 import { listBody } from '../http/list.js';
 import { parseOrThrow } from '../http/validate.js';
-import { sendFile } from '../http/uploads.js';
-import { unsupportedMediaType } from '../http/errors.js';
+import { refuseEncodedMultipart, sendFile } from '../http/uploads.js';
 
 export const toSkillResource = (s: SkillRecord): SkillResource => ({
   id: s.id,
@@ -115,13 +114,8 @@ function uploadParser() {
           "Upload skills as multipart/form-data with the bundle in 'files' (one zip, or a directory's files).",
         ),
       );
-    const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity' && encoding !== '') {
-      req.resume();
-      return Promise.reject(
-        unsupportedMediaType('Send multipart uploads without a Content-Encoding.'),
-      );
-    }
+    const refused = refuseEncodedMultipart(req);
+    if (refused) return refused;
     return new Promise((resolve, reject) => {
       parse(req, res, (error: unknown) => {
         if (error) {
