@@ -41,11 +41,11 @@ export class PgSessionStore extends PgStore implements SessionStore {
   }
 
   async get(containerId: string, id: string): Promise<SessionRecord | null> {
-    const { rows } = await this.sql.query<Row>(
+    const row = await this.sql.one<Row>(
       'select * from container_sessions where id = $1 and container_id = $2',
       [id, containerId],
     );
-    return rows[0] ? toRecord(rows[0]) : null;
+    return row ? toRecord(row) : null;
   }
 
   async list(containerId: string): Promise<SessionRecord[]> {

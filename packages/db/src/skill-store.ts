@@ -79,11 +79,11 @@ export class PgSkillStore extends PgStore implements SkillStore {
   }
 
   async get(projectId: string, id: string): Promise<SkillRecord | null> {
-    const { rows } = await this.sql.query<SkillRow>(
+    const row = await this.sql.one<SkillRow>(
       'select * from skills where id = $1 and project_id = $2',
       [id, projectId],
     );
-    return rows[0] ? toSkill(rows[0]) : null;
+    return row ? toSkill(row) : null;
   }
 
   list(projectId: string, page: PageRequest): Promise<Page<SkillRecord>> {
@@ -168,11 +168,11 @@ export class PgSkillStore extends PgStore implements SkillStore {
     skillId: string,
     version: number,
   ): Promise<SkillVersionRecord | null> {
-    const { rows } = await this.sql.query<VersionRow>(
+    const row = await this.sql.one<VersionRow>(
       `select * from skill_versions where ${OWNED} and version = $3`,
       [skillId, projectId, version],
     );
-    return rows[0] ? toVersion(rows[0]) : null;
+    return row ? toVersion(row) : null;
   }
 
   async listVersions(
