@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
-import { testDocker } from '@berth/testkit';
+import { removeProbes, testDocker } from '@berth/testkit';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const docker = testDocker.docker;
@@ -27,12 +27,9 @@ afterAll(async () => {
     all: true,
     filters: { label: [`org.berth.instance=${instance}`] },
   });
-  const probes = await docker.listContainers({
-    all: true,
-    filters: { name: [`berth-probe-${instance}-`] },
-  });
+  await removeProbes(instance);
   await Promise.all(
-    [...left, ...probes].map((c) =>
+    left.map((c) =>
       docker
         .getContainer(c.Id)
         .remove({ force: true, v: true })

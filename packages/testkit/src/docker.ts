@@ -57,6 +57,25 @@ export async function removeSandboxByHand(containerId: string): Promise<void> {
   await docker.getContainer(sandboxName(containerId)).remove({ force: true });
 }
 
+/**
+ * Removes the engine probes (`berth-probe-<instance>-…`) an instance left: a Berth closed while
+ * its start-up probe ran can leave them behind (they carry no instance label).
+ */
+export async function removeProbes(instance: string): Promise<void> {
+  const probes = await docker.listContainers({
+    all: true,
+    filters: { name: [`berth-probe-${instance}-`] },
+  });
+  await Promise.all(
+    probes.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
+}
+
 export function sandboxImage(): string {
   return provisionedSetting('BERTH_SANDBOX_IMAGE') ?? 'berth/sandbox:latest';
 }

@@ -5,6 +5,7 @@ export {
   dockerExec,
   inspectSandbox,
   labelledRuntime,
+  removeProbes,
   removeSandboxByHand,
   sandboxImage,
   testDocker,

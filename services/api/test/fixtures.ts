@@ -13,6 +13,7 @@ import { PgAdminStore, PgApiKeyStore, type Pool } from '@berth/db';
 import {
   createTestDatabase,
   labelledRuntime,
+  removeProbes,
   sandboxImage,
   type inspectSandbox,
 } from '@berth/testkit';
@@ -157,6 +158,7 @@ export async function startBerth(
     await app.close();
     await db[Symbol.asyncDispose]();
     rmSync(dataDir, { recursive: true, force: true });
+    await removeProbes(instance);
     // A restart test keeps its sandboxes for the next instance; everything else leaves none.
     if (options.keepSandboxes) return;
     const left = await runtime.listManaged();
