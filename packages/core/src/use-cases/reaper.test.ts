@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.js';
 import { aContainer, FakeContainerStore, FakeSandboxRuntime } from '@berth/testkit/fakes';
 import type { ContainerRecord } from '../container.js';
+import type { ExpiryStore } from '../ports/expiry-store.js';
 import { Reaper } from './reaper.js';
 
 const record = (id: string, lastActiveAt: Date, minutes: number): ContainerRecord =>
@@ -70,6 +71,53 @@ describe('Reaper', () => {
     failing.clear();
     expect(await reaper.tick()).toMatchObject({ expired: 1, failed: 0 });
     expect(store.rows.every((r) => r.status === 'expired')).toBe(true);
+  });
+
+  it('does not retry a failed removal in the same tick when the claim is released before the error returns', async () => {
+    // Postgres releases the row lock at rollback, a round trip before the reaper hears of the
+    // failure. A second worker that queries in that window must still skip the container.
+    const clock = new ManualClock();
+    const past = new Date(clock.now().getTime() - 120_000);
+    const store = memoryStore(clock, [record('stuck', past, 1)]);
+    const rt = new FakeSandboxRuntime();
+    let removals = 0;
+    rt.hooks.remove = () => {
+      removals += 1;
+      if (removals === 1) throw new Error('docker said no');
+    };
+    let failed!: () => void;
+    const firstFailed = new Promise<void>((resolve) => (failed = resolve));
+    let secondDone!: () => void;
+    const secondQueried = new Promise<void>((resolve) => (secondDone = resolve));
+    let calls = 0;
+    const rollbackWindow: ExpiryStore = {
+      purge: (before, limit) => store.purge(before, limit),
+      reapOne: async (now, exclude, work) => {
+        const call = (calls += 1);
+        if (call === 2) await firstFailed;
+        try {
+          return await store.reapOne(now, exclude, work);
+        } catch (error) {
+          failed();
+          await secondQueried; // the lock is released; the error has not reached the reaper yet
+          throw error;
+        } finally {
+          if (call === 2) secondDone();
+        }
+      },
+    };
+    const reaper = new Reaper({
+      store: rollbackWindow,
+      runtime: rt,
+      clock,
+      concurrency: 2,
+      maxPerTick: 10,
+      retentionMs: 0,
+    });
+    expect(await reaper.tick()).toMatchObject({ expired: 0, failed: 1 });
+    expect(removals).toBe(1);
+    expect(store.rows[0]?.status).toBe('running');
+    expect(await reaper.tick()).toMatchObject({ expired: 1, failed: 0 });
   });
 
   it('stops claiming when aborted and bounds work per tick', async () => {

@@ -58,9 +58,16 @@ export class Reaper {
         try {
           const reaped = await store.reapOne(now, failedIds, async (record) => {
             claim.id = record.id;
-            const archived = await this.options.archiver?.archive(record);
-            await runtime.remove(sandboxKey(record));
-            return archived;
+            try {
+              const archived = await this.options.archiver?.archive(record);
+              await runtime.remove(sandboxKey(record));
+              return archived;
+            } catch (error) {
+              // Excluded while the claim is still held: the store releases it before this
+              // worker hears of the failure, and another worker must not retry it this tick.
+              failedIds.push(record.id);
+              throw error;
+            }
           });
           if (!reaped) return;
           report.expired += 1;
@@ -68,7 +75,7 @@ export class Reaper {
           this.options.onReaped?.(reaped.id, clock.now().getTime() - deadline);
         } catch (error) {
           if (claim.id === null) throw error; // the store itself failed: stop this tick
-          failedIds.push(claim.id);
+          if (!failedIds.includes(claim.id)) failedIds.push(claim.id);
           report.failed += 1;
           this.options.onError?.(error, claim.id);
         }

@@ -10,6 +10,7 @@ import {
   type ContainerStatus,
   type ContainerStore,
   type ExpiryStore,
+  type ExpiryOutcome,
   type InsertOutcome,
   type Page,
 } from '@berth/core';
@@ -174,7 +175,7 @@ export class FakeContainerStore implements ContainerStore, ExpiryStore {
   async reapOne(
     now: Date,
     exclude: readonly string[],
-    work: (record: ContainerRecord) => Promise<void>,
+    work: (record: ContainerRecord) => Promise<ExpiryOutcome | void>,
   ): Promise<ContainerRecord | null> {
     await this.hooks.reapOne?.(now, exclude, work);
     const due = this.rows
