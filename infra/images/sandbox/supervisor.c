@@ -8,7 +8,8 @@
  * to the nearest subreaper. When the command exits, or at TIMEOUT_MS, the whole tree is killed, so
  * an exec never leaves processes behind. Exit status: the command's (128+N when killed by signal
  * N), 137 at the timeout, 125 when WORKDIR is unusable, 127/126 when ARGV can't be run, 64 for a
- * malformed call.
+ * malformed call. After the tree is gone, `run` writes that status on stdout as its last line,
+ * `\x1e` "berth-exit TAG CODE\n" (the exit trailer), which the API strips from the output.
  * `kill` is the outside backstop, for when the supervisor itself was stopped or killed by the code
  * it runs: it kills the tree of every process tagged TAG, and every process of this uid that was
  * orphaned to PID 1 (where escaped descendants of a dead supervisor land), except the sandbox's
@@ -299,7 +300,12 @@ int main(int argc, char **argv) {
     char *end;
     long timeout = strtol(argv[3], &end, 10);
     if (*end || timeout < 0) return 64;
-    return run(timeout, argv[4], argv + 6);
+    int code = run(timeout, argv[4], argv + 6);
+    /* The exit trailer, last on stdout once the whole tree is gone: the API reads the code from
+     * it instead of asking Docker (an exec inspect, a round trip per exec). */
+    signal(SIGPIPE, SIG_IGN);
+    dprintf(1, "\x1e" "berth-exit %s %d\n", argv[2], code);
+    return code;
   }
   if (argc == 3 && !strcmp(argv[1], "kill")) return kill_tagged(argv[2]);
   return 64;

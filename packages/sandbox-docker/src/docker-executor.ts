@@ -75,6 +75,7 @@ export class DockerSandboxExecutor implements SandboxExecutor {
       env: Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
       stdin: request.stdin !== undefined,
       tag,
+      exitTrailer: true,
       deadlineMs: request.timeoutMs + this.#graceMs,
       ...(request.signal ? { signal: request.signal } : {}),
     });

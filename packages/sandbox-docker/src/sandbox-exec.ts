@@ -4,6 +4,7 @@ import { SandboxGoneError } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
 import { statusOf } from './docker-errors.js';
 import { sandboxName } from './labels.js';
+import { ExitTrailer } from './exit-trailer.js';
 
 /**
  * The exec supervisor, a static binary in the sandbox image (infra/images/sandbox/supervisor.c):
@@ -31,6 +32,12 @@ export interface ExecSpec {
   deadlineMs: number;
   /** Aborting ends the run the same way (a client that went away). */
   signal?: AbortSignal;
+  /**
+   * The command runs under the supervisor (`supervised`), whose exit trailer ends stdout: it is
+   * held back from `stdout` and gives the exit code without an exec inspect. A run without one
+   * (a supervisor older than the trailer, or one killed from outside) falls back to the inspect.
+   */
+  exitTrailer?: boolean;
 }
 
 export type ExecEnd =
@@ -59,8 +66,12 @@ export interface RunningExec {
  * together). Malformed frames from the sandbox side end the streams; nothing here throws out of
  * an event handler.
  */
-function demux(source: Readable): { stdout: PassThrough; stderr: PassThrough } {
+function demux(
+  source: Readable,
+  trailerTag: string | null = null,
+): { stdout: PassThrough; stderr: PassThrough; trailer: ExitTrailer | null } {
   const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const trailer = trailerTag === null ? null : new ExitTrailer(stdout, trailerTag);
   const stderr = new PassThrough({ highWaterMark: 256 * 1024 });
   // Nobody may be reading these when they fail: errors are reported through `end`, not thrown.
   stdout.on('error', () => {});
@@ -113,7 +124,12 @@ function demux(source: Readable): { stdout: PassThrough; stderr: PassThrough } {
       at += payload.length;
       left -= payload.length;
       const to = target as PassThrough | null;
-      if (to && !to.destroyed && !to.write(payload)) full = true;
+      if (
+        to &&
+        !to.destroyed &&
+        !(trailer && to === stdout ? trailer.write(payload) : to.write(payload))
+      )
+        full = true;
     }
     if (full && !waiting) {
       waiting = true;
@@ -126,13 +142,14 @@ function demux(source: Readable): { stdout: PassThrough; stderr: PassThrough } {
   const end = (): void => {
     if (ended) return;
     ended = true;
+    trailer?.finish();
     stdout.end();
     stderr.end();
   };
   source.once('end', end);
   source.once('close', end);
   source.once('error', end);
-  return { stdout, stderr };
+  return { stdout, stderr, trailer };
 }
 
 /**
@@ -169,7 +186,7 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
     throw await client.translate(error, spec.containerId);
   }
   stream.on('error', () => {});
-  const { stdout, stderr } = demux(stream);
+  const { stdout, stderr, trailer } = demux(stream, spec.exitTrailer ? spec.tag : null);
 
   let killing: Promise<void> | null = null;
   const kill = (): Promise<void> =>
@@ -201,7 +218,8 @@ export async function startExec(client: DockerClient, spec: ExecSpec): Promise<R
   const onClosed = (): void => {
     closed += 1;
     if (closed < 2 || settled) return;
-    void exitCode(client, exec).then((code) => finish({ how: 'exited', exitCode: code }));
+    if (trailer?.code != null) finish({ how: 'exited', exitCode: trailer.code });
+    else void exitCode(client, exec).then((code) => finish({ how: 'exited', exitCode: code }));
   };
   stdout.once('end', onClosed);
   stderr.once('end', onClosed);

@@ -104,6 +104,19 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect([...Buffer.from(r.stdout, 'base64')]).toEqual([0xff, 0x00, 0xfe, 0x41]);
   });
 
+  it("takes the exit code from the supervisor's trailer; one the command prints stays its output", async ({
+    run,
+  }) => {
+    // The supervisor (the shell's parent) ends stdout with `\x1eberth-exit TAG CODE`, TAG being
+    // its third argument: the command forges one for its own run, then exits 3.
+    const r = await run({
+      command:
+        "tag=$(tr '\\0' '\\n' < /proc/$PPID/cmdline | sed -n 3p); printf '\\036berth-exit %s 0\\n' \"$tag\"; exit 3",
+    });
+    expect(r.exit_code).toBe(3);
+    expect(r.stdout).toBe(`\x1eberth-exit berth:${r.id} 0\n`);
+  });
+
   it('truncates output at the cap and still finishes the command', async ({ run }) => {
     const r = await run({ command: 'head -c 5000000 /dev/zero | tr "\\0" a; echo done >&2' });
     expect(r.stdout_truncated).toBe(true);
