@@ -14,6 +14,9 @@ import { instanceFilter, LABELS, poolLabels, sandboxLabels, sandboxName } from '
 import { collect, startDetached } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
+/** `managed-by` of the start-up probe containers (never sandboxes, so never listed as one). */
+const PROBE = 'berth-probe';
+
 export interface SandboxLimits {
   /** Processes in one sandbox; a fork bomb stops here. */
   pidsLimit: number;
@@ -394,8 +397,44 @@ raise SystemExit(1)`,
    * reaching a leaked host directory). The second is probed, not guessed from a version string:
    * distributions patch runc without changing its version (Debian's 1.1.5+ds1-1+deb12u1 is fixed).
    */
-  verifyHost(): Promise<void> {
+  async verifyHost(): Promise<void> {
+    await this.#removeLeftProbes();
     return this.#ensureVerified();
+  }
+
+  /**
+   * Removes the probes an earlier process of this instance left (one stopped while it probed, or
+   * whose probe removal failed): probes carry the instance label for this. Best effort: an engine
+   * that can't list fails the verification itself.
+   */
+  async #removeLeftProbes(): Promise<void> {
+    const client = this.#client;
+    const left = await client
+      .call('list', (abortSignal) =>
+        client.docker.listContainers({
+          all: true,
+          filters: {
+            label: [`${LABELS.managedBy}=${PROBE}`, `${LABELS.instance}=${this.options.instance}`],
+          },
+          abortSignal,
+        }),
+      )
+      .catch(() => []);
+    await Promise.all(left.map((c) => this.#removeProbe(client.container(c.Id))));
+  }
+
+  /** Removes a probe container, trying twice; never throws. */
+  async #removeProbe(container: Dockerode.Container): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.#client.call('remove', (abortSignal) =>
+          container.remove({ force: true, abortSignal }),
+        );
+        return;
+      } catch (error) {
+        if (statusOf(error) === 404) return;
+      }
+    }
   }
 
   async #verify(): Promise<void> {
@@ -429,7 +468,7 @@ raise SystemExit(1)`,
         Cmd: ['/bin/true'],
         User: '65534:65534',
         WorkingDir: workdir,
-        Labels: { [LABELS.managedBy]: 'berth-probe' },
+        Labels: { [LABELS.managedBy]: PROBE, [LABELS.instance]: this.options.instance },
         HostConfig: {
           NetworkMode: 'none',
           CapDrop: ['ALL'],
@@ -447,9 +486,7 @@ raise SystemExit(1)`,
       if (error instanceof Error && error.name === 'DockerDeadlineError') throw error;
       return false;
     } finally {
-      await client
-        .call('remove', (abortSignal) => container.remove({ force: true, abortSignal }))
-        .catch(() => {});
+      await this.#removeProbe(container);
     }
   }
 }

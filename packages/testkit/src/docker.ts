@@ -59,7 +59,8 @@ export async function removeSandboxByHand(containerId: string): Promise<void> {
 
 /**
  * Removes the engine probes (`berth-probe-<instance>-…`) an instance left: a Berth closed while
- * its start-up probe ran can leave them behind (they carry no instance label).
+ * its start-up probe ran can leave them behind. (The next start of that instance would remove
+ * them; a test instance never starts again.)
  */
 export async function removeProbes(instance: string): Promise<void> {
   const probes = await docker.listContainers({

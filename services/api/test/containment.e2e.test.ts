@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { describe, expect } from 'vitest';
-import { dockerExec, inspectSandbox } from '@berth/testkit';
+import { dockerExec, inspectSandbox, sandboxImage, testDocker } from '@berth/testkit';
 import { loadConfig } from '../src/config.js';
 import { berthTest, startBerth, type RunningBerth } from './fixtures.js';
 
@@ -392,6 +393,30 @@ describe('start-up trust', () => {
     await expect(startBerth({ BERTH_DOCKER_SOCKET: docker.socketPath })).rejects.toThrow(
       /CVE-2024-21626/,
     );
+  });
+
+  it('removes at start the probes an earlier process of its instance left, and no one else’s', async ({
+    berthWith,
+  }) => {
+    const instance = `t${randomBytes(5).toString('hex')}`;
+    const leftover = (owner: string) =>
+      testDocker.docker.createContainer({
+        name: `berth-probe-${owner}-${randomBytes(4).toString('hex')}`,
+        Image: sandboxImage(),
+        Cmd: ['/bin/true'],
+        Labels: { 'org.berth.managed-by': 'berth-probe', 'org.berth.instance': owner },
+        HostConfig: { NetworkMode: 'none' },
+      });
+    const mine = await leftover(instance);
+    const theirs = await leftover(`${instance}x`);
+    try {
+      await berthWith({ BERTH_INSTANCE: instance });
+      await expect(mine.inspect()).rejects.toMatchObject({ statusCode: 404 });
+      expect((await theirs.inspect()).State.Status).toBe('created');
+    } finally {
+      await mine.remove({ force: true }).catch(() => {});
+      await theirs.remove({ force: true });
+    }
   });
 
   it('says nothing of its dependencies’ errors on the public /readyz', async ({ berth }) => {
