@@ -26,6 +26,8 @@ describe('the sandbox side', () => {
   it('forwards the proxy port on loopback to the socket in the egress directory', () => {
     expect(forwarderCommand()).toEqual([
       'socat',
+      '-b',
+      '65536',
       'TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr',
       `UNIX-CONNECT:${SANDBOX_EGRESS_DIR}/${SOCKET}`,
     ]);

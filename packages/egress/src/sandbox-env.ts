@@ -37,8 +37,15 @@ export const sandboxProxyEnv = (): string[] => {
   ];
 };
 
+/**
+ * The in-sandbox forwarder. `-b 65536`: socat's default 8 KiB buffer made a 10 MB fetch from a
+ * sandbox take twice as long (`pnpm bench --only sandbox-egress`); two buffers per connection of
+ * this size cost the sandbox at most 8 MiB at the default connection cap (64).
+ */
 export const forwarderCommand = (): string[] => [
   'socat',
+  '-b',
+  '65536',
   `TCP-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,fork,reuseaddr`,
   `UNIX-CONNECT:${SANDBOX_EGRESS_DIR}/${SOCKET}`,
 ];
