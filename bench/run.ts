@@ -6,6 +6,7 @@ import { benchCreate, benchList, benchPoolCreate, poolsFull } from './containers
 import { benchLoad } from './load.js';
 import { benchEgress } from './egress.js';
 import { benchEgressTls } from './egress-tls.js';
+import { benchSandboxEgress } from './sandbox-egress.js';
 import { benchExec } from './exec.js';
 import { benchFiles } from './files.js';
 import { benchReaper } from './reaper.js';
@@ -38,6 +39,7 @@ async function run(): Promise<void> {
     ['egress', () => benchEgress()],
     ['admin', () => benchAdmin()],
     ['egress-tls', () => benchEgressTls()],
+    ['sandbox-egress', () => benchSandboxEgress()],
     ['load', () => benchLoad(berth, { seconds: Number(arg('--load-seconds') ?? 60) })],
   ];
   try {
