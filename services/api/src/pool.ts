@@ -46,18 +46,27 @@ export function createWarmPool(
       logger.warn({ err }, 'creating a warm-pool sandbox failed; the filler retries'),
   });
   // Read at scrape time from Postgres: every replica's pool sandboxes, not only this process's.
+  // Both gauges collect at once during a scrape and share one read.
+  let reading: ReturnType<typeof store.list> | null = null;
+  const slots = () =>
+    (reading ??= store
+      .list()
+      .catch(() => [])
+      .finally(() => {
+        reading = null;
+      }));
   new Gauge({
     name: 'berth_pool_sandboxes',
     help: 'Warm-pool sandboxes, by memory limit, network policy and state (idle: claimable; filling: starting).',
     labelNames: ['memory_limit', 'network', 'state'] as const,
     registers: [metrics.registry],
     async collect() {
-      const slots = await store.list().catch(() => []);
+      const all = await slots();
       this.reset();
       for (const [network, limit] of poolEntries(sizes))
         for (const state of ['idle', 'filling'] as const)
           this.set({ memory_limit: limit, network, state }, 0);
-      for (const s of slots)
+      for (const s of all)
         this.inc({ memory_limit: s.memoryLimit, network: s.network, state: s.state });
     },
   });
@@ -66,7 +75,7 @@ export function createWarmPool(
     help: 'Memory limits of every warm-pool sandbox: host memory committed to the pool, on top of the containers.',
     registers: [metrics.registry],
     async collect() {
-      this.set(pool.committedBytes(await store.list().catch(() => [])));
+      this.set(pool.committedBytes(await slots()));
     },
   });
   const enabled = poolEntries(sizes).length > 0;

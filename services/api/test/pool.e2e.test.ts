@@ -119,6 +119,15 @@ async function claimAndDie(
 }
 
 describe('a create served by the warm pool', () => {
+  it('shows on /metrics the pool sandboxes by state and the memory they commit', async () => {
+    await poolFull();
+    const idle = 'berth_pool_sandboxes{memory_limit="1g",network="disabled",state="idle"}';
+    const filling = 'berth_pool_sandboxes{memory_limit="1g",network="disabled",state="filling"}';
+    expect(await metric(idle)).toBe(2);
+    expect(await metric(filling)).toBe(0);
+    expect(await metric('berth_pool_committed_memory_bytes')).toBe(2 * GIB);
+  });
+
   it('gets a cold sandbox’s hardening, limits, own uid, its file_ids and nothing else', async () => {
     await poolFull();
     const file = await berth.client.files.create({
