@@ -32,7 +32,7 @@ function nullSink(): NodeJS.WritableStream {
 }
 
 /** Exec round trips over HTTP beside a bare dockerode exec of the same command, same sandbox. */
-export async function benchExec(berth: BenchBerth, runs = 30): Promise<Row[]> {
+export async function benchExec(berth: BenchBerth, runs = 60): Promise<Row[]> {
   const res = await berth.api('/v1/containers', {
     method: 'POST',
     body: JSON.stringify({ name: 'bench-exec' }),
