@@ -20,6 +20,12 @@ async function run(): Promise<void> {
   const rows: Row[] = [];
   // The API alone: the reaper bench runs its own reapers on the same database.
   const berth = await startBenchBerth({ BERTH_ROLE: 'api' });
+  // Ctrl-C mid-run: the warm pool's sandboxes and the bench's containers go with the bench.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      console.error(`bench: ${signal}, removing this run's sandboxes`);
+      void berth.close().finally(() => process.exit(130));
+    });
   // `pnpm bench -- --only create,pool,exec,files,load --load-seconds 60`: the parts to run.
   const arg = (flag: string) => {
     const at = process.argv.indexOf(flag);
