@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -159,6 +160,37 @@ describe('rawExchange', () => {
     const port = await start(raw);
     expect(await fetch(port)).toMatchObject({ status: 200, body: 'abc' });
     expect((await recorded()).bytesDown).toBe(3);
+  });
+
+  it('relays a large body intact to a client that reads slowly (read buffers are reused)', async () => {
+    const body = randomBytes(6 * 1024 * 1024);
+    behave = (s) =>
+      s.end(
+        Buffer.concat([
+          Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`),
+          body,
+        ]),
+      );
+    const port = await start(raw);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => {
+            parts.push(c);
+            // Now and then the client stops reading, so the proxy holds reads for it.
+            if (parts.length % 16 === 0) {
+              res.pause();
+              setTimeout(() => res.resume(), 20);
+            }
+          });
+          res.on('end', () => resolve(Buffer.concat(parts)));
+          res.on('error', reject);
+        })
+        .on('error', reject);
+    });
+    expect(got.equals(body)).toBe(true);
+    expect((await recorded()).bytesDown).toBe(body.length);
   });
 
   it('relays a chunked answer in its own framing, which the client decodes', async () => {

@@ -87,7 +87,10 @@ function relay(
       remaining -= c.length;
     }
     down += c.length;
-    const flowing = c.length === 0 || client.write(c, (e) => e || reads.give(chunk));
+    if (c.length) client.write(c, (e) => e || reads.give(chunk));
+    // The next read goes on while the last drains (fewer stops and starts than a pipe's 16 KB
+    // mark); no more than about two reads are ever held for a slow client.
+    const flowing = client.writableLength < 2 * READ_BUFFER;
     if (last) return finish();
     if (!flowing) {
       upstream!.pause();
