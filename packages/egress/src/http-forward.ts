@@ -1,13 +1,12 @@
-import http from 'node:http';
-import type net from 'node:net';
+import type http from 'node:http';
 import { normalizeHost } from './allowlist.js';
-import { openUpstream } from './upstream.js';
 import type { Exchange } from './exchange.js';
-import { answerText, endToEnd, relayExchange } from './http-relay.js';
+import { answerText } from './http-relay.js';
+import { rawExchange } from './raw-exchange.js';
 
 /**
  * Serves one absolute-URI plain HTTP request: judges the URL's host, forwards to the pinned
- * address, streams the answer back. Either side going away, or `idleMs` without a byte, ends both.
+ * address, relays the answer back raw. Either side going away, or `idleMs` without a byte, ends both.
  */
 export async function httpForward(
   ex: Exchange,
@@ -54,22 +53,16 @@ export async function httpForward(
     return;
   }
 
-  const upstream = http.request({
-    host: verdict.target.address,
-    port: verdict.target.port,
-    method: req.method,
-    path: `${url.pathname}${url.search}`,
-    headers: { ...endToEnd(req.headers), host: url.host },
-    timeout: ex.idleMs,
-    // A fresh stream per request, to the pinned address or through the upstream proxy, reading in
-    // large blocks (the answer is what a fetch is waiting for).
-    createConnection: (_opts: unknown, done: (err: Error | null, s?: net.Socket) => void) => {
-      openUpstream(verdict.target!, verdict.host, ex.upstreamProxy, ex.idleMs, true).then(
-        (s) => done(null, s),
-        (error: Error) => done(error),
-      );
-      return undefined;
+  rawExchange(
+    ex,
+    {
+      host: verdict.host,
+      port,
+      target: verdict.target,
+      authority: url.host,
+      path: `${url.pathname}${url.search}`,
     },
-  } as http.RequestOptions);
-  relayExchange(ex, verdict.host, port, req, res, upstream);
+    req,
+    res,
+  );
 }

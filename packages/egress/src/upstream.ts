@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { ReadPool } from './read-pool.js';
 
 /** A corporate HTTP proxy that every outbound connection goes through, by CONNECT. */
 export interface UpstreamProxy {
@@ -30,14 +31,20 @@ export function parseUpstreamProxy(text: string): UpstreamProxy {
 }
 
 const MAX_HEAD = 16 * 1024;
-const READ_BUFFER = 1024 * 1024;
+export const READ_BUFFER = 1024 * 1024;
 
 /**
  * `onread` for a socket that reads up to 1 MB per read call, not libuv's 64 KB: a bulk download
- * takes a sixteenth of the reads and wake-ups. Each read is copied out of the one buffer and goes
- * through `push`, so the socket reads, pauses (push says when) and ends as any other.
+ * takes a sixteenth of the reads and wake-ups. Each read goes through `push`, so the socket reads,
+ * pauses (push says when) and ends as any other: copied out of the one buffer, or, with a pool,
+ * read into a buffer of the pool's that its consumer gives back.
  */
-function largeReads(socket: () => net.Socket): net.OnReadOpts {
+function largeReads(socket: () => net.Socket, pool?: ReadPool): net.OnReadOpts {
+  if (pool)
+    return {
+      buffer: () => pool.take(),
+      callback: (n: number, b: Uint8Array) => socket().push(Buffer.from(b.buffer, b.byteOffset, n)),
+    };
   return {
     buffer: Buffer.allocUnsafe(READ_BUFFER),
     callback: (n: number, b: Uint8Array) => socket().push(Buffer.from(b.subarray(0, n))),
@@ -48,19 +55,22 @@ function largeReads(socket: () => net.Socket): net.OnReadOpts {
  * Opens a TCP stream to `host:port`: straight to the pinned address, or through the upstream
  * proxy by CONNECT with the name (the proxy resolves it). Resolves once bytes can flow; rejects on
  * an error, a refusal, or `timeoutMs` without an answer. The socket comes back with no listeners.
- * `bulk`: it reads in large blocks (for a socket only streams read; TLS wraps the plain kind).
+ * `bulk`: it reads in large blocks (for a socket only streams read; TLS wraps the plain kind),
+ * into the pool's buffers if it is one.
  */
 export function openUpstream(
   target: { address: string; port: number },
   host: string,
   via: UpstreamProxy | undefined,
   timeoutMs: number,
-  bulk = false,
+  bulk: boolean | ReadPool = false,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket: net.Socket = net.connect({
       ...(via ? { host: via.host, port: via.port } : { host: target.address, port: target.port }),
-      ...(bulk ? { onread: largeReads(() => socket) } : {}),
+      ...(bulk
+        ? { onread: largeReads(() => socket, bulk instanceof ReadPool ? bulk : undefined) }
+        : {}),
     });
     const fail = (error: Error) => {
       socket.destroy();
