@@ -207,6 +207,33 @@ describe('rawExchange', () => {
     expect(await recorded()).not.toHaveProperty('reason');
   });
 
+  it('asks in HTTP/1.0 for an HTTP/1.0 client, so no chunked answer reaches a client that cannot read it', async () => {
+    // node's own server chunks a length-less answer for 1.1 and closes-delimits it for 1.0.
+    const web10 = http.createServer((req, res) => {
+      res.write(`asked in ${req.httpVersion}: `);
+      res.end('hello');
+    });
+    await new Promise<void>((r) => web10.listen(0, '127.0.0.1', r));
+    try {
+      const port = await start(web10);
+      const reply = await new Promise<string>((resolve, reject) => {
+        const c = net.connect(port, '127.0.0.1', () =>
+          c.write('GET http://web.test/ HTTP/1.0\r\nHost: web.test\r\n\r\n'),
+        );
+        let text = '';
+        c.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        c.on('end', () => resolve(text));
+        c.on('error', reject);
+      });
+      expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+      expect(reply).not.toMatch(/transfer-encoding/i);
+      expect(reply.slice(reply.indexOf('\r\n\r\n') + 4)).toBe('asked in 1.0: hello');
+    } finally {
+      web10.closeAllConnections();
+      await new Promise<void>((r) => web10.close(() => r()));
+    }
+  });
+
   it('answers a HEAD with the head alone, without waiting for the upstream to close', async () => {
     behave = (s, head) => {
       expect(head).toMatch(/^HEAD \//);

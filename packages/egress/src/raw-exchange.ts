@@ -158,7 +158,14 @@ function sendRequest(
 ): void {
   const chunked = req.headers['transfer-encoding'] !== undefined;
   upstream.write(
-    requestHead(req.method ?? 'GET', rq.path, rq.authority, req.rawHeaders, chunked),
+    requestHead(
+      req.method ?? 'GET',
+      rq.path,
+      rq.authority,
+      req.rawHeaders,
+      chunked,
+      req.httpVersion === '1.0',
+    ),
     'latin1',
   );
   req.on('data', (c: Buffer) => {

@@ -34,7 +34,8 @@ export function connectionNamed(values: readonly string[]): Set<string> {
  * The request head sent upstream for a plain HTTP forward: the client's end-to-end fields in
  * their order and spelling (node's parser has already refused malformed ones), the URL's `Host`,
  * `transfer-encoding: chunked` when the body is re-chunked, and `connection: close` (one exchange
- * per upstream connection, so the upstream's close ends a body that has no length).
+ * per upstream connection, so the upstream's close ends a body that has no length). `http10`: the
+ * client's own version was 1.0.
  */
 export function requestHead(
   method: string,
@@ -42,11 +43,14 @@ export function requestHead(
   host: string,
   rawHeaders: readonly string[],
   chunked: boolean,
+  http10 = false,
 ): string {
   const named = connectionNamed(
     rawHeaders.filter((_, i) => i % 2 === 1 && rawHeaders[i - 1]!.toLowerCase() === 'connection'),
   );
-  let text = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n`;
+  // An HTTP/1.0 client can't read a chunked answer, which the raw relay passes on as it came:
+  // asked in 1.0, the upstream frames its answer by length or by its close instead.
+  let text = `${method} ${path} HTTP/1.${http10 ? 0 : 1}\r\nHost: ${host}\r\n`;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     if (name === 'host' || HOP_BY_HOP.has(name) || named.has(name)) continue;
