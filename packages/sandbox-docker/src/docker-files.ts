@@ -19,8 +19,6 @@ const HELPER = readFileSync(new URL('./files-helper.py', import.meta.url), 'utf8
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
 /** An upload frame's payload: the helper reads up to 1 MiB at a time. */
 const FRAME = 256 * 1024;
-/** A download's body is passed on in pieces of about this size (the engine sends 8-32 KiB frames). */
-const BATCH = 128 * 1024;
 const MAX_LIST_ENTRIES = 10_000;
 /** A transfer's run may be long; what bounds it is the idle timeout, not this. */
 const TRANSFER_DEADLINE_MS = 6 * 3_600_000;
@@ -99,9 +97,9 @@ function framer(
 
 /**
  * The helper prints the file's size on the first line, then the bytes. The size is the sandbox's
- * word, so the body passes exactly that many bytes and fails if fewer arrive. The bytes go on in
- * pieces of about BATCH bytes (what arrived within a millisecond, at the least): the engine's
- * frames are small, and each piece costs the HTTP response, and its client, a write and a read.
+ * word, so the body passes exactly that many bytes and fails if fewer arrive. The bytes pass as
+ * the engine's frames brought them (slices, no copy): the HTTP response writes what arrived in
+ * one turn as one writev (see the server's high-water mark).
  */
 function sizedBody(
   path: string,
@@ -112,29 +110,13 @@ function sizedBody(
   let header: Buffer | null = Buffer.alloc(0);
   let expected = 0;
   let sent = 0;
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  let timer: NodeJS.Timeout | null = null;
-  const release = (t: Transform) => {
-    if (timer) clearTimeout(timer);
-    timer = null;
-    if (!heldBytes) return;
-    const piece = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
-    held = [];
-    heldBytes = 0;
-    t.push(piece);
-  };
   const pass = (t: Transform, chunk: Buffer) => {
     const part = chunk.subarray(0, Math.max(0, expected - sent));
     sent += part.length;
-    if (!part.length) return;
-    held.push(part);
-    heldBytes += part.length;
-    if (heldBytes >= BATCH) release(t);
-    else timer ??= setTimeout(() => release(t), 1);
+    if (part.length) t.push(part);
   };
   const body = new Transform({
-    readableHighWaterMark: 4 * BATCH,
+    readableHighWaterMark: 512 * 1024,
     transform(chunk: Buffer, _enc, done) {
       onChunk();
       if (header === null) {
@@ -163,15 +145,11 @@ function sizedBody(
       done();
     },
     flush(done) {
-      release(this);
       resolveSize(null);
       done(sent === expected ? null : new Error(`file ${path} changed while it was read`));
     },
   });
-  body.once('close', () => {
-    if (timer) clearTimeout(timer);
-    resolveSize(null);
-  });
+  body.once('close', () => resolveSize(null));
   return Object.assign(body, { size });
 }
 
