@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 export type ClientRequest =
   | { op: 'upload'; url: string; apiKey: string; chunk: Uint8Array; size: number }
   | { op: 'download'; url: string; apiKey: string; size: number };
-export type ClientReply = { ms: number; id?: string; bytes?: number } | { error: string };
+/** `cpuMs`: this process's CPU for the transfer; it shares the host's cores with the service. */
+export type ClientReply =
+  { ms: number; cpuMs: number; id?: string; bytes?: number } | { error: string };
 
 async function* bytes(chunk: Buffer, size: number) {
   for (let sent = 0; sent < size; sent += chunk.length)
@@ -40,7 +42,12 @@ function multipart(name: string, chunk: Buffer, size: number) {
 
 async function run(req: ClientRequest): Promise<ClientReply> {
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const ms = () => Number(process.hrtime.bigint() - start) / 1e6;
+  const cpuMs = () => {
+    const used = process.cpuUsage(cpu);
+    return (used.user + used.system) / 1000;
+  };
   if (req.op === 'upload') {
     const form = multipart('big.bin', Buffer.from(req.chunk), req.size);
     const r = await fetch(req.url, {
@@ -51,13 +58,13 @@ async function run(req: ClientRequest): Promise<ClientReply> {
     } as RequestInit);
     const created = (await r.json()) as { id: string; bytes: number };
     if (created.bytes !== req.size) return { error: `upload stored ${created.bytes} bytes` };
-    return { ms: ms(), id: created.id, bytes: created.bytes };
+    return { ms: ms(), cpuMs: cpuMs(), id: created.id, bytes: created.bytes };
   }
   const r = await fetch(req.url, { headers: { authorization: `Bearer ${req.apiKey}` } });
   let total = 0;
   for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) total += chunk.length;
   if (total !== req.size) return { error: `downloaded ${total} bytes` };
-  return { ms: ms(), bytes: total };
+  return { ms: ms(), cpuMs: cpuMs(), bytes: total };
 }
 
 // The bench is done with it (or gone): nothing keeps this process.

@@ -25,6 +25,8 @@ interface Measured {
   rssGrowth: number;
   /** CPU time (user + system) this process spent: the service's (API), the client's (bare). */
   cpuMs: number;
+  /** The HTTP client's CPU time, in its own process (API only): on the same cores as the rest. */
+  clientCpuMs?: number;
 }
 
 /**
@@ -128,6 +130,8 @@ async function bareRemove(name: string, user: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
 }
 
+type Reply = Exclude<ClientReply, { error: string }>;
+
 /** The HTTP client, forked once (untimed) and asked for one transfer at a time. */
 function startClient() {
   const child = fork(fileURLToPath(new URL('./files-client.ts', import.meta.url)), {
@@ -135,7 +139,7 @@ function startClient() {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const ask = (req: ClientRequest) =>
-    new Promise<{ ms: number; id?: string }>((resolve, reject) => {
+    new Promise<Reply>((resolve, reject) => {
       const onExit = () => reject(new Error('the bench client exited'));
       child.once('exit', onExit);
       child.once('message', (reply: ClientReply) => {
@@ -149,10 +153,10 @@ function startClient() {
 }
 
 /** A transfer the client timed, with the service's RSS growth and CPU time around it. */
-async function viaClient(ask: () => Promise<{ ms: number; id?: string }>) {
-  let reply: { ms: number; id?: string } = { ms: 0 };
+async function viaClient(ask: () => Promise<Reply>) {
+  let reply: Reply = { ms: 0, cpuMs: 0 };
   const measured = await measure(async () => void (reply = await ask()));
-  return { measured: { ...measured, ms: reply.ms }, id: reply.id };
+  return { measured: { ...measured, ms: reply.ms, clientCpuMs: reply.cpuMs }, id: reply.id };
 }
 
 /**
@@ -228,6 +232,12 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
         value: median(a.map((r) => r.cpuMs)) / median(b.map((r) => r.cpuMs)),
         unit: 'x',
         note: `${median(a.map((r) => r.cpuMs)).toFixed(0)} ms vs ${median(b.map((r) => r.cpuMs)).toFixed(0)} ms`,
+      },
+      {
+        name: `${label.split(':')[0]}: CPU of the HTTP client (API only)`,
+        value: median(a.map((r) => r.clientCpuMs ?? 0)),
+        unit: 'ms',
+        note: 'its own process, on the same cores',
       },
       {
         name: `${label.split(':')[0]}: service RSS growth (max)`,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import {
   BerthError,
   DeadlineExceededError,
@@ -19,38 +19,61 @@ const HELPER = readFileSync(new URL('./files-helper.py', import.meta.url), 'utf8
 const MAX_LIST_BYTES = 8 * 1024 * 1024;
 /** An upload frame's payload: the helper reads up to 1 MiB at a time. */
 const FRAME = 256 * 1024;
-/** A download's body is passed on in pieces of about this size (the engine sends 8-32 KiB frames). */
-const BATCH = 128 * 1024;
 const MAX_LIST_ENTRIES = 10_000;
 /** A transfer's run may be long; what bounds it is the idle timeout, not this. */
 const TRANSFER_DEADLINE_MS = 6 * 3_600_000;
 
 /**
- * Frames the upload as [u32 length][bytes] and ends with a zero frame: only a complete upload
- * commits. Chunks are gathered into frames of up to FRAME bytes: a request body arrives in 64 KiB
- * reads, and a header per read cost the helper a read and the socket a write each.
+ * Frames the upload as [u32 length][bytes] into `socket` and ends with a zero frame: only a
+ * complete upload commits. Chunks are gathered into frames of up to FRAME bytes: a request body
+ * arrives in 64 KiB reads, and a header per read cost the helper a read and the socket a write
+ * each. A frame goes out as one corked writev of its header and the chunks as they are (no copy:
+ * a 200 MB upload would leave 200 MB of copies for the collector, and the RSS grows by it); a
+ * write per slice cost the service more CPU in the socket than all the rest of the upload. The
+ * next chunk is taken once the socket has room again: backpressure from the sandbox to the client.
  */
-function framer(maxBytes: number): Transform & { bytes: number } {
+function framer(
+  socket: Writable,
+  maxBytes: number,
+  onChunk: () => void,
+): Writable & { bytes: number } {
   let bytes = 0;
   let held: Buffer[] = [];
   let heldBytes = 0;
-  // The header, then the held slices as they are (no copy: a 200 MB upload would leave 200 MB of
-  // copies for the collector, and the RSS grows by it); the socket writes what queues up at once.
-  const frame = (t: Transform): void => {
-    const header = Buffer.allocUnsafe(4);
-    header.writeUInt32BE(heldBytes, 0);
-    t.push(header);
-    for (const part of held) t.push(part);
+  const frame = (last: boolean): void => {
+    socket.cork();
+    if (heldBytes) {
+      const header = Buffer.allocUnsafe(4);
+      header.writeUInt32BE(heldBytes, 0);
+      socket.write(header);
+      for (const part of held) socket.write(part);
+    }
+    if (last) socket.write(Buffer.alloc(4));
+    socket.uncork();
     held = [];
     heldBytes = 0;
   };
-  const t = new Transform({
+  // Until the socket has room: a socket that fails or closes first is the pipeline's error.
+  const room = (done: (error?: Error | null) => void): void => {
+    if (!socket.writableNeedDrain) return done();
+    const settle = (error?: Error | null) => {
+      socket.off('drain', settle);
+      socket.off('close', closed);
+      socket.off('error', settle);
+      done(error ?? null);
+    };
+    const closed = () => settle(new Error('the stream to the file helper closed'));
+    socket.once('drain', settle);
+    socket.once('close', closed);
+    socket.once('error', settle);
+  };
+  const w = new Writable({
     // Two frames may wait here for the socket: the request keeps arriving while one is written.
-    writableHighWaterMark: FRAME,
-    readableHighWaterMark: FRAME,
-    transform(chunk: Buffer, _enc, done) {
+    highWaterMark: 2 * FRAME,
+    write(chunk: Buffer, _enc, done) {
+      onChunk();
       bytes += chunk.length;
-      (t as Transform & { bytes: number }).bytes = bytes;
+      (w as Writable & { bytes: number }).bytes = bytes;
       if (bytes > maxBytes) {
         done(new PayloadTooLargeError(`File too large: the limit is ${maxBytes} bytes.`));
         return;
@@ -60,54 +83,42 @@ function framer(maxBytes: number): Transform & { bytes: number } {
         held.push(part);
         heldBytes += part.length;
         at += part.length;
-        if (heldBytes === FRAME) frame(this);
+        if (heldBytes === FRAME) frame(false);
       }
-      done();
+      room(done);
     },
-    flush(done) {
-      if (heldBytes) frame(this);
-      done(null, Buffer.alloc(4));
+    final(done) {
+      frame(true);
+      room(done);
     },
   });
-  return Object.assign(t, { bytes: 0 });
+  return Object.assign(w, { bytes: 0 });
 }
 
 /**
  * The helper prints the file's size on the first line, then the bytes. The size is the sandbox's
- * word, so the body passes exactly that many bytes and fails if fewer arrive. The bytes go on in
- * pieces of about BATCH bytes (what arrived within a millisecond, at the least): the engine's
- * frames are small, and each piece costs the HTTP response, and its client, a write and a read.
+ * word, so the body passes exactly that many bytes and fails if fewer arrive. The bytes pass as
+ * the engine's frames brought them (slices, no copy): the HTTP response writes what arrived in
+ * one turn as one writev (see the server's high-water mark).
  */
-function sizedBody(path: string): Transform & { size: Promise<number | null> } {
+function sizedBody(
+  path: string,
+  onChunk: () => void,
+): Transform & { size: Promise<number | null> } {
   let resolveSize!: (size: number | null) => void;
   const size = new Promise<number | null>((resolve) => (resolveSize = resolve));
   let header: Buffer | null = Buffer.alloc(0);
   let expected = 0;
   let sent = 0;
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  let timer: NodeJS.Timeout | null = null;
-  const release = (t: Transform) => {
-    if (timer) clearTimeout(timer);
-    timer = null;
-    if (!heldBytes) return;
-    const piece = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
-    held = [];
-    heldBytes = 0;
-    t.push(piece);
-  };
   const pass = (t: Transform, chunk: Buffer) => {
     const part = chunk.subarray(0, Math.max(0, expected - sent));
     sent += part.length;
-    if (!part.length) return;
-    held.push(part);
-    heldBytes += part.length;
-    if (heldBytes >= BATCH) release(t);
-    else timer ??= setTimeout(() => release(t), 1);
+    if (part.length) t.push(part);
   };
   const body = new Transform({
-    readableHighWaterMark: 4 * BATCH,
+    readableHighWaterMark: 512 * 1024,
     transform(chunk: Buffer, _enc, done) {
+      onChunk();
       if (header === null) {
         pass(this, chunk);
         return done();
@@ -134,15 +145,11 @@ function sizedBody(path: string): Transform & { size: Promise<number | null> } {
       done();
     },
     flush(done) {
-      release(this);
       resolveSize(null);
       done(sent === expected ? null : new Error(`file ${path} changed while it was read`));
     },
   });
-  body.once('close', () => {
-    if (timer) clearTimeout(timer);
-    resolveSize(null);
-  });
+  body.once('close', () => resolveSize(null));
   return Object.assign(body, { size });
 }
 
@@ -175,23 +182,10 @@ export function parseListing(raw: Buffer): SandboxFileEntry[] {
   return entries;
 }
 
-/** Calls `onIdle` when no chunk has passed for `ms`; a stalled transfer ends instead of hanging. */
-function idleGuard(ms: number, onIdle: () => void): Transform {
+/** Calls `onIdle` when `refresh` was not called for `ms`; a stalled transfer ends instead of hanging. */
+function idleTimer(ms: number, onIdle: () => void): { refresh(): void; clear(): void } {
   const timer = setTimeout(onIdle, ms);
-  const t = new Transform({
-    // A few 64 KiB reads of slack (the default is 16 KiB): a wait per read otherwise.
-    highWaterMark: 256 * 1024,
-    transform(chunk: Buffer, _enc, done) {
-      timer.refresh();
-      done(null, chunk);
-    },
-    flush(done) {
-      clearTimeout(timer);
-      done();
-    },
-  });
-  t.once('close', () => clearTimeout(timer));
-  return t;
+  return { refresh: () => void timer.refresh(), clear: () => clearTimeout(timer) };
 }
 
 export interface DockerSandboxFilesOptions {
@@ -264,12 +258,14 @@ export class DockerSandboxFiles implements SandboxFiles {
     });
     const out = text(run.stdout, 1024);
     const err = text(run.stderr, 64 * 1024);
-    const frames = framer(maxBytes);
     let stalled = false;
-    const guard = idleGuard(this.#idleTimeoutMs, () => {
+    // Watches the bytes as they come (the framer holds up to a frame of them): a slow but moving
+    // client is not idle, and a helper that stops reading stops them too.
+    const idle = idleTimer(this.#idleTimeoutMs, () => {
       stalled = true;
-      guard.destroy(new DeadlineExceededError('upload stalled'));
+      frames.destroy(new DeadlineExceededError('upload stalled'));
     });
+    const frames = framer(run.stdin!, maxBytes, idle.refresh);
     // The source is the caller's (a request body): on failure it is drained, never destroyed, so
     // the caller sees this error, not a premature close of its own stream.
     const source = (error: Error) => frames.destroy(error);
@@ -278,22 +274,20 @@ export class DockerSandboxFiles implements SandboxFiles {
     // so the helper reads EOF, removes its temporary file and exits before the error is answered.
     const sent = new Promise<void>((resolve, reject) => {
       frames.once('error', reject);
-      guard.once('error', reject);
-      frames.once('end', resolve);
+      frames.once('finish', resolve);
       void run.end.then(() => reject(new Error('the file helper ended before the upload did')));
     });
-    // The guard watches the bytes as they come (the framer holds up to a frame of them): a slow
-    // but moving client is not idle, and a helper that stops reading stops them too.
-    data.pipe(guard).pipe(frames).pipe(run.stdin!, { end: false });
+    data.pipe(frames);
     try {
       // Never end the socket before the zero frame is written: an incomplete upload must not commit.
       await sent;
+      idle.clear();
       run.stdin!.end();
     } catch (error) {
-      frames.unpipe(run.stdin!);
-      guard.unpipe(frames);
-      data.unpipe(guard);
-      guard.destroy();
+      idle.clear();
+      data.unpipe(frames);
+      // Nothing more reaches the socket, the final frame least of all.
+      frames.destroy();
       data.off('error', source);
       data.on('error', () => {});
       data.resume();
@@ -355,18 +349,19 @@ export class DockerSandboxFiles implements SandboxFiles {
       signal,
     });
     const err = text(run.stderr, 64 * 1024);
-    const body = sizedBody(path);
-    // Failures are reported to whoever reads the body; unread, they must not crash the process.
-    body.on('error', () => {});
-    const guard = idleGuard(this.#idleTimeoutMs, () => {
+    // Watches the bytes as they pass: a reader that stops reading stops them too.
+    const idle = idleTimer(this.#idleTimeoutMs, () => {
       run.cancel();
       body.destroy(new DeadlineExceededError(`the download of '${path}' stalled`));
     });
-    run.stdout.pipe(guard).pipe(body);
-    guard.on('error', () => {});
+    const body = sizedBody(path, idle.refresh);
+    // Failures are reported to whoever reads the body; unread, they must not crash the process.
+    body.on('error', () => {});
+    run.stdout.pipe(body);
+    body.once('finish', idle.clear);
     // A reader that goes away (a client abandoning a download) must not leave the helper running.
     body.once('close', () => {
-      guard.destroy();
+      idle.clear();
       if (!body.readableEnded) run.cancel();
     });
     const size = await Promise.race([

@@ -1,8 +1,17 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import type { Service } from '../lifecycle.js';
 import { installClientErrorHandler } from './client-errors.js';
+
+/**
+ * What a request and a response, and their socket, buffer before they push back (the default is
+ * 16 KiB). A file moves in 64 KiB reads: below a read's size, every read of an upload paused the
+ * socket, and every piece of a download waited for a drain before the next went out. With 1 MiB,
+ * the pieces that arrive in one turn go out in one write, and a connection still holds at most
+ * about that much.
+ */
+const STREAM_HWM = 1024 * 1024;
 
 export interface HttpServerOptions {
   app: Express;
@@ -29,7 +38,9 @@ export class HttpServer implements Service {
   async start(): Promise<void> {
     const { app, host, port, logger } = this.options;
     const server: Server = await new Promise((resolve, reject) => {
-      const s = app.listen(port, host, () => resolve(s)).once('error', reject);
+      const s = createServer({ highWaterMark: STREAM_HWM }, app)
+        .listen(port, host, () => resolve(s))
+        .once('error', reject);
     });
     installClientErrorHandler(server, logger);
     this.#server = server;
