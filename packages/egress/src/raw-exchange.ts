@@ -56,6 +56,9 @@ function relay(
   /** Set once the answer's head went to the client: from then on a failure is a cut. */
   let body: BodyEnd | undefined;
   let remaining = 0;
+  /** Reads written to the client and not flushed yet; the upstream pauses at two. */
+  let unwritten = 0;
+  let paused = false;
 
   const finish = (failure?: string, status = 502): void => {
     if (done) return;
@@ -87,14 +90,23 @@ function relay(
       remaining -= c.length;
     }
     down += c.length;
-    if (c.length) client.write(c, (e) => e || reads.give(chunk));
-    // The next read goes on while the last drains (fewer stops and starts than a pipe's 16 KB
-    // mark); no more than about two reads are ever held for a slow client.
-    const flowing = client.writableLength < 2 * READ_BUFFER;
+    if (c.length) {
+      unwritten += 1;
+      client.write(c, (e) => {
+        unwritten -= 1;
+        if (!e) reads.give(chunk);
+        if (paused && unwritten < 2 && client.writableLength < 2 * READ_BUFFER) {
+          paused = false;
+          upstream?.resume();
+        }
+      });
+    }
     if (last) return finish();
-    if (!flowing) {
+    // The next read goes on while the last drains (fewer stops and starts than a pipe's 16 KB
+    // mark); no more than two reads, and 2 MB, are ever held for a slow client.
+    if (!paused && (unwritten >= 2 || client.writableLength >= 2 * READ_BUFFER)) {
+      paused = true;
       upstream!.pause();
-      client.once('drain', () => upstream?.resume());
     }
   };
 

@@ -32,6 +32,8 @@ export function parseUpstreamProxy(text: string): UpstreamProxy {
 
 const MAX_HEAD = 16 * 1024;
 export const READ_BUFFER = 1024 * 1024;
+/** Reads shorter than this are copied out of a pool's buffer instead of lending it. */
+export const COPY_BELOW = READ_BUFFER / 4;
 
 /**
  * `onread` for a socket that reads up to 1 MB per read call, not libuv's 64 KB: a bulk download
@@ -40,11 +42,20 @@ export const READ_BUFFER = 1024 * 1024;
  * read into a buffer of the pool's that its consumer gives back.
  */
 function largeReads(socket: () => net.Socket, pool?: ReadPool): net.OnReadOpts {
-  if (pool)
+  if (pool) {
+    // A short read is copied out and its buffer reads again: lent, a 1 MB buffer holding a few
+    // bytes would let an upstream that trickles (a tenant's own allowed server) make the proxy
+    // hold a megabyte per packet for a client that doesn't read.
+    let current: Buffer | null = null;
     return {
-      buffer: () => pool.take(),
-      callback: (n: number, b: Uint8Array) => socket().push(Buffer.from(b.buffer, b.byteOffset, n)),
+      buffer: () => (current ??= pool.take()),
+      callback: (n: number, b: Uint8Array) => {
+        if (n < COPY_BELOW) return socket().push(Buffer.from(b.subarray(0, n)));
+        current = null; // lent with this read, until its consumer gives it back
+        return socket().push(Buffer.from(b.buffer, b.byteOffset, n));
+      },
     };
+  }
   return {
     buffer: Buffer.allocUnsafe(READ_BUFFER),
     callback: (n: number, b: Uint8Array) => socket().push(Buffer.from(b.subarray(0, n))),
