@@ -32,8 +32,8 @@ export function parseUpstreamProxy(text: string): UpstreamProxy {
 
 const MAX_HEAD = 16 * 1024;
 export const READ_BUFFER = 1024 * 1024;
-/** Reads shorter than this are copied out of a pool's buffer instead of lending it. */
-export const COPY_BELOW = READ_BUFFER / 4;
+/** Reads shorter than this (libuv's own read size) are copied out of a pool's buffer, not lent. */
+export const COPY_BELOW = 64 * 1024;
 
 /**
  * `onread` for a socket that reads up to 1 MB per read call, not libuv's 64 KB: a bulk download
