@@ -7,11 +7,11 @@ import { installClientErrorHandler } from './client-errors.js';
 /**
  * What a request and a response, and their socket, buffer before they push back (the default is
  * 16 KiB). A file moves in 64 KiB reads: below a read's size, every read of an upload paused the
- * socket, and every piece of a download waited for a drain before the next went out. With 1 MiB,
- * the pieces that arrive in one turn go out in one write, and a connection still holds at most
- * about that much.
+ * socket, and every piece of a download waited for a drain before the next went out. Two reads'
+ * worth, not more: every connection may hold this much of a body the API has not asked for yet
+ * (with 1 MiB, 300 hostile exec requests with 2 MiB bodies grew the API by up to 197 MiB).
  */
-const STREAM_HWM = 1024 * 1024;
+const STREAM_HWM = 128 * 1024;
 
 export interface HttpServerOptions {
   app: Express;
