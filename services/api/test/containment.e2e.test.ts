@@ -51,6 +51,8 @@ const it = berthTest({
   BERTH_FILES_HELPER_TIMEOUT_MS: '3000',
   BERTH_TRANSFER_IDLE_TIMEOUT_MS: '3000',
   BERTH_EXEC_MAX_CONCURRENT: '4',
+  // The exec bodies held at once (default 256 MiB): the flood test's bound rests on it.
+  BERTH_EXEC_MAX_INFLIGHT_BODY_MB: '32',
 })
   .extend('calls', { scope: 'file' }, ({ berth }) => containmentCalls(berth))
   // The sandbox the deadline tests share, made when the first of them asks.
