@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { answerAndClose, type Exchange } from './exchange.js';
+import { allowedDecision, answerAndClose, type Exchange } from './exchange.js';
 import { interceptTunnel } from './intercept.js';
 import { splice } from './splice.js';
 import { openUpstream } from './upstream.js';
@@ -43,14 +43,14 @@ export async function connectTunnel(
     return;
   }
   if (gone) {
-    ex.record({
-      decision: 'allowed',
-      host: verdict.host,
-      port,
-      reason: 'the client went away before the tunnel opened',
-      bytesUp: 0,
-      bytesDown: 0,
-    });
+    ex.record(
+      allowedDecision(
+        verdict.host,
+        port,
+        { up: 0, down: 0 },
+        'the client went away before the tunnel opened',
+      ),
+    );
     client.destroy();
     return;
   }
@@ -64,7 +64,7 @@ export async function connectTunnel(
     const reason = ex.upstreamProxy
       ? `upstream proxy: ${(error as Error).message}`
       : `upstream: ${(error as Error).message}`;
-    ex.record({ decision: 'allowed', host: verdict.host, port, reason, bytesUp: 0, bytesDown: 0 });
+    ex.record(allowedDecision(verdict.host, port, { up: 0, down: 0 }, reason));
     answerAndClose(client, '502 Bad Gateway', reason);
     return;
   }
@@ -77,13 +77,13 @@ export async function connectTunnel(
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length) upstream.write(head);
   splice(client, upstream, ex.idleMs, (counts, failure) =>
-    ex.record({
-      decision: 'allowed',
-      host: verdict.host,
-      port,
-      ...(failure ? { reason: failure } : {}),
-      bytesUp: head.length + counts.up,
-      bytesDown: counts.down,
-    }),
+    ex.record(
+      allowedDecision(
+        verdict.host,
+        port,
+        { up: head.length + counts.up, down: counts.down },
+        failure,
+      ),
+    ),
   );
 }

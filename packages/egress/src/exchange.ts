@@ -26,6 +26,27 @@ export interface Exchange {
   upstreamProxy?: UpstreamProxy;
 }
 
+/**
+ * The decision of an exchange that was allowed: the bytes it moved (the client's up, the answer's
+ * down), and `reason` when it ended short of a full answer.
+ */
+export const allowedDecision = (
+  host: string,
+  port: number,
+  bytes: { up: number; down: number },
+  reason?: string,
+): Omit<Decision, 'containerId'> => ({
+  decision: 'allowed',
+  host,
+  port,
+  ...(reason ? { reason } : {}),
+  bytesUp: bytes.up,
+  bytesDown: bytes.down,
+});
+
+/** Why an exchange was closed by the idle timer. */
+export const idleReason = (idleMs: number): string => `closed after ${idleMs} ms without traffic`;
+
 /** Judges a destination; returns the pinned address or the reason it is refused. */
 export async function judge(
   rules: Rule[],

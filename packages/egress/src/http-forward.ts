@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { normalizeHost } from './allowlist.js';
-import type { Exchange } from './exchange.js';
+import { allowedDecision, type Exchange } from './exchange.js';
 import { answerText } from './http-relay.js';
 import { rawExchange } from './raw-exchange.js';
 
@@ -42,14 +42,14 @@ export async function httpForward(
   const verdict = await ex.judge(url.hostname, port);
   if (!verdict.target) return deny(403, verdict.host, port, verdict.reason!);
   if (res.destroyed) {
-    ex.record({
-      decision: 'allowed',
-      host: verdict.host,
-      port,
-      reason: 'the client went away before the request was sent',
-      bytesUp: 0,
-      bytesDown: 0,
-    });
+    ex.record(
+      allowedDecision(
+        verdict.host,
+        port,
+        { up: 0, down: 0 },
+        'the client went away before the request was sent',
+      ),
+    );
     return;
   }
 

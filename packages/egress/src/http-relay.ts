@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import type { Exchange } from './exchange.js';
+import { allowedDecision, idleReason, type Exchange } from './exchange.js';
 
 export const HOP_BY_HOP = new Set([
   'connection',
@@ -52,16 +52,9 @@ export function relayExchange(
       if (!res.headersSent && !res.destroyed) answerText(res, status, failure);
       else res.destroy();
     }
-    ex.record({
-      decision: 'allowed',
-      host,
-      port,
-      ...(failure ? { reason: failure } : {}),
-      bytesUp: up,
-      bytesDown: down,
-    });
+    ex.record(allowedDecision(host, port, { up, down }, failure));
   };
-  const idle = () => finish(`closed after ${ex.idleMs} ms without traffic`, 504);
+  const idle = () => finish(idleReason(ex.idleMs), 504);
   // The client socket's timer (the server's `timeout`) runs on reads and writes. Heard here, node
   // leaves the socket to us: a 504 if nothing was answered yet, else the connection is cut.
   res.on('timeout', idle);

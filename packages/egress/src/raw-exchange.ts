@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type net from 'node:net';
-import type { Exchange } from './exchange.js';
+import { allowedDecision, idleReason, type Exchange } from './exchange.js';
 import { answerText } from './http-relay.js';
 import { MAX_RESPONSE_HEAD, requestHead, responseHead, type BodyEnd } from './raw-head.js';
 import { ReadPool } from './read-pool.js';
@@ -67,16 +67,9 @@ function relay(
     if (!failure) client.end(() => client.destroy());
     else if (!body && !client.destroyed) answerText(res, status, failure);
     else client.destroy();
-    ex.record({
-      decision: 'allowed',
-      host: rq.host,
-      port: rq.port,
-      ...(failure ? { reason: failure } : {}),
-      bytesUp: up,
-      bytesDown: down,
-    });
+    ex.record(allowedDecision(rq.host, rq.port, { up, down }, failure));
   };
-  const idle = () => finish(`closed after ${ex.idleMs} ms without traffic`, 504);
+  const idle = () => finish(idleReason(ex.idleMs), 504);
   // The client socket's timer (the server's `timeout`) runs on its reads and writes.
   res.on('timeout', idle);
   client.on('close', () => finish('the client went away'));

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { idleReason } from './exchange.js';
 
 export interface Spliced {
   /** Bytes the client sent on (to the upstream) and the upstream sent back, so far. */
@@ -34,7 +35,7 @@ export function splice(
     if (--open === 0) done(counts, failure);
   };
   // Silent both ways: a write to one socket is a read from the other, so either timer says it.
-  const idle = () => kill(`closed after ${idleMs} ms without traffic`);
+  const idle = () => kill(idleReason(idleMs));
   for (const s of [client, upstream]) {
     if (s instanceof net.Socket) s.setTimeout(idleMs);
     s.on('timeout', idle);
