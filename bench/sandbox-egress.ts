@@ -1,6 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { testDocker } from '@berth/testkit';
+import { dockerExec, testDocker } from '@berth/testkit';
 import { percentile, startBenchBerth, type Row } from './harness.js';
 
 const run = promisify(execFile);
@@ -56,26 +56,13 @@ export async function benchSandboxEgress(runs = 15): Promise<Row[]> {
     });
     if (res.status !== 200) throw new Error(`create failed: ${await res.text()}`);
     const { id } = (await res.json()) as { id: string };
-    const sandbox = testDocker.docker.getContainer(await berth.sandboxOf(id));
-    const user = (await sandbox.inspect()).Config.User;
+    // The sandbox's own key (a warm-pool one keeps its slot's) and its uid, as the curl runs.
+    const key = (await berth.sandboxOf(id)).replace(/^berth-/, '');
+    const user = (await testDocker.docker.getContainer(`berth-${key}`).inspect()).Config.User;
     const inSandbox = async (): Promise<number> => {
-      const exec = await sandbox.exec({
-        Cmd: [...CURL, 'http://bench.test/'],
-        User: user,
-        AttachStdout: true,
-        AttachStderr: true,
-      });
-      const stream = await exec.start({ hijack: true, stdin: false });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      testDocker.docker.modem.demuxStream(
-        stream,
-        { write: (c: Buffer) => out.push(c) } as unknown as NodeJS.WritableStream,
-        { write: (c: Buffer) => err.push(c) } as unknown as NodeJS.WritableStream,
-      );
-      await new Promise((resolve) => stream.once('end', resolve));
-      if (err.length) throw new Error(`curl in the sandbox: ${Buffer.concat(err).toString()}`);
-      return curlMs(Buffer.concat(out).toString());
+      const r = await dockerExec(key, [...CURL, 'http://bench.test/'], user);
+      if (r.exitCode !== 0) throw new Error(`curl in the sandbox: ${r.stderr}`);
+      return curlMs(r.stdout);
     };
     const onHost = async (): Promise<number> =>
       curlMs((await run(CURL[0]!, [...CURL.slice(1), `http://127.0.0.1:${up.port}/`])).stdout);
