@@ -44,8 +44,9 @@ export function isMissingBindSource(error: unknown): boolean {
 /** What the client hears instead: an operator's fix, named by its setting, and no host path. */
 export const egressDirMissing = (cause: unknown): UnavailableError =>
   new UnavailableError(
-    'allowlist containers are unavailable on this server: its egress directory (the setting ' +
-      'BERTH_EGRESS_DIR) is not on the Docker host at the same path. The operator must mount it ' +
+    'Containers are unavailable on this server: its egress directory (the setting ' +
+      "BERTH_EGRESS_DIR, which holds the egress proxy's and the files channel's sockets) is not " +
+      'on the Docker host at the same path. The operator must mount it ' +
       'into the API container at that path (docs/egress.md).',
     { cause },
   );

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { Transform, Writable, type Readable } from 'node:stream';
 import {
   BerthError,
@@ -12,6 +13,7 @@ import {
   type SandboxRef,
 } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
+import type { ChannelSocket, FilesChannel } from './files-channel.js';
 import { startExec, type ExecEnd, type RunningExec } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
@@ -194,22 +196,44 @@ export interface DockerSandboxFilesOptions {
   helperTimeoutMs?: number;
   /** A transfer with no bytes moving for this long is ended (ms). */
   idleTimeoutMs?: number;
+  /** Moves uploads' and downloads' bytes over Unix sockets, not the exec's stdio (docs/files.md). */
+  channel?: FilesChannel;
+  /** Called as each transfer starts moving bytes, with the way they go. */
+  onTransfer?: (transfer: SandboxTransfer) => void;
+}
+
+export interface SandboxTransfer {
+  direction: 'upload' | 'download';
+  via: 'channel' | 'stdio';
+}
+
+/** A helper run connected on the files channel; `out` and `err` are its streams as text. */
+interface Channeled {
+  run: RunningExec;
+  socket: Socket;
+  out: Promise<string>;
+  err: Promise<string>;
 }
 
 /**
  * Files in /mnt/data through `docker exec` of a small python helper, as the sandbox's user. The
  * helper runs among code that may stop or kill it: every call has a deadline, is killed when its
- * client goes away, and a helper that was interfered with is a clear error, never a hang.
+ * client goes away, and a helper that was interfered with is a clear error, never a hang. With a
+ * files channel, uploads' and downloads' bytes go over a socket of their own, not the exec's stdio.
  */
 export class DockerSandboxFiles implements SandboxFiles {
   readonly #client: DockerClient;
   readonly #helperTimeoutMs: number;
   readonly #idleTimeoutMs: number;
+  readonly #channel: FilesChannel | undefined;
+  readonly #onTransfer: ((transfer: SandboxTransfer) => void) | undefined;
 
   constructor(options: DockerSandboxFilesOptions) {
     this.#client = options.client;
     this.#helperTimeoutMs = options.helperTimeoutMs ?? 30_000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+    this.#channel = options.channel;
+    this.#onTransfer = options.onTransfer;
   }
 
   #start(
@@ -237,6 +261,11 @@ export class DockerSandboxFiles implements SandboxFiles {
         `The container did not complete ${what} in time: its file helper stalled (code in the container may have stopped it).`,
       );
     if (end.how === 'aborted') return new Error(`${what} was abandoned by its client`);
+    if (end.exitCode === 75)
+      return new InvalidRequestError(
+        `The container interfered with ${what}: another process took its file helper's socket.`,
+        { code: 'sandbox_interference' },
+      );
     if (end.exitCode === null || end.exitCode >= 128)
       return new InvalidRequestError(
         `The container interrupted ${what}: its file helper was killed (exit ${end.exitCode ?? 'unknown'}). Code in the container may have interfered.`,
@@ -245,19 +274,103 @@ export class DockerSandboxFiles implements SandboxFiles {
     return new Error(`${what} failed (exit ${end.exitCode}): ${stderr.slice(0, 2000)}`);
   }
 
+  /** Reports how a transfer's bytes went, once it starts moving them. */
+  #moving(direction: 'upload' | 'download', via: 'channel' | 'stdio'): void {
+    this.#onTransfer?.({ direction, via });
+  }
+
+  /**
+   * Starts a write or read helper on the files channel and waits (bounded) until it connects.
+   * `null`: no channel here, or the sandbox has none (it predates it): the caller uses stdio.
+   * An exit without connecting is the helper's answer (a missing file, a path in the way).
+   */
+  async #channeled(
+    sandbox: SandboxRef,
+    args: string[],
+    what: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Channeled | { end: ExecEnd; err: Promise<string> } | null> {
+    if (!this.#channel) return null;
+    let listening: ChannelSocket;
+    try {
+      listening = await this.#channel.listen(sandbox.uid);
+    } catch {
+      // A channel directory this process can't use slows transfers down, never fails them.
+      return null;
+    }
+    let run: RunningExec;
+    try {
+      run = await this.#start(sandbox, [...args, listening.name], {
+        stdin: false,
+        deadlineMs: TRANSFER_DEADLINE_MS,
+        signal,
+      });
+    } catch (error) {
+      listening.close();
+      throw error;
+    }
+    // Read from the start: the run's end is heard only once both streams are drained.
+    const out = text(run.stdout, 1024);
+    const err = text(run.stderr, 64 * 1024);
+    let timer: NodeJS.Timeout | undefined;
+    const got = await Promise.race([
+      listening.connection,
+      run.end,
+      new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.#helperTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    listening.close();
+    if (got === 'late') {
+      run.cancel();
+      throw new DeadlineExceededError(
+        `The container did not start ${what} within ${this.#helperTimeoutMs} ms: its file helper stalled.`,
+      );
+    }
+    if (got instanceof Socket) {
+      // A transfer's failures are the run's; unread, a broken socket must not crash the process.
+      got.on('error', () => {});
+      return { run, socket: got, out, err };
+    }
+    if (got.how === 'exited' && got.exitCode === 75) return null;
+    return { end: got, err };
+  }
+
   async write(
     sandbox: SandboxRef,
     path: string,
     data: Readable,
     { maxBytes, signal }: { maxBytes: number; signal?: AbortSignal },
   ): Promise<{ bytes: number }> {
+    const what = `the upload of '${path}'`;
+    const channeled = await this.#channeled(sandbox, ['write', path], what, signal);
+    if (channeled && 'end' in channeled)
+      throw (
+        this.#written(channeled.end, path, await channeled.err) ??
+        this.#failure(channeled.end, what, await channeled.err)
+      );
+    if (channeled) {
+      this.#moving('upload', 'channel');
+      return this.#upload(channeled, channeled.socket, path, data, maxBytes);
+    }
     const run = await this.#start(sandbox, ['write', path], {
       stdin: true,
       deadlineMs: TRANSFER_DEADLINE_MS,
       signal,
     });
+    this.#moving('upload', 'stdio');
     const out = text(run.stdout, 1024);
     const err = text(run.stderr, 64 * 1024);
+    return this.#upload({ run, out, err }, run.stdin!, path, data, maxBytes);
+  }
+
+  /** Frames `data` into `sink` (the helper's stdin or its socket) and waits for the commit. */
+  async #upload(
+    { run, out, err }: Omit<Channeled, 'socket'>,
+    sink: Writable,
+    path: string,
+    data: Readable,
+    maxBytes: number,
+  ): Promise<{ bytes: number }> {
     let stalled = false;
     // Watches the bytes as they come (the framer holds up to a frame of them): a slow but moving
     // client is not idle, and a helper that stops reading stops them too.
@@ -265,12 +378,12 @@ export class DockerSandboxFiles implements SandboxFiles {
       stalled = true;
       frames.destroy(new DeadlineExceededError('upload stalled'));
     });
-    const frames = framer(run.stdin!, maxBytes, idle.refresh);
+    const frames = framer(sink, maxBytes, idle.refresh);
     // The source is the caller's (a request body): on failure it is drained, never destroyed, so
     // the caller sees this error, not a premature close of its own stream.
     const source = (error: Error) => frames.destroy(error);
     data.on('error', source);
-    // The socket is never destroyed on failure either: it is half-closed without the final frame,
+    // The sink is never destroyed on failure either: it is half-closed without the final frame,
     // so the helper reads EOF, removes its temporary file and exits before the error is answered.
     const sent = new Promise<void>((resolve, reject) => {
       frames.once('error', reject);
@@ -279,21 +392,21 @@ export class DockerSandboxFiles implements SandboxFiles {
     });
     data.pipe(frames);
     try {
-      // Never end the socket before the zero frame is written: an incomplete upload must not commit.
+      // Never end the sink before the zero frame is written: an incomplete upload must not commit.
       await sent;
       idle.clear();
-      run.stdin!.end();
+      sink.end();
     } catch (error) {
       idle.clear();
       data.unpipe(frames);
-      // Nothing more reaches the socket, the final frame least of all.
+      // Nothing more reaches the sink, the final frame least of all.
       frames.destroy();
       data.off('error', source);
       data.on('error', () => {});
       data.resume();
-      // Close stdin without the final frame: the helper removes its temporary file and exits.
+      // Close the sink without the final frame: the helper removes its temporary file and exits.
       // Wait for that (bounded), so nothing half-written is visible when the error is answered.
-      run.stdin!.end();
+      sink.end();
       const ended = await Promise.race([
         run.end,
         new Promise<null>((r) => setTimeout(() => r(null), 5000).unref()),
@@ -315,7 +428,17 @@ export class DockerSandboxFiles implements SandboxFiles {
         { cause: error },
       );
     }
-    const end = await run.end;
+    // Every byte is with the helper: what is left is its rename, bounded like any helper call.
+    const end = await Promise.race([
+      run.end,
+      new Promise<null>((r) => setTimeout(() => r(null), this.#helperTimeoutMs).unref()),
+    ]);
+    if (!end) {
+      run.cancel();
+      throw new DeadlineExceededError(
+        `The container did not complete the upload of '${path}' within ${this.#helperTimeoutMs} ms of its last byte: its file helper stalled.`,
+      );
+    }
     if (end.how === 'exited' && end.exitCode === 0)
       return { bytes: Number.parseInt(await out, 10) || frames.bytes };
     throw (
@@ -333,7 +456,11 @@ export class DockerSandboxFiles implements SandboxFiles {
       );
     if (end.how === 'exited' && end.exitCode === 4)
       return new PayloadTooLargeError(`No space left in the container's /mnt/data for '${path}'.`);
-    if (end.how === 'exited' && end.exitCode !== null && end.exitCode >= 128)
+    if (
+      end.how === 'exited' &&
+      end.exitCode !== null &&
+      (end.exitCode >= 128 || end.exitCode === 75)
+    )
       return this.#failure(end, `the upload of '${path}'`, stderr);
     return null;
   }
@@ -343,26 +470,46 @@ export class DockerSandboxFiles implements SandboxFiles {
     path: string,
     { signal }: { signal?: AbortSignal } = {},
   ): Promise<{ size: number; stream: Readable } | null> {
+    const what = `the download of '${path}'`;
+    const channeled = await this.#channeled(sandbox, ['read', path], what, signal);
+    if (channeled && 'end' in channeled) return this.#unread(channeled.end, what, channeled.err);
+    if (channeled) {
+      this.#moving('download', 'channel');
+      return this.#sized(channeled, channeled.socket, path);
+    }
     const run = await this.#start(sandbox, ['read', path], {
       stdin: false,
       deadlineMs: TRANSFER_DEADLINE_MS,
       signal,
     });
-    const err = text(run.stderr, 64 * 1024);
+    this.#moving('download', 'stdio');
+    return this.#sized({ run, err: text(run.stderr, 64 * 1024) }, run.stdout, path);
+  }
+
+  /** A read helper's bytes from `source` (its stdout or its socket): the size line, then the file. */
+  async #sized(
+    { run, err }: Pick<Channeled, 'run' | 'err'>,
+    source: Readable,
+    path: string,
+  ): Promise<{ size: number; stream: Readable } | null> {
     // Watches the bytes as they pass: a reader that stops reading stops them too.
     const idle = idleTimer(this.#idleTimeoutMs, () => {
       run.cancel();
+      source.destroy();
       body.destroy(new DeadlineExceededError(`the download of '${path}' stalled`));
     });
     const body = sizedBody(path, idle.refresh);
     // Failures are reported to whoever reads the body; unread, they must not crash the process.
     body.on('error', () => {});
-    run.stdout.pipe(body);
+    source.pipe(body);
     body.once('finish', idle.clear);
     // A reader that goes away (a client abandoning a download) must not leave the helper running.
     body.once('close', () => {
       idle.clear();
-      if (!body.readableEnded) run.cancel();
+      if (!body.readableEnded) {
+        run.cancel();
+        source.destroy();
+      }
     });
     const size = await Promise.race([
       body.size,
@@ -378,10 +525,14 @@ export class DockerSandboxFiles implements SandboxFiles {
     }
     if (size !== null) return { size, stream: body };
     body.resume();
-    const end = await run.end;
+    return this.#unread(await run.end, `the download of '${path}'`, err);
+  }
+
+  /** A read helper that sent no file: missing or unusable (null), or a failure. */
+  async #unread(end: ExecEnd, what: string, err: Promise<string>): Promise<null> {
     if (end.how === 'exited' && (end.exitCode === 2 || end.exitCode === 3 || end.exitCode === 64))
       return null;
-    throw this.#failure(end, `the download of '${path}'`, await err);
+    throw this.#failure(end, what, await err);
   }
 
   async list(

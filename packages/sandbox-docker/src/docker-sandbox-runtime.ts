@@ -10,6 +10,7 @@ import {
 } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
 import { egressDirMissing, isMissingBindSource, statusOf } from './docker-errors.js';
+import { SANDBOX_FILES_CHANNEL_DIR, type FilesChannel } from './files-channel.js';
 import { instanceFilter, LABELS, poolLabels, sandboxLabels, sandboxName } from './labels.js';
 import { collect, startDetached } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
@@ -75,6 +76,8 @@ export interface DockerSandboxRuntimeOptions extends SandboxLimits {
   egress?: SandboxEgress;
   /** Called once a sandbox is gone, so per-sandbox state elsewhere (the executor's) is dropped. */
   onRemoved?: (containerId: string) => void;
+  /** The files channel's directory, mounted read-only into every sandbox (docs/files.md). */
+  filesChannel?: Pick<FilesChannel, 'hostDir' | 'ensureDir'>;
 }
 
 /**
@@ -93,6 +96,10 @@ export interface SandboxEgress {
   forwarderUser: string;
   /** The port the forwarder listens on inside the sandbox (loopback). */
   port: number;
+}
+
+function readOnly(source: string, target: string): Dockerode.MountSettings {
+  return { Type: 'bind', Source: source, Target: target, ReadOnly: true };
 }
 
 /** Why the host can't be trusted to run sandboxes; thrown at start-up. */
@@ -143,6 +150,11 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
       egress && secrets.length > 0
         ? [...egress.caEnv, ...secrets.map((s) => `${s.name}=${s.placeholder}`)]
         : [];
+    // Read-only: the egress proxy's socket directory, and the files channel's.
+    const mounts: Dockerode.MountSettings[] = [
+      ...(egress ? [readOnly(egress.hostDir(spec.containerId), egress.containerDir)] : []),
+      ...(o.filesChannel ? [readOnly(o.filesChannel.hostDir, SANDBOX_FILES_CHANNEL_DIR)] : []),
+    ];
     return {
       name: sandboxName(spec.containerId),
       Image: o.image,
@@ -184,18 +196,7 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
         LogConfig: { Type: 'none', Config: {} },
         // Both policies: no interface but loopback. Allowlist egress goes through the mounted socket.
         NetworkMode: 'none',
-        ...(egress
-          ? {
-              Mounts: [
-                {
-                  Type: 'bind' as const,
-                  Source: egress.hostDir(spec.containerId),
-                  Target: egress.containerDir,
-                  ReadOnly: true,
-                },
-              ],
-            }
-          : {}),
+        ...(mounts.length ? { Mounts: mounts } : {}),
         RestartPolicy: { Name: 'no' },
         Privileged: false,
         ...(o.runtime ? { Runtime: o.runtime } : {}),
@@ -261,6 +262,7 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
     }
     let created: Dockerode.Container | null = null;
     try {
+      await this.options.filesChannel?.ensureDir();
       created = await client.call('create', (abortSignal) =>
         client.docker.createContainer({ ...body, abortSignal } as Dockerode.ContainerCreateOptions),
       );
@@ -272,7 +274,8 @@ export class DockerSandboxRuntime implements SandboxRuntime, SandboxPoolRuntime 
       if (statusOf(error) === 409) {
         throw new Error(`a sandbox named ${body.name} already exists`, { cause: error });
       }
-      if (egress && isMissingBindSource(error)) throw egressDirMissing(error);
+      if ((egress || this.options.filesChannel) && isMissingBindSource(error))
+        throw egressDirMissing(error);
       throw await client.translate(error, spec.containerId);
     }
   }

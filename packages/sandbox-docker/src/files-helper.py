@@ -1,14 +1,29 @@
-# Runs inside the sandbox as the sandbox user: `python3 -I -S -c <this> TAG MODE [PATH]` (TAG marks
-# the process for the outside kill sweep).
+# Runs inside the sandbox as the sandbox user: `python3 -I -S -c <this> TAG MODE [PATH [SOCKET]]`
+# (TAG marks the process for the outside kill sweep). With SOCKET, a write or read moves its bytes
+# over that Unix socket of the service's in /run/berth-files instead of stdin or stdout.
 # Every path is opened one component at a time from /mnt/data with O_NOFOLLOW, so no symlink
 # anywhere in a path is ever followed. Exit codes: 2 missing, 3 not a regular file or a link,
-# 4 no space, 5 upload not completed, 64 bad arguments.
+# 4 no space, 5 upload not completed, 64 bad arguments, 75 the socket can't be reached (the
+# sandbox predates the channel: the service falls back to stdio).
 import errno, os, stat, struct, sys
 
 ROOT = '/mnt/data'
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 TEMP_PREFIX = '.berth-upload-'
 LIST_LIMIT = 10000
+CHANNEL_DIR = '/run/berth-files'
+
+
+def channel(name):
+    import socket
+    if len(name) != 37 or not name.endswith('.sock') or name[:32].strip('0123456789abcdef'):
+        sys.exit(64)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(CHANNEL_DIR + '/' + name)
+    except OSError:
+        sys.exit(75)
+    return s
 
 
 def parent(rel, create):
@@ -43,14 +58,18 @@ def widen(fd):
         pass
 
 
-def write(rel):
+def write(rel, sock=None):
+    # Connected first: the service waits for the connection before it sends anything.
+    conn = channel(sock) if sock else None
+    src = conn.fileno() if conn else 0
     fd, name = parent(rel, True)
     tmp = TEMP_PREFIX + str(os.getpid())
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
     done = False
     total = 0
     try:
-        widen(0)
+        if not conn:
+            widen(0)
         # Frames are [u32 length][bytes], a zero length ends the upload: read into one buffer
         # (no object per read) and written from it; stdin's end before the zero frame is a failure.
         buf = bytearray(CHUNK)
@@ -60,7 +79,7 @@ def write(rel):
         header = b''
         while True:
             if start == end:
-                start, end = 0, os.readv(0, [buf])
+                start, end = 0, os.readv(src, [buf])
                 if not end:
                     break
             if need:
@@ -92,23 +111,30 @@ def write(rel):
         sys.exit(5)
 
 
-def read(rel):
+def read(rel, sock=None):
     fd, name = parent(rel, False)
     # O_NONBLOCK: a FIFO swapped in by the sandbox must not hang the open; fstat refuses it below.
     f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
     st = os.fstat(f)
     if not stat.S_ISREG(st.st_mode):
         sys.exit(3)
-    out = sys.stdout.buffer
-    out.write(b'%d\n' % st.st_size)
-    out.flush()
-    widen(1)
+    # A missing or unusable file has exited above without connecting: the service hears the code.
+    conn = channel(sock) if sock else None
+    dst = conn.fileno() if conn else 1
+    header = b'%d\n' % st.st_size
+    if conn:
+        conn.sendall(header)
+    else:
+        out = sys.stdout.buffer
+        out.write(header)
+        out.flush()
+        widen(1)
     # The file's pages go into the pipe without passing through here (sendfile); no more than the
     # size just announced, even if the file grows meanwhile. A short file ends the loop.
     left = st.st_size
     try:
         while left:
-            n = os.sendfile(1, f, None, min(left, CHUNK))
+            n = os.sendfile(dst, f, None, min(left, CHUNK))
             if not n:
                 return
             left -= n
@@ -122,7 +148,7 @@ def read(rel):
             break
         view = memoryview(chunk)
         while view:
-            view = view[os.write(1, view):]
+            view = view[os.write(dst, view):]
         left -= len(chunk)
 
 
@@ -167,10 +193,10 @@ def main():
     args = sys.argv[2:]
     mode = args[0] if args else ''
     try:
-        if mode == 'write' and len(args) == 2:
-            write(args[1])
-        elif mode == 'read' and len(args) == 2:
-            read(args[1])
+        if mode == 'write' and len(args) in (2, 3):
+            write(*args[1:])
+        elif mode == 'read' and len(args) in (2, 3):
+            read(*args[1:])
         elif mode == 'list':
             listing()
         elif mode == 'remove' and len(args) == 2:

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FsBlobStore } from '@berth/blob-store-fs';
 import {
@@ -40,6 +40,7 @@ import {
   DockerSandboxRuntime,
   DockerSandboxSessions,
   DockerSkillInstaller,
+  FilesChannel,
 } from '@berth/sandbox-docker';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
@@ -102,6 +103,14 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
 
   // The proxy serves sockets from this process; a reaper-only process has no sandboxes to serve.
   const egress = serves ? createEgress(config, logger, observe.onEgress) : null;
+  // Uploads and downloads over a socket of their own (docs/files.md), beside the egress sockets.
+  const filesChannel =
+    config.BERTH_FILES_CHANNEL === '1'
+      ? new FilesChannel({
+          hostDir: join(resolve(config.BERTH_EGRESS_DIR), 'files-channel'),
+          chownToSandbox: process.getuid?.() === 0,
+        })
+      : undefined;
   const executor = new DockerSandboxExecutor({
     client: docker,
     graceMs: config.BERTH_EXEC_GRACE_MS,
@@ -119,6 +128,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     tmpInodes: config.BERTH_SANDBOX_TMP_INODES,
     ...(config.BERTH_SANDBOX_RUNTIME ? { runtime: config.BERTH_SANDBOX_RUNTIME } : {}),
     ...(egress ? { egress: egress.sandbox } : {}),
+    ...(filesChannel ? { filesChannel } : {}),
     onRemoved: (containerId) => executor.forget(containerId),
   });
 
@@ -138,6 +148,8 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     client: docker,
     helperTimeoutMs: config.BERTH_FILES_HELPER_TIMEOUT_MS,
     idleTimeoutMs: config.BERTH_TRANSFER_IDLE_TIMEOUT_MS,
+    ...(filesChannel ? { channel: filesChannel } : {}),
+    onTransfer: (transfer) => metrics.sandboxTransfers.inc({ ...transfer }),
   });
   const containerFileStore = new PgContainerFileStore(pool, clock);
   const archives = new PgArchiveStore(pool);

@@ -159,8 +159,16 @@ export const ConfigSchema = z
     BERTH_DATA_DIR: z.string().default('.berth/data'),
     /** Largest file one upload may carry (Files API and container files); past it, 413. */
     BERTH_MAX_UPLOAD_BYTES: int(512 * 1_048_576, 1, 1_099_511_627_776),
-    /** Host directory of the egress proxy's per-sandbox sockets (bind-mounted into allowlist sandboxes). */
+    /**
+     * Host directory of the egress proxy's per-sandbox sockets (bind-mounted into allowlist
+     * sandboxes) and of the files channel's (`files-channel/`, bind-mounted into every sandbox).
+     */
     BERTH_EGRESS_DIR: z.string().default('.berth/egress'),
+    /**
+     * `1`: uploads' and downloads' bytes go over a Unix socket per transfer (docs/files.md), `0`:
+     * over the exec's stdio, as for sandboxes created without the channel.
+     */
+    BERTH_FILES_CHANNEL: z.enum(['0', '1']).default('1'),
     /** Most entries in one `allowed_domains`. */
     BERTH_EGRESS_MAX_DOMAINS: int(64, 1, 4096),
     /**

@@ -83,6 +83,11 @@ export class Metrics {
     'berth_archive_failures_total',
     'Archives of an expiring container (whole, or one file) that failed; expiry went on.',
   );
+  readonly sandboxTransfers = this.#counter(
+    'berth_sandbox_transfers_total',
+    'Uploads and downloads into and out of sandboxes, by direction and by how their bytes went: channel (a Unix socket), stdio (the exec stream, for sandboxes without the channel).',
+    ['direction', 'via'] as const,
+  );
   readonly reconcileErrors = this.#counter(
     'berth_reconcile_errors_total',
     'Sandboxes the reconciler could not handle in one run (failed or past its per-item deadline).',
