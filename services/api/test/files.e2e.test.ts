@@ -1,10 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { BadRequestError, NotFoundError, toFile } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec, inspectSandbox } from '@berth/testkit';
-import { containerTest } from './fixtures.js';
+import { containerTest, scrapeMetrics, type RunningBerth } from './fixtures.js';
 
-const it = containerTest('files', { BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 1024) })
+const METRICS_TOKEN = 'metrics-token-for-files-0123456789';
+
+const it = containerTest('files', {
+  BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 1024),
+  BERTH_METRICS_TOKEN: METRICS_TOKEN,
+})
   .extend('download', { scope: 'file' }, ({ berth }) => async (path: string) => {
     const res = await berth.api(path);
     return { res, body: Buffer.from(await res.arrayBuffer()) };
@@ -329,5 +336,183 @@ describe('container files', () => {
       code: 'container_expired',
     });
     expect(await inspectSandbox(c.id)).not.toBeNull();
+  });
+});
+
+/** Transfers counted so far by direction and way (`upload/channel` → n). */
+async function transfers(berth: RunningBerth): Promise<Record<string, number>> {
+  const samples = await scrapeMetrics(berth.url, METRICS_TOKEN);
+  const counts: Record<string, number> = {};
+  for (const direction of ['upload', 'download'])
+    for (const via of ['channel', 'stdio'])
+      counts[`${direction}/${via}`] =
+        samples.get(`berth_sandbox_transfers_total{direction="${direction}",via="${via}"}`) ?? 0;
+  return counts;
+}
+
+/** Uploads `size` random bytes to `path` and downloads them back; the counts it added. */
+async function roundTrip(berth: RunningBerth, containerId: string, path: string, size: number) {
+  const before = await transfers(berth);
+  const data = randomBytes(size);
+  const f = await berth.client.containers.files.create(containerId, {
+    file: await toFile(data, path),
+  });
+  const res = await berth.client.containers.files.content.retrieve(f.id, {
+    container_id: containerId,
+  });
+  expect(sha(Buffer.from(await res.arrayBuffer()))).toBe(sha(data));
+  const after = await transfers(berth);
+  return Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - before[k]!]));
+}
+
+/** An upload's outcome as the client saw it: committed, or the error's status and code. */
+async function uploadOutcome(berth: RunningBerth, containerId: string, data: Buffer) {
+  const form = new FormData();
+  form.append('file', new Blob([data]), 'hijacked.bin');
+  const res = await berth.api(`/v1/containers/${containerId}/files`, {
+    method: 'POST',
+    body: form,
+  });
+  const body = (await res.json()) as { error?: { code?: string } };
+  return { status: res.status, code: body.error?.code ?? null };
+}
+
+/**
+ * Sandbox code that takes the file helper's socket: it watches /proc for a helper given a socket,
+ * stops it, connects in its place and reads what the service sends, then lets the helper go on.
+ */
+const HIJACKER = `
+import os, signal, socket, time
+deadline = time.time() + 20
+while time.time() < deadline:
+    for pid in os.listdir('/proc'):
+        try:
+            args = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\\0')
+        except OSError:
+            continue
+        name = next((a for a in args if a.endswith(b'.sock')), None)
+        if not name or b'files-' not in b' '.join(args):
+            continue
+        os.kill(int(pid), signal.SIGSTOP)
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(b'/run/berth-files/' + name)
+            got = 0
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                got += len(chunk)
+            print('took', got)
+        except OSError as e:
+            print('late', e.errno)
+        os.kill(int(pid), signal.SIGCONT)
+        raise SystemExit(0)
+print('none')
+`;
+
+describe('the files channel', () => {
+  it('moves uploads and downloads over a socket of their own, and leaves none behind', async ({
+    berth,
+    containerId,
+  }) => {
+    expect(await roundTrip(berth, containerId, 'via-channel.bin', 3 * 1024 * 1024 + 7)).toEqual({
+      'upload/channel': 1,
+      'download/channel': 1,
+      'upload/stdio': 0,
+      'download/stdio': 0,
+    });
+    const dir = join(berth.dataDir, 'egress', 'files-channel');
+    expect(statSync(dir).mode & 0o777).toBe(0o711);
+    expect(readdirSync(dir)).toEqual([]);
+    expect((await inspectSandbox(containerId))!.HostConfig.Mounts).toEqual([
+      expect.objectContaining({
+        Type: 'bind',
+        Source: dir,
+        Target: '/run/berth-files',
+        ReadOnly: true,
+      }),
+    ]);
+  });
+
+  it("gives a sandbox's code no listing, no writing and no guessing in the channel", async ({
+    containerId,
+  }) => {
+    const probe = await dockerExec(containerId, [
+      'python3',
+      '-c',
+      `import errno, os, socket
+def attempt(f):
+    try:
+        f(); return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+s = socket.socket(socket.AF_UNIX)
+print(attempt(lambda: os.listdir('/run/berth-files')),
+      attempt(lambda: open('/run/berth-files/x.sock', 'w')),
+      attempt(lambda: s.connect('/run/berth-files/' + os.urandom(16).hex() + '.sock')))`,
+    ]);
+    expect(probe.stderr).toBe('');
+    expect(probe.stdout.trim()).toMatch(/^EACCES (EROFS|EACCES) ENOENT$/);
+  });
+
+  it('answers 400 sandbox_interference when sandbox code takes the helper’s socket, and commits nothing', async ({
+    berth,
+    containerId,
+  }) => {
+    const data = randomBytes(2 * 1024 * 1024);
+    const outcomes: string[] = [];
+    // The hijacker usually stops the helper before it connects; when the helper wins the race,
+    // the upload commits whole. Both are right; a hang, a 500 or a partial file never are.
+    for (let attempt = 0; attempt < 3 && !outcomes.includes('interfered'); attempt++) {
+      const hijacker = dockerExec(containerId, ['python3', '-c', HIJACKER]);
+      await new Promise((r) => setTimeout(r, 300));
+      const outcome = await uploadOutcome(berth, containerId, data);
+      const took = (await hijacker).stdout.trim();
+      const inside = await dockerExec(containerId, [
+        'sh',
+        '-c',
+        `sha256sum /mnt/data/hijacked.bin; rm -f /mnt/data/hijacked.bin`,
+      ]);
+      if (outcome.status === 200) {
+        expect(inside.stdout.split(' ')[0]).toBe(sha(data));
+        outcomes.push('committed');
+      } else {
+        expect(outcome).toEqual({ status: 400, code: 'sandbox_interference' });
+        expect(took).toMatch(/^took \d+$/);
+        expect(inside.stdout).toBe('');
+        outcomes.push('interfered');
+      }
+    }
+    expect(outcomes).toContain('interfered');
+    // The sandbox is still usable, over the channel.
+    expect((await roundTrip(berth, containerId, 'after-hijack.bin', 1000))['upload/channel']).toBe(
+      1,
+    );
+  });
+
+  it('falls back to stdio for a sandbox made without the channel; BERTH_FILES_CHANNEL=0 mounts none', async ({
+    deployment,
+    berthWith,
+  }) => {
+    const env = { ...deployment.env, BERTH_METRICS_TOKEN: METRICS_TOKEN };
+    const off = await berthWith({ ...env, BERTH_FILES_CHANNEL: '0' }, { keepSandboxes: true });
+    const c = await off.client.containers.create({ name: 'no-channel' });
+    expect((await inspectSandbox(c.id))!.HostConfig.Mounts ?? []).toEqual([]);
+    const stdio = {
+      'upload/channel': 0,
+      'download/channel': 0,
+      'upload/stdio': 1,
+      'download/stdio': 1,
+    };
+    expect(await roundTrip(off, c.id, 'off.bin', 1024 * 1024)).toEqual(stdio);
+    await off[Symbol.asyncDispose]();
+    // A build with the channel, serving the same sandbox: its helper finds no socket and says so.
+    const on = await berthWith(env);
+    expect(await roundTrip(on, c.id, 'on.bin', 1024 * 1024)).toEqual(stdio);
+    expect((await on.client.containers.files.list(c.id)).data.map((f) => f.path).sort()).toEqual([
+      '/mnt/data/off.bin',
+      '/mnt/data/on.bin',
+    ]);
   });
 });

@@ -181,7 +181,9 @@ type HostConfig = NonNullable<Awaited<ReturnType<typeof inspectSandbox>>>['HostC
 /**
  * SANDBOX.md's baseline on Docker's side, for every way a sandbox comes to be (cold or claimed
  * from the warm pool): the limit as memory and swap, no capabilities, no privilege gain, default
- * seccomp, no network but loopback, caps on processes and CPU, an init, a read-only root, no binds.
+ * seccomp, no network but loopback, caps on processes and CPU, an init, a read-only root, no binds,
+ * and no mounts but the read-only ones of Berth's socket directories (the files channel's, and the
+ * egress proxy's for allowlist sandboxes).
  */
 export function expectHardened(host: HostConfig, memoryBytes: number): void {
   expect(host.Memory).toBe(memoryBytes);
@@ -199,6 +201,25 @@ export function expectHardened(host: HostConfig, memoryBytes: number): void {
     expect.arrayContaining([expect.objectContaining({ Name: 'nofile' })]),
   );
   expect(host.Binds ?? []).toEqual([]);
+  for (const mount of host.Mounts ?? [])
+    expect(mount).toMatchObject({
+      Type: 'bind',
+      Target: expect.stringMatching(/^\/run\/berth-(files|egress)$/),
+      ReadOnly: true,
+    });
+}
+
+/** One scrape of an instance's /metrics as `name{labels}` → value. */
+export async function scrapeMetrics(url: string, token: string): Promise<Map<string, number>> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(200);
+  const samples = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
 }
 
 /** The `error` of the OpenAI error envelope a call answered, typed; the caller asserts on it. */

@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { berthTest, errorOf, keysCli, type RunningBerth } from './fixtures.js';
+import { berthTest, errorOf, keysCli, scrapeMetrics, type RunningBerth } from './fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
 
@@ -24,19 +24,7 @@ function operatorCalls(berth: RunningBerth, adminKey: string) {
       return (await res.json()) as { timed_out: boolean; oom_killed: boolean; exit_code: number };
     },
     /** One sample of the scrape, `name{labels}` → value. */
-    scrape: async (): Promise<Map<string, number>> => {
-      const res = await fetch(`${berth.url}/metrics`, {
-        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
-      });
-      expect(res.status).toBe(200);
-      const samples = new Map<string, number>();
-      for (const line of (await res.text()).split('\n')) {
-        if (!line || line.startsWith('#')) continue;
-        const at = line.lastIndexOf(' ');
-        samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-      }
-      return samples;
-    },
+    scrape: () => scrapeMetrics(berth.url, METRICS_TOKEN),
   };
 }
 

@@ -147,7 +147,15 @@ describe('a create served by the warm pool', () => {
     const info = await inspectSandbox(slot!);
     expect(info?.State.Running).toBe(true);
     expectHardened(info!.HostConfig, GIB);
-    expect(info!.HostConfig.Mounts ?? []).toEqual([]);
+    // Its only mount is the files channel's, as for a cold sandbox.
+    expect(info!.HostConfig.Mounts).toEqual([
+      expect.objectContaining({
+        Type: 'bind',
+        Source: join(berth.dataDir, 'egress', 'files-channel'),
+        Target: '/run/berth-files',
+        ReadOnly: true,
+      }),
+    ]);
     expect(info!.Config.Labels).toMatchObject({
       'org.berth.managed-by': 'berth',
       'org.berth.instance': berth.instance,
@@ -509,6 +517,12 @@ except OSError: print('direct-refused')
         ReadOnly: true,
         Source: true,
       }),
+      expect.objectContaining({
+        Type: 'bind',
+        Target: '/run/berth-files',
+        ReadOnly: true,
+        Source: true,
+      }),
     ]);
     await expectEgress(cold.id);
     for (const c of warm) {
@@ -640,8 +654,9 @@ except OSError: print('direct-refused')
     expect(await inspectSandbox(slot)).toBeNull();
     // The directory goes with the egress sync's sweep (it runs where the proxy does).
     await until(async () => !existsSync(join(egressDir, slot)), 'the slot directory swept', 45_000);
-    // Every directory left belongs to a slot row or to a live container claimed from one.
-    for (const d of readdirSync(egressDir)) {
+    // Every directory left belongs to a slot row or to a live container claimed from one (the
+    // files channel's, named so that no id can take it, is no sandbox's).
+    for (const d of readdirSync(egressDir).filter((d) => d !== 'files-channel')) {
       const owners = await net.pool.query<{ n: number }>(
         `select (select count(*) from pool_sandboxes where slot_id = $1)
               + (select count(*) from containers where id = $1 or pool_slot = $1) as n`,
