@@ -13,6 +13,7 @@ const FOREIGN = {
   express: 'services/api',
   multer: 'services/api',
   'node-cron': 'services/api',
+  sockopt: 'packages/socket-buffer',
 };
 const ADAPTERS = ['db', 'sandbox-docker', 'egress', 'blob-store-fs'];
 
@@ -31,9 +32,14 @@ function boundaries() {
   });
   const inward = 'Dependencies point one way: contracts ← core ← adapters ← services.';
   return [
-    // Pure libraries: the wire's schemas, and skill bundles (zip checks); nothing of ours below them.
+    // Pure libraries: the wire's schemas, skill bundles (zip checks), and sockets' send buffers
+    // (setsockopt); nothing of ours below them.
     block(['packages/contracts/**', 'packages/skill-bundle/**'], {
       paths: foreign(),
+      patterns: workspace(['core', ...ADAPTERS, 'testkit', 'api'], inward),
+    }),
+    block(['packages/socket-buffer/**'], {
+      paths: foreign(['sockopt']),
       patterns: workspace(['core', ...ADAPTERS, 'testkit', 'api'], inward),
     }),
     block(['packages/core/**'], {

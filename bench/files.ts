@@ -11,7 +11,7 @@ const docker = testDocker.docker;
 const SIZE = 200 * 1024 * 1024;
 const CHUNK = randomBytes(1024 * 1024);
 /** Rounds of each transfer, API and bare alternating: the load of this shared machine drifts. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 const median = (xs: number[]) => percentile(xs, 50);
 
 async function* bytes(size: number) {

@@ -71,6 +71,17 @@ if ! command -v pnpm >/dev/null 2>&1; then
   npm install -g --silent pnpm@9.15.9 >/dev/null
 fi
 
+# 2b. What node-gyp needs to build the one native addon (sockopt, for sockets' send buffers) at
+# `pnpm install`. Without it the addon is skipped and those sockets keep the kernel's default.
+missing=()
+for tool in python3:python3 make:make g++:g++; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if (( ${#missing[@]} )); then
+  say "installing ${missing[*]} for native addons"
+  apt_install "${missing[@]}"
+fi
+
 # 3. Base images: local copy, else the registry, else a local equivalent.
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 try_pull() { timeout "$PULL_TIMEOUT" docker pull -q "$1" >/dev/null 2>&1; }

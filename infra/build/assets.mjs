@@ -10,6 +10,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const built = [
   'packages/contracts',
   'packages/skill-bundle',
+  'packages/socket-buffer',
   'packages/core',
   'packages/blob-store-fs',
 ]

@@ -1,5 +1,6 @@
 import { chmod, chown, mkdir, readdir, rm } from 'node:fs/promises';
 import tls from 'node:tls';
+import { DEFAULT_SEND_BUFFER } from '@berth/socket-buffer';
 import { join } from 'node:path';
 import type { Rule } from './allowlist.js';
 import { judge, type Exchange } from './exchange.js';
@@ -51,6 +52,11 @@ export interface EgressProxyOptions {
    * Berth's; resolving names, and refusing internal addresses, is then that proxy's.
    */
   upstreamProxy?: UpstreamProxy;
+  /**
+   * Send buffer asked of the kernel for each admitted sandbox connection, in bytes; default
+   * DEFAULT_SEND_BUFFER (2 MiB), 0 keeps the kernel's default (`net.core.wmem_default`).
+   */
+  sendBuffer?: number;
 }
 
 /** A secret of one sandbox, for requests to one domain; `value` null when it could not be unsealed. */
@@ -70,10 +76,12 @@ function bySecretDomain(secrets: SandboxSecret[]): Map<string, HeldSecret[]> {
   return map;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
+function positive(name: string, value: number | undefined, fallback: number, least = 1): number {
   if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new Error(`EgressProxy: ${name} must be a positive integer, not ${value}`);
+  if (!Number.isSafeInteger(value) || value < least)
+    throw new Error(
+      `EgressProxy: ${name} must be ${least ? 'a positive' : 'a non-negative'} integer, not ${value}`,
+    );
   return value;
 }
 
@@ -100,6 +108,7 @@ export class EgressProxy {
       idleMs: positive('idleTimeoutMs', options.idleTimeoutMs, 60_000),
       headersMs,
       requestMs: Math.max(300_000, headersMs),
+      sendBuffer: positive('sendBuffer', options.sendBuffer, DEFAULT_SEND_BUFFER, 0),
     };
   }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { DEFAULT_SEND_BUFFER, setSendBuffer } from '@berth/socket-buffer';
 
 /** Where every sandbox sees the channel's directory (read-only). */
 export const SANDBOX_FILES_CHANNEL_DIR = '/run/berth-files';
@@ -14,6 +15,11 @@ export interface FilesChannelOptions {
    * root. Otherwise sockets are 0666, guarded by their 128-bit names in a directory nobody lists.
    */
   chownToSandbox: boolean;
+  /**
+   * Send buffer asked of the kernel for each transfer's socket, in bytes (an upload's sender is
+   * this process); default DEFAULT_SEND_BUFFER, 0 keeps the kernel's default.
+   */
+  sendBuffer?: number;
 }
 
 /** One transfer's socket: the first connection to it is the file helper's. */
@@ -35,10 +41,12 @@ export interface ChannelSocket {
 export class FilesChannel {
   readonly hostDir: string;
   readonly #chown: boolean;
+  readonly #sendBuffer: number;
 
   constructor(options: FilesChannelOptions) {
     this.hostDir = options.hostDir;
     this.#chown = options.chownToSandbox;
+    this.#sendBuffer = options.sendBuffer ?? DEFAULT_SEND_BUFFER;
   }
 
   /**
@@ -68,6 +76,7 @@ export class FilesChannel {
     server.on('connection', (socket) => {
       if (closed) return void socket.destroy();
       close();
+      setSendBuffer(socket, this.#sendBuffer);
       accept(socket);
     });
     server.on('error', () => close());

@@ -109,6 +109,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
       ? new FilesChannel({
           hostDir: join(resolve(config.BERTH_EGRESS_DIR), 'files-channel'),
           chownToSandbox: process.getuid?.() === 0,
+          sendBuffer: config.BERTH_SOCKET_SEND_BUFFER,
         })
       : undefined;
   const executor = new DockerSandboxExecutor({

@@ -149,6 +149,12 @@ export const ConfigSchema = z
     BERTH_FILES_HELPER_TIMEOUT_MS: int(30_000, 100, 600_000),
     /** A file transfer with no bytes moving for this long is ended (504). */
     BERTH_TRANSFER_IDLE_TIMEOUT_MS: int(30_000, 100, 600_000),
+    /**
+     * Kernel send buffer asked for each socket that carries a sandbox's bulk bytes from this
+     * process (egress answers, uploads over the files channel), in bytes; 0 keeps the kernel's
+     * default (`net.core.wmem_default`). Past `net.core.wmem_max` only for a root service.
+     */
+    BERTH_SOCKET_SEND_BUFFER: int(2 * 1_048_576, 0, 64 * 1_048_576),
     /** Uploads and downloads in flight in this process; past it, 429. */
     BERTH_MAX_INFLIGHT_TRANSFERS: int(64, 1, 65_536),
     /** Exec request bodies being read or held at once, in MiB, across requests; past it, 429. */

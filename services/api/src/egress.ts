@@ -80,6 +80,7 @@ export function createEgress(
     maxConnectionsPerSandbox: config.BERTH_EGRESS_MAX_CONNECTIONS_PER_SANDBOX,
     maxConnections: config.BERTH_EGRESS_MAX_CONNECTIONS,
     idleTimeoutMs: config.BERTH_EGRESS_IDLE_TIMEOUT_MS,
+    sendBuffer: config.BERTH_SOCKET_SEND_BUFFER,
     // Only the in-sandbox forwarder's uid may connect (needs root to chown; otherwise 0666).
     ...(process.getuid?.() === 0 ? { socketOwner: FORWARDER } : {}),
     ...(onDecision ? { onDecision } : {}),

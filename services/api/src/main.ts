@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import { systemClock } from '@berth/core';
 import { PgApiKeyStore, type Pool } from '@berth/db';
 import { UnsafeHostError, type DockerSandboxRuntime } from '@berth/sandbox-docker';
+import { probeSendBuffer } from '@berth/socket-buffer';
 import { compose, dockerClient } from './compose.js';
 import { openDatabase } from './database.js';
 import { startInOrder } from './lifecycle.js';
@@ -26,6 +27,21 @@ async function verifyEngine(runtime: DockerSandboxRuntime, logger: Logger): Prom
     if (error instanceof UnsafeHostError) throw error;
     logger.warn({ err: error }, 'could not verify the Docker engine yet; creates will verify it');
   }
+}
+
+/**
+ * Says what send buffer the sockets carrying sandboxes' bulk bytes get: one the kernel caps, or
+ * can't be asked for, makes egress and uploads slower (never broken), and an operator should see it.
+ */
+async function reportSendBuffer(config: Config, logger: Logger): Promise<void> {
+  const probe = await probeSendBuffer(config.BERTH_SOCKET_SEND_BUFFER).catch((error: unknown) => ({
+    asked: config.BERTH_SOCKET_SEND_BUFFER,
+    effective: null,
+    note: `the probe failed (${(error as Error).message})`,
+  }));
+  if (probe.note && probe.asked > 0)
+    logger.warn({ sendBuffer: probe }, `socket send buffer: ${probe.note}`);
+  else logger.info({ sendBuffer: probe }, 'socket send buffer');
 }
 
 async function bootstrapKey(config: Config, pool: Pool) {
@@ -63,6 +79,7 @@ export async function main(
       bootstrap,
     });
     if (berth.http) await verifyEngine(berth.runtime, logger);
+    if (berth.http) await reportSendBuffer(config, logger);
     stop = await startInOrder(berth.services, logger);
   } catch (error) {
     await pool.end();
