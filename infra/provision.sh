@@ -167,7 +167,7 @@ if [[ "$BUILD_API" == "1" ]]; then
   # .dockerignore) and the Node and Debian images: unchanged inputs, no build, so a second run (and the compose
   # tests) take a second. The commit is not an input: an image keeps the commit it was built at.
   api_hash=$( (find package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc tsconfig.base.json \
-      tsconfig.build-base.json tsconfig.build.json packages services infra/build infra/images/api \
+      tsconfig.build-base.json tsconfig.build.json patches packages services infra/build infra/images/api \
       \( -name node_modules -o -name dist -o -name test \) -prune -o -type f ! -name '*.test.ts' -print0 \
       | sort -z | xargs -0 sha256sum; docker image inspect -f '{{.Id}}' "$node" "$base") \
       | sha256sum | cut -c1-16)
