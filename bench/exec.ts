@@ -70,10 +70,9 @@ export async function benchExec(berth: BenchBerth, runs = 60): Promise<Row[]> {
     }
 
     // 100 MB of output against a 1 MiB cap: the service's memory must stay flat.
-    global.gc?.();
-    const before = process.memoryUsage().rss;
+    const before = berth.service.rss();
     let peak = before;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const sampler = setInterval(() => (peak = Math.max(peak, berth.service.rss())), 20);
     const [ms, r] = await time(() =>
       berth.api(`/v1/containers/${id}/exec`, {
         method: 'POST',

@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { percentile, time, type BenchBerth, type Row } from './harness.js';
+import { percentile, time, type BenchBerth, type Row, type ServiceProcess } from './harness.js';
 import { testDocker } from '@berth/testkit';
 import { poolsFull } from './containers.js';
 import type { ClientReply, ClientRequest } from './files-client.js';
@@ -21,28 +21,38 @@ async function* bytes(size: number) {
 
 interface Measured {
   ms: number;
-  /** RSS growth over the RSS just before the transfer: its peak, sampled every 50 ms. */
+  /** The service's RSS growth over its RSS just before the transfer: the peak, every 50 ms. */
   rssGrowth: number;
-  /** CPU time (user + system) this process spent: the service's (API), the client's (bare). */
+  /** CPU time (user + system) spent: the service's (API), the bench's own, the client (bare). */
   cpuMs: number;
   /** The HTTP client's CPU time, in its own process (API only): on the same cores as the rest. */
   clientCpuMs?: number;
 }
 
+/** This process's CPU time so far, in ms: the bare twins' client. */
+function ownCpuMs(): number {
+  const used = process.cpuUsage();
+  return (used.user + used.system) / 1000;
+}
+
 /**
- * One timed transfer, with this process's RSS growth and CPU time. The bench runs the service in
- * this process and the HTTP client in another (bench/files-client.ts): the RSS is the service's.
+ * One timed transfer, with the service's RSS growth (it runs in a process of its own, as does the
+ * HTTP client, bench/files-client.ts) and the CPU time of `cpuMs`: the service's for the API, this
+ * process's for the bare twin.
  */
-async function measure(fn: () => Promise<void>): Promise<Measured> {
-  const before = process.memoryUsage().rss;
+async function measure(
+  service: ServiceProcess,
+  cpuMs: () => number,
+  fn: () => Promise<void>,
+): Promise<Measured> {
+  const before = service.rss();
   let peak = before;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
-  const cpu = process.cpuUsage();
+  const timer = setInterval(() => (peak = Math.max(peak, service.rss())), 50);
+  const cpu = cpuMs();
   try {
     const [ms] = await time(fn);
-    peak = Math.max(peak, process.memoryUsage().rss);
-    const used = process.cpuUsage(cpu);
-    return { ms, rssGrowth: peak - before, cpuMs: (used.user + used.system) / 1000 };
+    peak = Math.max(peak, service.rss());
+    return { ms, rssGrowth: peak - before, cpuMs: cpuMs() - cpu };
   } finally {
     clearInterval(timer);
   }
@@ -153,9 +163,9 @@ function startClient() {
 }
 
 /** A transfer the client timed, with the service's RSS growth and CPU time around it. */
-async function viaClient(ask: () => Promise<Reply>) {
+async function viaClient(service: ServiceProcess, ask: () => Promise<Reply>) {
   let reply: Reply = { ms: 0, cpuMs: 0 };
-  const measured = await measure(async () => void (reply = await ask()));
+  const measured = await measure(service, service.cpuMs, async () => void (reply = await ask()));
   return { measured: { ...measured, ms: reply.ms, clientCpuMs: reply.cpuMs }, id: reply.id };
 }
 
@@ -180,7 +190,7 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
     // (at most a minute: on a busy host the pool may not fill, and the rounds alternate anyway).
     await poolsFull(berth);
     const viaApi = async () => {
-      const up = await viaClient(() =>
+      const up = await viaClient(berth.service, () =>
         client.ask({
           op: 'upload',
           url: `${berth.url}/v1/containers/${id}/files`,
@@ -191,7 +201,7 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
       );
       api.up.push(up.measured);
       const fileId = up.id ?? '';
-      const down = await viaClient(() =>
+      const down = await viaClient(berth.service, () =>
         client.ask({
           op: 'download',
           url: `${berth.url}/v1/containers/${id}/files/${fileId}/content`,
@@ -203,8 +213,8 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
       await berth.api(`/v1/containers/${id}/files/${fileId}`, { method: 'DELETE' });
     };
     const viaBare = async () => {
-      bare.up.push(await measure(() => bareUpload(sandbox, user)));
-      bare.down.push(await measure(() => bareDownload(sandbox, user)));
+      bare.up.push(await measure(berth.service, ownCpuMs, () => bareUpload(sandbox, user)));
+      bare.down.push(await measure(berth.service, ownCpuMs, () => bareDownload(sandbox, user)));
       await bareRemove(sandbox, user);
     };
     for (let round = 0; round < ROUNDS; round++) {
@@ -236,7 +246,7 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
         note: `median of ${ROUNDS} rounds' ratios; of the medians: ${(rate(a) / rate(b)).toFixed(2)}`,
       },
       {
-        name: `${label.split(':')[0]}: CPU of this process, API/bare`,
+        name: `${label.split(':')[0]}: CPU, the service (API) / the bare client`,
         value: median(a.map((r) => r.cpuMs)) / median(b.map((r) => r.cpuMs)),
         unit: 'x',
         note: `${median(a.map((r) => r.cpuMs)).toFixed(0)} ms vs ${median(b.map((r) => r.cpuMs)).toFixed(0)} ms`,
