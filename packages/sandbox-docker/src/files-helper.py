@@ -19,13 +19,6 @@ def channel(name):
     if len(name) != 37 or not name.endswith('.sock') or name[:32].strip('0123456789abcdef'):
         sys.exit(64)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # A download's sender is this end: 2 MiB of send buffer, not the kernel's 208 KiB default,
-    # saves most of the wake-ups of both ends (any sandbox process may ask as much; the kernel
-    # caps it at net.core.wmem_max).
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 << 20)
-    except OSError:
-        pass
     try:
         s.connect(CHANNEL_DIR + '/' + name)
     except OSError:
