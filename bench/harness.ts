@@ -90,9 +90,15 @@ async function startService(
     ['--conditions=development', '--import', 'tsx', 'services/api/src/main.ts'],
     {
       cwd: ROOT,
+      // Only what locates the engine comes from the bench's environment; the rest is `env`.
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '',
+        ...Object.fromEntries(
+          ['DOCKER_HOST', 'BERTH_DOCKER_SOCKET'].flatMap((k) =>
+            process.env[k] ? [[k, process.env[k]]] : [],
+          ),
+        ),
         ...env,
         PORT: String(port),
       },
