@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { sandboxImage, startPostgresServer, testDocker } from '@berth/testkit';
@@ -153,9 +155,15 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
   const apiKey = `sk-bench-${randomBytes(16).toString('hex')}`;
   const instance = `bench${randomBytes(4).toString('hex')}`;
   const metricsToken = `bench-metrics-${randomBytes(16).toString('hex')}`;
+  // Its own data and egress directories: a second Berth of the run (sandbox-egress, admin) has a
+  // database of its own, so its sync would take the other's egress sockets for orphans and remove
+  // them (a sandbox's curl then got an empty reply).
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
   const { child, url } = await startService({
     DATABASE_URL: databaseUrl,
     BERTH_INSTANCE: instance,
+    BERTH_DATA_DIR: join(dir, 'data'),
+    BERTH_EGRESS_DIR: join(dir, 'egress'),
     BERTH_BOOTSTRAP_API_KEY: apiKey,
     BERTH_LOG_LEVEL: 'silent',
     BERTH_SANDBOX_IMAGE: sandboxImage(),
@@ -207,6 +215,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
       );
       await pool.end();
       await postgres.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
