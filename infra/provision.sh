@@ -106,7 +106,7 @@ debian_base() {
 quiet_build() {
   local log
   log=$(mktemp)
-  if ! docker build "$@" >"$log" 2>&1; then
+  if ! docker build --force-rm "$@" >"$log" 2>&1; then
     cat "$log" >&2; rm -f "$log"
     echo "provision: docker build $* failed" >&2
     exit 1
