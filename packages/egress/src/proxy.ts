@@ -5,19 +5,13 @@ import { join } from 'node:path';
 import type { Rule } from './allowlist.js';
 import { judge, type Exchange } from './exchange.js';
 import type { HeldSecret, Interception } from './intercept.js';
-import { SandboxRegistry, type Attached } from './registry.js';
+import { SandboxRegistry, attachedEntry, type Attached } from './registry.js';
 import { SandboxCa } from './sandbox-ca.js';
 import { SOCKET, writeCaFiles } from './sandbox-env.js';
 import { sandboxServer, serveSandbox, type ServerLimits } from './sandbox-server.js';
 import type { UpstreamProxy } from './upstream.js';
 import type { Resolver } from './resolver.js';
-import {
-  emptyStats,
-  recordDecision,
-  type Decision,
-  type EgressLogger,
-  type EgressStats,
-} from './stats.js';
+import { recordDecision, type Decision, type EgressLogger, type EgressStats } from './stats.js';
 
 export type { Decision, EgressLogger, EgressStats } from './stats.js';
 
@@ -177,15 +171,7 @@ export class EgressProxy {
     await chmod(dir, 0o755);
     const path = join(dir, SOCKET);
     await rm(path, { force: true }); // a stale socket from a previous process
-    const entry: Attached = {
-      server: sandboxServer(this.#limits),
-      rules,
-      stats: emptyStats(),
-      sockets: new Set(),
-      secrets: bySecretDomain(secrets),
-      ca: null,
-      dir,
-    };
+    const entry = attachedEntry(sandboxServer(this.#limits), rules, dir, bySecretDomain(secrets));
     for (const domain of entry.secrets.keys()) entry.stats.substitutions[domain] = 0;
     if (secrets.length > 0) await this.#makeCa(containerId, entry);
     serveSandbox(entry, this.#registry, this.#exchange(containerId, entry), this.#limits, (error) =>

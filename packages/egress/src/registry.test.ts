@@ -4,8 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SandboxRegistry, type Attached } from './registry.js';
-import { emptyStats } from './stats.js';
+import { SandboxRegistry, attachedEntry, type Attached } from './registry.js';
 
 let dir: string;
 const servers: http.Server[] = [];
@@ -26,15 +25,7 @@ afterEach(async () => {
 async function entry(registry: SandboxRegistry, name: string): Promise<[Attached, string]> {
   const server = http.createServer();
   servers.push(server);
-  const e: Attached = {
-    server,
-    rules: [],
-    stats: emptyStats(),
-    sockets: new Set(),
-    secrets: new Map(),
-    ca: null,
-    dir,
-  };
+  const e = attachedEntry(server, [], dir);
   const caps: (string | null)[] = [];
   server.on('connection', (s: net.Socket) => caps.push(registry.admit(e, s)));
   const path = join(dir, `${name}.sock`);

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Rule } from './allowlist.js';
 import type { HeldSecret } from './intercept.js';
 import type { SandboxCa } from './sandbox-ca.js';
-import type { EgressStats } from './stats.js';
+import { emptyStats, type EgressStats } from './stats.js';
 
 /** One attached sandbox: its server, what it may reach, what it has done. */
 export interface Attached {
@@ -17,6 +17,16 @@ export interface Attached {
   ca: SandboxCa | null;
   /** Its egress directory: the container's, or the warm-pool slot's its sandbox mounts. */
   dir: string;
+}
+
+/** A sandbox's entry before it serves: no connection held, no decision counted, no CA yet. */
+export function attachedEntry(
+  server: http.Server,
+  rules: Rule[],
+  dir: string,
+  secrets: Map<string, HeldSecret[]> = new Map(),
+): Attached {
+  return { server, rules, stats: emptyStats(), sockets: new Set(), secrets, ca: null, dir };
 }
 
 /**

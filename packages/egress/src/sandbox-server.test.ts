@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sendBufferOf } from '@berth/socket-buffer';
 import type { Exchange } from './exchange.js';
-import { SandboxRegistry, type Attached } from './registry.js';
+import { SandboxRegistry, attachedEntry } from './registry.js';
 import { sandboxServer, serveSandbox } from './sandbox-server.js';
-import { emptyStats } from './stats.js';
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -18,15 +17,7 @@ afterEach(() => {
 async function accepted(sendBuffer: number): Promise<Socket> {
   const limits = { idleMs: 5_000, headersMs: 5_000, requestMs: 5_000, sendBuffer };
   const dir = mkdtempSync(join(tmpdir(), 'berth-sandbox-server-'));
-  const entry: Attached = {
-    server: sandboxServer(limits),
-    rules: [],
-    stats: emptyStats(),
-    sockets: new Set(),
-    secrets: new Map(),
-    ca: null,
-    dir,
-  };
+  const entry = attachedEntry(sandboxServer(limits), [], dir);
   const ex: Exchange = {
     judge: () => Promise.reject(new Error('not in this test')),
     record: () => {},
