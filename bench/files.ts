@@ -21,38 +21,40 @@ async function* bytes(size: number) {
 
 interface Measured {
   ms: number;
-  /** The service's RSS growth over its RSS just before the transfer: the peak, every 50 ms. */
+  /** The service's RSS growth over its RSS just before the transfer: the peak, every 50 ms (API). */
   rssGrowth: number;
-  /** CPU time (user + system) spent: the service's (API), the bench's own, the client (bare). */
+  /** CPU time (user + system) spent: the service's (API), or this process's, the client (bare). */
   cpuMs: number;
   /** The HTTP client's CPU time, in its own process (API only): on the same cores as the rest. */
   clientCpuMs?: number;
 }
 
-/** This process's CPU time so far, in ms: the bare twins' client. */
-function ownCpuMs(): number {
-  const used = process.cpuUsage();
-  return (used.user + used.system) / 1000;
-}
+/** The process a transfer's CPU is counted in: the bench's own (the bare twins' client). */
+const bench = {
+  cpuMs(): number {
+    const used = process.cpuUsage();
+    return (used.user + used.system) / 1000;
+  },
+};
 
 /**
- * One timed transfer, with the service's RSS growth (it runs in a process of its own, as does the
- * HTTP client, bench/files-client.ts) and the CPU time of `cpuMs`: the service's for the API, this
+ * One timed transfer, with the CPU time `of` spent: the service's for the API (it runs in a
+ * process of its own, as does the HTTP client, bench/files-client.ts), with its RSS growth; this
  * process's for the bare twin.
  */
 async function measure(
-  service: ServiceProcess,
-  cpuMs: () => number,
+  of: Pick<ServiceProcess, 'cpuMs'> & Partial<Pick<ServiceProcess, 'rss'>>,
   fn: () => Promise<void>,
 ): Promise<Measured> {
-  const before = service.rss();
+  const rss = of.rss ?? (() => 0);
+  const before = rss();
   let peak = before;
-  const timer = setInterval(() => (peak = Math.max(peak, service.rss())), 50);
-  const cpu = cpuMs();
+  const timer = of.rss ? setInterval(() => (peak = Math.max(peak, rss())), 50) : undefined;
+  const cpu = of.cpuMs();
   try {
     const [ms] = await time(fn);
-    peak = Math.max(peak, service.rss());
-    return { ms, rssGrowth: peak - before, cpuMs: cpuMs() - cpu };
+    peak = Math.max(peak, rss());
+    return { ms, rssGrowth: peak - before, cpuMs: of.cpuMs() - cpu };
   } finally {
     clearInterval(timer);
   }
@@ -165,7 +167,7 @@ function startClient() {
 /** A transfer the client timed, with the service's RSS growth and CPU time around it. */
 async function viaClient(service: ServiceProcess, ask: () => Promise<Reply>) {
   let reply: Reply = { ms: 0, cpuMs: 0 };
-  const measured = await measure(service, service.cpuMs, async () => void (reply = await ask()));
+  const measured = await measure(service, async () => void (reply = await ask()));
   return { measured: { ...measured, ms: reply.ms, clientCpuMs: reply.cpuMs }, id: reply.id };
 }
 
@@ -213,8 +215,8 @@ export async function benchFiles(berth: BenchBerth): Promise<Row[]> {
       await berth.api(`/v1/containers/${id}/files/${fileId}`, { method: 'DELETE' });
     };
     const viaBare = async () => {
-      bare.up.push(await measure(berth.service, ownCpuMs, () => bareUpload(sandbox, user)));
-      bare.down.push(await measure(berth.service, ownCpuMs, () => bareDownload(sandbox, user)));
+      bare.up.push(await measure(bench, () => bareUpload(sandbox, user)));
+      bare.down.push(await measure(bench, () => bareDownload(sandbox, user)));
       await bareRemove(sandbox, user);
     };
     for (let round = 0; round < ROUNDS; round++) {
