@@ -22,6 +22,8 @@ const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
 const SO_SNDBUFFORCE = 32;
 const EPERM = /\(1\)$/;
+/** The largest value setsockopt takes: the kernel doubles it into an int. */
+const MAX_ASK = 0x3fffffff;
 
 interface Sockopt {
   setsockopt(socket: Socket | Server, level: number, name: number, value: number): void;
@@ -58,7 +60,7 @@ export function setSendBuffer(socket: Socket | Server, bytes: number): boolean {
   if (!(bytes > 0)) return false;
   const so = sockopt();
   if (!so) return false;
-  const value = Math.min(bytes, 0x3fffffff);
+  const value = Math.min(bytes, MAX_ASK);
   if (force) {
     try {
       so.setsockopt(socket, SOL_SOCKET, SO_SNDBUFFORCE, value);
@@ -111,7 +113,7 @@ export async function probeSendBuffer(bytes: number): Promise<SendBufferProbe> {
     const set = setSendBuffer(server, bytes);
     const effective = set ? sendBufferOf(server) : null;
     if (effective === null) return { asked: bytes, effective, note: 'setsockopt failed' };
-    if (effective < 2 * Math.min(bytes, 0x3fffffff))
+    if (effective < 2 * Math.min(bytes, MAX_ASK))
       return {
         asked: bytes,
         effective,
