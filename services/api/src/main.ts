@@ -7,6 +7,7 @@ import { compose, dockerClient } from './compose.js';
 import { openDatabase } from './database.js';
 import { startInOrder } from './lifecycle.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { tuneHeapGrowth } from './heap.js';
 
 export interface RunningService {
   /** Where the HTTP API listens; null for the `reaper` role. */
@@ -138,6 +139,7 @@ if (isEntryPoint) {
     throw error;
   }
   installProcessPolicy();
+  tuneHeapGrowth();
   main(config).then(
     ({ close }) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {
