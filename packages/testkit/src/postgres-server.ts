@@ -15,6 +15,12 @@ export interface PostgresServerOptions {
 export interface PostgresServer {
   /** A connection URL for `database` (default: the first one, where the user may create more). */
   url(database?: string): string;
+  /**
+   * The same database at the container's own address on its Docker network, as a service beside
+   * it in compose reaches it: no userland port proxy (docker-proxy) in between. Null when this
+   * host has no route to that network (an engine in a VM).
+   */
+  directUrl(database?: string): Promise<string | null>;
   /** Stops and removes the container (nothing else would: Ryuk is off). */
   stop(): Promise<void>;
 }
@@ -54,6 +60,17 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   const base = `postgres://${user}:${user}@${container.getHost()}:${container.getMappedPort(5432)}`;
   const server: PostgresServer = {
     url: (database = user) => `${base}/${database}`,
+    directUrl: async (database = user) => {
+      const network = container.getNetworkNames()[0];
+      const host = network ? container.getIpAddress(network) : '';
+      if (!host) return null;
+      const url = `postgres://${user}:${user}@${host}:5432/${database}`;
+      // One try, two seconds: a host without a route to the bridge gets the mapped port.
+      return waitForQuery(url, 2_000).then(
+        () => url,
+        () => null,
+      );
+    },
     stop: async () => {
       await container.stop({ remove: true, removeVolumes: true });
     },
