@@ -63,6 +63,7 @@ export type { EgressSyncReport } from './use-cases/egress-sync.js';
 export type { ReconcileReport, ReconcilerOptions } from './use-cases/reconciler.js';
 export type {
   SandboxExecutor,
+  PreparedExec,
   ExecRequest,
   ExecResult,
   OutputStream,
@@ -74,7 +75,14 @@ export { resolveDataPath, DATA_ROOT } from './paths.js';
 export { encodeOutput, incompleteUtf8Tail, trimIncompleteUtf8 } from './output.js';
 export type { Encoded } from './output.js';
 export { ExecService } from './use-cases/exec-service.js';
-export type { ExecInput, ExecOutcome, ExecServiceOptions } from './use-cases/exec-service.js';
+export type {
+  ExecInput,
+  ExecLease,
+  ExecOutcome,
+  ExecServiceOptions,
+  SandboxIdentity,
+  VerifiedExecLease,
+} from './use-cases/exec-service.js';
 export type { BlobStore } from './ports/blob-store.js';
 export type { SandboxFiles, SandboxFileEntry, SandboxRef } from './ports/sandbox-files.js';
 export type {

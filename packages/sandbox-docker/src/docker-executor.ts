@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
-import type { ExecRequest, ExecResult, SandboxExecutor } from '@berth/core';
+import type { ExecRequest, ExecResult, PreparedExec, SandboxExecutor } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
-import { collect, startExec, supervised } from './sandbox-exec.js';
+import { collect, createExec, startExec, supervised, type ExecSpec } from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
 const OOM_COUNT = `cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | sed -n 's/^oom_kill //p'; sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory.events 2>/dev/null; true`;
@@ -63,12 +63,17 @@ export class DockerSandboxExecutor implements SandboxExecutor {
     this.#graceMs = options.graceMs ?? 2_000;
   }
 
-  async exec(request: ExecRequest): Promise<ExecResult> {
+  exec(request: ExecRequest): Promise<ExecResult> {
+    return this.prepare(request).run();
+  }
+
+  /** Creates the engine's exec now; `run` starts it (ExecService overlaps this with its lookup). */
+  prepare(request: ExecRequest): PreparedExec {
     const started = process.hrtime.bigint();
     const user = sandboxUser(request.uid);
     const tag = `berth:${request.execId}`;
     const workdir = request.workdir.replace(/^\/mnt\/data\/?/, '');
-    const run = await startExec(this.#client, {
+    const spec: ExecSpec = {
       containerId: request.containerId,
       user,
       argv: supervised(tag, request.timeoutMs, workdir, request.argv),
@@ -78,7 +83,19 @@ export class DockerSandboxExecutor implements SandboxExecutor {
       exitTrailer: true,
       deadlineMs: request.timeoutMs + this.#graceMs,
       ...(request.signal ? { signal: request.signal } : {}),
-    });
+    };
+    const created = createExec(this.#client, spec);
+    return { run: () => this.#run(request, spec, created, started) };
+  }
+
+  async #run(
+    request: ExecRequest,
+    spec: ExecSpec,
+    created: ReturnType<typeof createExec>,
+    started: bigint,
+  ): Promise<ExecResult> {
+    const { user } = spec;
+    const run = await startExec(this.#client, spec, created);
 
     const stdout = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stdout', c));
     const stderr = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stderr', c));

@@ -153,29 +153,44 @@ function demux(
 }
 
 /**
+ * The engine's half of an exec that runs nothing yet: `startExec` starts it. Its errors come out
+ * of `startExec`, translated there; until then nobody needs to handle them.
+ */
+export function createExec(client: DockerClient, spec: ExecSpec): Promise<Dockerode.Exec> {
+  const container = client.container(sandboxName(spec.containerId));
+  const created = client.call('exec create', (abortSignal) =>
+    container.exec({
+      Cmd: spec.argv,
+      Env: spec.env ?? [],
+      User: spec.user,
+      WorkingDir: '/',
+      AttachStdin: spec.stdin ?? false,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      abortSignal,
+    } as Dockerode.ExecCreateOptions),
+  );
+  created.catch(() => {});
+  return created;
+}
+
+/**
  * The one way Berth runs a command in a sandbox (execs, the files helper, probes, the kill sweep):
  * create, start, demux, wait for the exit code, every Docker call under a deadline, the whole run
  * under `deadlineMs`, aborted by `signal`. Errors of the Docker calls before the stream exists
  * reject (SandboxGoneError for a missing or stopped sandbox; the client's translation otherwise).
  */
-export async function startExec(client: DockerClient, spec: ExecSpec): Promise<RunningExec> {
-  const container = client.container(sandboxName(spec.containerId));
+export async function startExec(
+  client: DockerClient,
+  spec: ExecSpec,
+  /** The engine's exec, created ahead by `createExec` with the same spec. */
+  created: Promise<Dockerode.Exec> = createExec(client, spec),
+): Promise<RunningExec> {
   let exec: Dockerode.Exec;
   let stream: Duplex;
   try {
-    exec = await client.call('exec create', (abortSignal) =>
-      container.exec({
-        Cmd: spec.argv,
-        Env: spec.env ?? [],
-        User: spec.user,
-        WorkingDir: '/',
-        AttachStdin: spec.stdin ?? false,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: false,
-        abortSignal,
-      } as Dockerode.ExecCreateOptions),
-    );
+    exec = await created;
     stream = (await client.call('exec start', (abortSignal) =>
       exec.start({ hijack: true, stdin: spec.stdin ?? false, abortSignal } as object),
     )) as unknown as Duplex;

@@ -241,6 +241,38 @@ describe('POST /v1/containers/{id}/exec', () => {
     expect(error.param).toMatch(new RegExp(`^${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
 
+  it('refuses a container it ran commands in once it has expired or failed: its error first, nothing run', async ({
+    berth,
+    post,
+    run,
+  }) => {
+    const expiring = await berth.client.containers.create({
+      name: 'early-expired',
+      expires_after: { anchor: 'last_active_at', minutes: 1 },
+    });
+    const failing = await berth.client.containers.create({ name: 'early-failed' });
+    // Used once each: the service knows their sandboxes and begins the next exec before its lookup.
+    for (const c of [expiring, failing]) await run({ command: 'true' }, c.id);
+    await berth.age([expiring.id], 2);
+    await berth.pool.query(
+      `update containers set status = 'failed', status_reason = 'test' where id = $1`,
+      [failing.id],
+    );
+
+    const refused = await post({ command: 'touch /mnt/data/ran' }, expiring.id);
+    expect(refused.status).toBe(400);
+    expect(await errorOf(refused)).toMatchObject({ code: 'container_expired' });
+    // A bad body as well: the container's refusal answers, as when it was looked up first.
+    const bad = await post({ command: 'touch /mnt/data/ran', workdir: '/etc' }, failing.id);
+    expect(bad.status).toBe(400);
+    expect(await errorOf(bad)).toMatchObject({ code: 'container_failed' });
+    for (const c of [expiring, failing]) {
+      const ls = await dockerExec(c.id, ['ls', '-A', '/mnt/data']);
+      expect(ls.exitCode).toBe(0);
+      expect(ls.stdout).toBe('');
+    }
+  });
+
   it("answers 404 for another project's container and 400 for an expired one", async ({
     berth,
     containerId,

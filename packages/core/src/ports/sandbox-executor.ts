@@ -37,4 +37,14 @@ export interface ExecResult {
 
 export interface SandboxExecutor {
   exec(request: ExecRequest): Promise<ExecResult>;
+  /**
+   * Begins what `exec` does first and runs nothing (the engine's exec create), so the caller can
+   * overlap it with its own checks: `run` finishes the exec; a caller whose checks refuse drops it.
+   */
+  prepare?(request: ExecRequest): PreparedExec;
+}
+
+/** An exec begun by `prepare`: nothing runs until `run`. */
+export interface PreparedExec {
+  run(): Promise<ExecResult>;
 }

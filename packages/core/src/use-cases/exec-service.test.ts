@@ -9,7 +9,13 @@ import {
 } from '@berth/testkit/fakes';
 import { ManualClock } from '../clock.js';
 import type { ContainerRecord } from '../container.js';
-import { ContainerExpiredError, RateLimitError, SandboxGoneError } from '../errors.js';
+import {
+  ContainerExpiredError,
+  InvalidRequestError,
+  NotFoundError,
+  RateLimitError,
+  SandboxGoneError,
+} from '../errors.js';
 import { isId } from '../ids.js';
 import { ContainersService } from './containers-service.js';
 import { ExecService, type ExecInput, type ExecOutcome } from './exec-service.js';
@@ -268,5 +274,91 @@ describe('ExecService.exec', () => {
       service.exec(PROJECT, c.id, cmd({ argv: ['echo', 'x'.repeat(1024 * 1024)] })),
     ).rejects.toMatchObject({ status: 400 });
     expect(executor.requests).toEqual([]);
+  });
+});
+
+describe('ExecService.reserveEarly', () => {
+  const OTHER = 'proj_b';
+  /** Holds every container lookup until the returned function is called. */
+  const holdLookups = (store: FakeContainerStore) => {
+    const gate = deferred();
+    store.hooks.get = () => gate.promise;
+    return () => {
+      store.hooks.get = undefined;
+      gate.resolve();
+    };
+  };
+
+  it('begins the exec of a container it has used before the lookup answers, and runs it only after', async () => {
+    const { service, container, executor, store } = setup();
+    const c = container();
+    await service.exec(PROJECT, c.id, cmd());
+    const answer = holdLookups(store);
+
+    const lease = await service.reserveEarly(PROJECT, c.id);
+    const running = service.run(lease, cmd({ argv: ['echo', 'two'] }));
+    await new Promise((r) => setImmediate(r));
+
+    expect(executor.prepared.map((r) => r.argv)).toEqual([
+      ['sh', '-c', 'true'],
+      ['echo', 'two'],
+    ]);
+    expect(executor.requests).toHaveLength(1);
+    answer();
+    await expect(running).resolves.toMatchObject({ exitCode: 0, containerId: c.id });
+    expect(executor.requests.map((r) => r.argv)).toEqual([
+      ['sh', '-c', 'true'],
+      ['echo', 'two'],
+    ]);
+    lease.release();
+  });
+
+  it('never runs the begun exec when the lookup refuses: deleted, expired or failed since', async () => {
+    const { service, container, executor, store, clock } = setup();
+    const gone = container();
+    const expired = container({ expiresAfterMinutes: 1 });
+    const failed = container();
+    for (const c of [gone, expired, failed]) await service.exec(PROJECT, c.id, cmd());
+    store.row(gone.id)!.status = 'deleting';
+    store.row(failed.id)!.status = 'failed';
+    clock.advance(61_000);
+
+    for (const [c, error] of [
+      [gone, NotFoundError],
+      [expired, ContainerExpiredError],
+      [failed, InvalidRequestError],
+    ] as const) {
+      const lease = await service.reserveEarly(PROJECT, c.id);
+      await expect(service.run(lease, cmd())).rejects.toBeInstanceOf(error);
+      lease.release();
+      // Refused once, it is looked up first again: the refusal comes before anything is begun.
+      await expect(service.reserveEarly(PROJECT, c.id)).rejects.toBeInstanceOf(error);
+    }
+    expect(executor.prepared).toHaveLength(6);
+    expect(executor.requests).toHaveLength(3);
+  });
+
+  it("is no shortcut into another project's container: that one is looked up, and refused, first", async () => {
+    const { service, container, executor } = setup();
+    const c = container();
+    await service.exec(PROJECT, c.id, cmd());
+
+    await expect(service.reserveEarly(OTHER, c.id)).rejects.toBeInstanceOf(NotFoundError);
+    expect(executor.prepared).toHaveLength(1);
+  });
+
+  it('looks a container it has not used up first, as reserve does', async () => {
+    const { service, store, executor, clock } = setup();
+    const unknown = aContainer({ projectId: PROJECT, lastActiveAt: clock.now() });
+    await expect(service.reserveEarly(PROJECT, unknown.id)).rejects.toBeInstanceOf(NotFoundError);
+    store.seed({ ...unknown, status: 'running' });
+    const answer = holdLookups(store);
+    let reserved = false;
+    const lease = service.reserveEarly(PROJECT, unknown.id).then((l) => ((reserved = true), l));
+    await new Promise((r) => setImmediate(r));
+    expect(reserved).toBe(false);
+    answer();
+    (await lease).release();
+    expect(executor.prepared).toHaveLength(0);
   });
 });

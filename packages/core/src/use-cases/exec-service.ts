@@ -38,16 +38,41 @@ export interface ExecServiceOptions {
   onOutcome?: (outcome: ExecOutcome) => void;
 }
 
-/** A slot to run one exec in a usable container; `release` exactly once. */
+/** What never changes in a container's life: enough to begin an exec in its sandbox. */
+export type SandboxIdentity = Pick<ContainerRecord, 'id' | 'poolSlot' | 'sandboxUid'>;
+
+/** A slot to run one exec in a container; `release` exactly once. */
 export interface ExecLease {
-  readonly record: ContainerRecord;
+  /** The container's sandbox: known before the lookup answers, from `reserveEarly`. */
+  readonly sandbox: SandboxIdentity;
+  /** The container as looked up now: rejects with the lookup's error (404, expired, failed). */
+  readonly verified: Promise<ContainerRecord>;
   release(): void;
 }
+
+/** A lease whose lookup has answered (`reserve`). */
+export interface VerifiedExecLease extends ExecLease {
+  readonly record: ContainerRecord;
+}
+
+const identityOf = ({ id, poolSlot, sandboxUid }: ContainerRecord): SandboxIdentity => ({
+  id,
+  sandboxUid,
+  ...(poolSlot ? { poolSlot } : {}),
+});
+
+/** Containers whose sandbox an exec may be begun in before the lookup answers, per process. */
+const KNOWN_LIMIT = 10_000;
 
 /** Runs a command in a usable container; an exec is activity and moves last_active_at. */
 export class ExecService {
   readonly #running = new Map<string, number>();
   #total = 0;
+  /**
+   * Containers this process found usable, by project: what never changes in a container's life
+   * (its id, its sandbox, its uid) is known before Postgres answers. Oldest first, bounded.
+   */
+  readonly #known = new Map<string, SandboxIdentity>();
 
   constructor(private readonly options: ExecServiceOptions) {}
 
@@ -55,12 +80,45 @@ export class ExecService {
    * Looks the container up and takes a slot, before anything large (the request body) is read:
    * a flood of execs is refused with 429 while it costs nothing.
    */
-  async reserve(projectId: string, containerId: string): Promise<ExecLease> {
-    const record = await this.options.containers.getUsable(projectId, containerId);
-    const running = this.#running.get(record.id) ?? 0;
+  async reserve(projectId: string, containerId: string): Promise<VerifiedExecLease> {
+    const record = await this.#lookUp(projectId, containerId);
+    return { ...this.#lease(identityOf(record), Promise.resolve(record)), record };
+  }
+
+  /**
+   * `reserve`, without waiting for the lookup when this project's container was found usable
+   * before: the slot is taken now and the lookup goes on in `verified`, so the engine's exec
+   * create (`run`) overlaps it. Nothing runs in the sandbox until the lookup has answered; a
+   * refusal (deleted, expired, failed) comes out of `run` with the same error as from `reserve`.
+   */
+  async reserveEarly(projectId: string, containerId: string): Promise<ExecLease> {
+    const known = this.#known.get(`${projectId}/${containerId}`);
+    if (!known) return this.reserve(projectId, containerId);
+    const verified = this.#lookUp(projectId, containerId);
+    // Read by `run`, or by nobody when the request fails first: never an unhandled rejection.
+    verified.catch(() => {});
+    return this.#lease(known, verified);
+  }
+
+  async #lookUp(projectId: string, containerId: string): Promise<ContainerRecord> {
+    const key = `${projectId}/${containerId}`;
+    try {
+      const record = await this.options.containers.getUsable(projectId, containerId);
+      this.#known.delete(key);
+      this.#known.set(key, identityOf(record));
+      if (this.#known.size > KNOWN_LIMIT) this.#known.delete(this.#known.keys().next().value!);
+      return record;
+    } catch (error) {
+      this.#known.delete(key);
+      throw error;
+    }
+  }
+
+  #lease(sandbox: SandboxIdentity, verified: Promise<ContainerRecord>): ExecLease {
+    const running = this.#running.get(sandbox.id) ?? 0;
     if (running >= this.options.maxConcurrent) {
       throw new RateLimitError(
-        `Container '${record.id}' is already running ${running} commands, the most it may run at once. Retry when one finishes.`,
+        `Container '${sandbox.id}' is already running ${running} commands, the most it may run at once. Retry when one finishes.`,
       );
     }
     if (this.#total >= this.options.maxConcurrentTotal) {
@@ -68,18 +126,19 @@ export class ExecService {
         `This server is running ${this.#total} commands, the most it runs at once. Retry shortly.`,
       );
     }
-    this.#running.set(record.id, running + 1);
+    this.#running.set(sandbox.id, running + 1);
     this.#total += 1;
     let released = false;
     return {
-      record,
+      sandbox,
+      verified,
       release: () => {
         if (released) return;
         released = true;
         this.#total -= 1;
-        const left = (this.#running.get(record.id) ?? 1) - 1;
-        if (left > 0) this.#running.set(record.id, left);
-        else this.#running.delete(record.id);
+        const left = (this.#running.get(sandbox.id) ?? 1) - 1;
+        if (left > 0) this.#running.set(sandbox.id, left);
+        else this.#running.delete(sandbox.id);
       },
     };
   }
@@ -93,27 +152,38 @@ export class ExecService {
     }
   }
 
-  /** Runs the command in the leased container; the caller releases the lease. */
-  async run({ record }: ExecLease, input: ExecInput): Promise<ExecOutcome> {
+  /**
+   * Runs the command in the leased container; the caller releases the lease. The engine's exec
+   * is created while the lease's lookup is still out (`reserveEarly`), and started only once the
+   * lookup says the container is usable: a refused one leaves an exec that never ran.
+   */
+  async run(lease: ExecLease, input: ExecInput): Promise<ExecOutcome> {
     const { containers, executor, runtime, clock } = this.options;
     checkExecArguments(input.argv, input.env);
     const created = clock.now();
     const id = newId('exec', created);
+    const request = {
+      execId: id,
+      containerId: sandboxKey(lease.sandbox),
+      uid: lease.sandbox.sandboxUid,
+      argv: input.argv,
+      env: input.env,
+      workdir: input.workdir,
+      ...(input.stdin !== undefined ? { stdin: input.stdin } : {}),
+      timeoutMs: input.timeoutMs,
+      maxOutputBytes: this.options.maxOutputBytes,
+      ...(input.signal ? { signal: input.signal } : {}),
+      ...(input.onOutput ? { onOutput: input.onOutput } : {}),
+    };
+    const prepared = executor.prepare?.(request) ?? { run: () => executor.exec(request) };
+    const record = await lease.verified;
+    // A container's sandbox and uid never change; were they to, the exec begun is not the one run.
+    const same = sandboxKey(record) === request.containerId && record.sandboxUid === request.uid;
     await containers.touch(record);
     const result = await containers.withSandbox(record, () =>
-      executor.exec({
-        execId: id,
-        containerId: sandboxKey(record),
-        uid: record.sandboxUid,
-        argv: input.argv,
-        env: input.env,
-        workdir: input.workdir,
-        ...(input.stdin !== undefined ? { stdin: input.stdin } : {}),
-        timeoutMs: input.timeoutMs,
-        maxOutputBytes: this.options.maxOutputBytes,
-        ...(input.signal ? { signal: input.signal } : {}),
-        ...(input.onOutput ? { onOutput: input.onOutput } : {}),
-      }),
+      same
+        ? prepared.run()
+        : executor.exec({ ...request, containerId: sandboxKey(record), uid: record.sandboxUid }),
     );
     await containers.touch(record);
     let oomKilled = result.oomKilled;

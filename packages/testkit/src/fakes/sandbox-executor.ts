@@ -1,4 +1,4 @@
-import type { ExecRequest, ExecResult, SandboxExecutor } from '@berth/core';
+import type { ExecRequest, ExecResult, PreparedExec, SandboxExecutor } from '@berth/core';
 
 /** What a command does in the fake: any part of the result; the rest is a clean exit 0. */
 export type FakeCommand = (
@@ -7,8 +7,16 @@ export type FakeCommand = (
 
 /** Runs no process: each exec is recorded and answered by `command`, which a test replaces. */
 export class FakeSandboxExecutor implements SandboxExecutor {
+  /** The execs run, in order. */
   readonly requests: ExecRequest[] = [];
+  /** The execs begun (`prepare`), run or not. */
+  readonly prepared: ExecRequest[] = [];
   command: FakeCommand = () => ({});
+
+  prepare(request: ExecRequest): PreparedExec {
+    this.prepared.push(request);
+    return { run: () => this.exec(request) };
+  }
 
   async exec(request: ExecRequest): Promise<ExecResult> {
     this.requests.push(request);

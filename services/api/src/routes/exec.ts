@@ -5,6 +5,7 @@ import {
   encodeOutput,
   incompleteUtf8Tail,
   resolveDataPath,
+  type ExecLease,
   type ExecOutcome,
   type ExecService,
   type OutputStream,
@@ -89,8 +90,9 @@ export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
     );
 
   router.post('/containers/:id/exec', async (req, res) => {
-    // The container and a slot first, the body after: refusing costs nothing.
-    const lease = await exec.reserve(req.projectId, req.params.id);
+    // The container and a slot first, the body after: refusing costs nothing. A container this
+    // process has used is looked up while the body is read and the engine's exec is created.
+    const lease = await exec.reserveEarly(req.projectId, req.params.id);
     let giveBack: (() => void) | null = null;
     try {
       const declared = Number(req.headers['content-length']);
@@ -99,17 +101,17 @@ export function execRoutes({ exec, limits }: ExecRoutesOptions): Router {
       );
       await readBody(req, res);
       await respond(lease, req, res);
+    } catch (error) {
+      // The container's own refusal (gone, expired, failed) answers first, as it did before.
+      await lease.verified;
+      throw error;
     } finally {
       giveBack?.();
       lease.release();
     }
   });
 
-  const respond = async (
-    lease: Awaited<ReturnType<ExecService['reserve']>>,
-    req: Request,
-    res: Response,
-  ): Promise<void> => {
+  const respond = async (lease: ExecLease, req: Request, res: Response): Promise<void> => {
     const body = parseOrThrow(Body, req.body ?? {});
     const workdir = resolveDataPath(body.workdir ?? '/mnt/data', 'workdir');
     const argv = typeof body.command === 'string' ? ['/bin/sh', '-c', body.command] : body.command;
