@@ -167,7 +167,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
   // database of its own, so its sync would take the other's egress sockets for orphans and remove
   // them (a sandbox's curl then got an empty reply).
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
-  const { child, url } = await startService({
+  const started = startService({
     DATABASE_URL: databaseUrl,
     BERTH_INSTANCE: instance,
     BERTH_DATA_DIR: join(dir, 'data'),
@@ -182,6 +182,13 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
     BERTH_POOL_FILL_INTERVAL_MS: '0',
     BERTH_METRICS_TOKEN: metricsToken,
     ...env,
+  });
+  // A service that fails to start (a bad BENCH_SERVICE_NODE_ARGS) leaves no Postgres behind.
+  const { child, url } = await started.catch(async (error: unknown) => {
+    await pool.end();
+    await postgres.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
   });
   return {
     url,
