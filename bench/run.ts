@@ -13,8 +13,12 @@ import { benchReaper } from './reaper.js';
 import { benchArchive, benchSessions } from './sessions.js';
 import { startBenchBerth, type Row } from './harness.js';
 import { benchAdmin } from './admin.js';
+import { tuneHeapGrowth } from '../services/api/src/heap.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+// The egress parts run the proxy in this process, as the service runs it in its own: with the
+// service's heap settings (services/api/src/heap.ts), not V8's default headroom.
+tuneHeapGrowth();
 
 async function run(): Promise<void> {
   const rows: Row[] = [];
