@@ -183,11 +183,15 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
     BERTH_METRICS_TOKEN: metricsToken,
     ...env,
   });
-  // A service that fails to start (a bad BENCH_SERVICE_NODE_ARGS) leaves no Postgres behind.
-  const { child, url } = await started.catch(async (error: unknown) => {
+  /** What the service leaves once it is gone: the bench's client pool, Postgres, the directory. */
+  const removeRest = async () => {
     await pool.end();
     await postgres.stop();
     rmSync(dir, { recursive: true, force: true });
+  };
+  // A service that fails to start (a bad BENCH_SERVICE_NODE_ARGS) leaves no Postgres behind.
+  const { child, url } = await started.catch(async (error: unknown) => {
+    await removeRest();
     throw error;
   });
   return {
@@ -228,9 +232,7 @@ export async function startBenchBerth(env: Record<string, string> = {}): Promise
             .catch(() => {}),
         ),
       );
-      await pool.end();
-      await postgres.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await removeRest();
     },
   };
 }
