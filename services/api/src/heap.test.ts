@@ -15,6 +15,7 @@ describe('tuneHeapGrowth', () => {
   it("leaves an operator's own --heap-growing-percent alone and reports it", () => {
     const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => {});
     expect(tuneHeapGrowth(['--heap-growing-percent=50'])).toBe(50);
+    expect(tuneHeapGrowth(['--heap_growing_percent=40'])).toBe(40);
     expect(set).not.toHaveBeenCalled();
   });
 });

@@ -14,7 +14,8 @@ export const HEAP_GROWING_PERCENT = 100;
  * (`node --heap-growing-percent=N`). Returns the percent in force.
  */
 export function tuneHeapGrowth(execArgv: readonly string[] = process.execArgv): number | null {
-  const own = execArgv.find((a) => a.startsWith('--heap-growing-percent'));
+  // V8 takes its flags spelt with dashes or underscores.
+  const own = execArgv.find((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a));
   if (own) return Number(own.split('=')[1]) || null;
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   return HEAP_GROWING_PERCENT;
