@@ -1,7 +1,16 @@
 import { Writable } from 'node:stream';
 import type { ExecRequest, ExecResult, PreparedExec, SandboxExecutor } from '@berth/core';
 import type { DockerClient } from './docker-client.js';
-import { collect, createExec, startExec, supervised, type ExecSpec } from './sandbox-exec.js';
+import {
+  collect,
+  createExec,
+  runOnStandby,
+  startExec,
+  startStandby,
+  supervised,
+  type ExecSpec,
+  type Standby,
+} from './sandbox-exec.js';
 import { sandboxUser } from './sandbox-user.js';
 
 const OOM_COUNT = `cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | sed -n 's/^oom_kill //p'; sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory.events 2>/dev/null; true`;
@@ -44,7 +53,18 @@ export interface DockerSandboxExecutorOptions {
    * anyway: the bound on how late a timed-out exec can answer.
    */
   graceMs?: number;
+  /**
+   * Keep a standby supervisor (`berth-supervisor standby`) in each sandbox that runs commands
+   * again and again, so that an exec is handed to it instead of costing a Docker exec of its own
+   * (default true). At most `maxStandbys` (default 256) wait at once, the least recently made
+   * going first.
+   */
+  standby?: boolean;
+  maxStandbys?: number;
 }
+
+/** Sandboxes remembered as having run a command (a second one is what earns a standby). */
+const MAX_REMEMBERED = 10_000;
 
 /**
  * Runs commands in sandboxes as the sandbox's own user, each under the in-sandbox supervisor: a
@@ -57,10 +77,21 @@ export class DockerSandboxExecutor implements SandboxExecutor {
   readonly #graceMs: number;
   /** OOM kills seen per sandbox, so a SIGKILLed exec can be told apart from an OOM-killed one. */
   readonly #oomSeen = new Map<string, number>();
+  readonly #standbyOn: boolean;
+  readonly #maxStandbys: number;
+  /** Ready standbys by sandbox, oldest first. */
+  readonly #standbys = new Map<string, Standby>();
+  readonly #starting = new Set<string>();
+  /** Sandboxes that have run a command through this executor. */
+  readonly #ran = new Set<string>();
+  /** Sandboxes whose standby died unused (killed by its code, or an image without the mode). */
+  readonly #noStandby = new Set<string>();
 
   constructor(options: DockerSandboxExecutorOptions) {
     this.#client = options.client;
     this.#graceMs = options.graceMs ?? 2_000;
+    this.#standbyOn = options.standby ?? true;
+    this.#maxStandbys = options.maxStandbys ?? 256;
   }
 
   exec(request: ExecRequest): Promise<ExecResult> {
@@ -84,18 +115,23 @@ export class DockerSandboxExecutor implements SandboxExecutor {
       deadlineMs: request.timeoutMs + this.#graceMs,
       ...(request.signal ? { signal: request.signal } : {}),
     };
-    const created = createExec(this.#client, spec);
+    // A ready standby needs no engine exec; without one, the exec is created now, ahead of `run`.
+    const created = this.#standbys.get(request.containerId)?.ready
+      ? null
+      : createExec(this.#client, spec);
     return { run: () => this.#run(request, spec, created, started) };
   }
 
   async #run(
     request: ExecRequest,
     spec: ExecSpec,
-    created: ReturnType<typeof createExec>,
+    created: ReturnType<typeof createExec> | null,
     started: bigint,
   ): Promise<ExecResult> {
     const { user } = spec;
-    const run = await startExec(this.#client, spec, created);
+    const run =
+      this.#onStandby(spec) ??
+      (await startExec(this.#client, spec, created ?? createExec(this.#client, spec)));
 
     const stdout = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stdout', c));
     const stderr = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stderr', c));
@@ -114,6 +150,7 @@ export class DockerSandboxExecutor implements SandboxExecutor {
     }, request.timeoutMs);
     const end = await run.end;
     clearTimeout(timer);
+    this.#afterRun(request.containerId, user);
     if (end.how === 'deadline') timedOut = true;
     // What was read is what is kept: let the sinks take the last chunks already in flight.
     await new Promise((r) => setImmediate(r));
@@ -157,8 +194,70 @@ export class DockerSandboxExecutor implements SandboxExecutor {
     return count > before;
   }
 
-  /** Forget a sandbox's OOM count (after it is removed). */
+  /** Forget a sandbox (after it is removed): its OOM count and its standby. */
   forget(containerId: string): void {
     this.#oomSeen.delete(containerId);
+    this.#ran.delete(containerId);
+    this.#noStandby.delete(containerId);
+    this.#standbys.get(containerId)?.release();
+    this.#standbys.delete(containerId);
+  }
+
+  /** Lets every standby go (at shutdown). */
+  close(): void {
+    for (const standby of this.#standbys.values()) standby.release();
+    this.#standbys.clear();
+  }
+
+  /** How many standbys wait now. */
+  get standbys(): number {
+    return this.#standbys.size;
+  }
+
+  /** The run on this sandbox's standby, if one is ready for it. */
+  #onStandby(spec: ExecSpec) {
+    const standby = this.#standbys.get(spec.containerId);
+    if (!standby) return null;
+    this.#standbys.delete(spec.containerId);
+    const run = runOnStandby(this.#client, spec, standby);
+    if (!run) standby.release();
+    return run;
+  }
+
+  /**
+   * After a run: a sandbox running its second command (or later) gets a standby for the next,
+   * started now, in the background. A sandbox that runs one command and goes (most creates of an
+   * agent's loop) never costs one.
+   */
+  #afterRun(containerId: string, user: string): void {
+    if (!this.#standbyOn || this.#noStandby.has(containerId)) return;
+    if (!this.#ran.has(containerId)) {
+      if (this.#ran.size >= MAX_REMEMBERED) this.#ran.clear();
+      this.#ran.add(containerId);
+      return;
+    }
+    if (this.#standbys.has(containerId) || this.#starting.has(containerId)) return;
+    this.#starting.add(containerId);
+    const gone = (): void => {
+      if (this.#standbys.get(containerId) === standby) this.#standbys.delete(containerId);
+      if (this.#noStandby.size >= MAX_REMEMBERED) this.#noStandby.clear();
+      this.#noStandby.add(containerId);
+    };
+    let standby: Standby | undefined;
+    startStandby(this.#client, containerId, user, () => gone())
+      .then((ready) => {
+        standby = ready;
+        if (!ready.ready) return;
+        while (this.#standbys.size >= this.#maxStandbys) {
+          const [oldest, first] = this.#standbys.entries().next().value as [string, Standby];
+          this.#standbys.delete(oldest);
+          first.release();
+        }
+        this.#standbys.set(containerId, ready);
+      })
+      .catch(() => {
+        // The sandbox went, or the engine said no: the next command runs the usual way.
+      })
+      .finally(() => this.#starting.delete(containerId));
   }
 }

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { SandboxGoneError } from '@berth/core';
@@ -200,6 +201,16 @@ export async function startExec(
       throw new SandboxGoneError(spec.containerId, { cause: error });
     throw await client.translate(error, spec.containerId);
   }
+  return wire(client, spec, exec, stream);
+}
+
+/** A started exec's stream as a RunningExec: demuxed, under its deadline and abort signal. */
+function wire(
+  client: DockerClient,
+  spec: ExecSpec,
+  exec: Dockerode.Exec,
+  stream: Duplex,
+): RunningExec {
   stream.on('error', () => {});
   const { stdout, stderr, trailer } = demux(stream, spec.exitTrailer ? spec.tag : null);
 
@@ -251,6 +262,137 @@ export async function startExec(
     giveUp('aborted');
   };
   return { stdin: spec.stdin ? stream : null, stdout, stderr, end, kill, cancel };
+}
+
+/** The tag of a standby's own exec, before it is handed a run (it is never killed by it). */
+const STANDBY_TAG = 'berth:standby';
+
+/** The largest standby frame the supervisor reads (its MAX_FRAME). */
+const MAX_STANDBY_FRAME = 8 * 1024 * 1024;
+
+/**
+ * A supervisor started ahead of its command (`berth-supervisor standby`): attached, silent, and
+ * waiting on its stdin for one run. Handing it a run (`runOnStandby`) costs no Docker call, where
+ * an exec's create and start cost the engine and runc ~40 ms on a 2-core host. It runs as the
+ * sandbox's user, so the sandbox's own code can kill it or write to its stdin through /proc; that
+ * can only spoil this sandbox's own next run, as killing a run's supervisor already can. Its
+ * socket does not keep the process alive while it waits.
+ */
+export class Standby {
+  #ready = true;
+  readonly #onGone: () => void;
+
+  constructor(
+    readonly containerId: string,
+    readonly user: string,
+    readonly exec: Dockerode.Exec,
+    readonly stream: Duplex,
+    onGone: () => void,
+  ) {
+    this.#onGone = onGone;
+    stream.on('error', () => {});
+    // Silent until handed a run: a word from it before that, or its end, means it can't take one.
+    stream.on('data', this.#gone);
+    stream.once('end', this.#gone);
+    stream.once('close', this.#gone);
+    (stream as Partial<Socket>).unref?.();
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  readonly #gone = (): void => {
+    if (!this.#detach()) return;
+    this.stream.destroy();
+    this.#onGone();
+  };
+
+  #detach(): boolean {
+    if (!this.#ready) return false;
+    this.#ready = false;
+    this.stream.off('data', this.#gone);
+    this.stream.off('end', this.#gone);
+    this.stream.off('close', this.#gone);
+    return true;
+  }
+
+  /** The stream, for one run; null once it can't take one. */
+  take(): Duplex | null {
+    if (!this.#detach()) return null;
+    (this.stream as Partial<Socket>).ref?.();
+    return this.stream;
+  }
+
+  /** Lets it go unused: its stdin ends and it exits. */
+  release(): void {
+    if (!this.#detach()) return;
+    const { stream } = this;
+    stream.once('end', () => stream.destroy());
+    setTimeout(() => stream.destroy(), 5_000).unref();
+    stream.resume();
+    stream.end();
+  }
+}
+
+/** Starts a standby in a sandbox; `onGone` is called if it dies before it is taken or released. */
+export async function startStandby(
+  client: DockerClient,
+  containerId: string,
+  user: string,
+  onGone: () => void,
+): Promise<Standby> {
+  const spec: ExecSpec = {
+    containerId,
+    user,
+    argv: [SUPERVISOR, 'standby'],
+    stdin: true,
+    tag: STANDBY_TAG,
+    deadlineMs: 0,
+  };
+  const exec = await createExec(client, spec);
+  const stream = (await client.call('exec start', (abortSignal) =>
+    exec.start({ hijack: true, stdin: true, abortSignal } as object),
+  )) as unknown as Duplex;
+  return new Standby(containerId, user, exec, stream, onGone);
+}
+
+/**
+ * The frame that hands a standby its run: a 4-byte big-endian length, then NUL-terminated
+ * `ENVC ENV... TAG TIMEOUT_MS WORKDIR ARGV...`, from a `supervised` argv. Null when it can't be
+ * one (not a supervised argv, a NUL byte, past the supervisor's limit).
+ */
+export function standbyFrame(argv: string[], env: string[]): Buffer | null {
+  if (argv.length < 7 || argv[0] !== SUPERVISOR || argv[1] !== 'run' || argv[5] !== '--')
+    return null;
+  const fields = [String(env.length), ...env, ...argv.slice(2, 5), ...argv.slice(6)];
+  if (fields.some((f) => f.includes('\0'))) return null;
+  const body = Buffer.from(fields.join('\0') + '\0', 'utf8');
+  if (body.length > MAX_STANDBY_FRAME) return null;
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * Runs `spec` (a `supervised` argv) on a standby instead of a Docker exec of its own: the same
+ * supervisor, output, exit trailer, deadline and kill. Null when the standby can no longer take it
+ * (the caller runs it the usual way).
+ */
+export function runOnStandby(
+  client: DockerClient,
+  spec: ExecSpec,
+  standby: Standby,
+): RunningExec | null {
+  const frame = standbyFrame(spec.argv, spec.env ?? []);
+  if (!frame || standby.user !== spec.user) return null;
+  const stream = standby.take();
+  if (!stream) return null;
+  const run = wire(client, spec, standby.exec, stream);
+  stream.write(frame);
+  // Without stdin the command reads EOF, as with an exec that attached none.
+  if (!spec.stdin) stream.end();
+  return run;
 }
 
 /**

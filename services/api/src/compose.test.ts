@@ -29,9 +29,18 @@ describe('compose', () => {
   it.each([
     [
       'all',
-      ['event-log', 'egress-proxy', 'egress-sync', 'reconciler', 'reaper', 'http', 'pool-filler'],
+      [
+        'event-log',
+        'exec-standbys',
+        'egress-proxy',
+        'egress-sync',
+        'reconciler',
+        'reaper',
+        'http',
+        'pool-filler',
+      ],
     ],
-    ['api', ['event-log', 'egress-proxy', 'egress-sync', 'http', 'pool-filler']],
+    ['api', ['event-log', 'exec-standbys', 'egress-proxy', 'egress-sync', 'http', 'pool-filler']],
     ['reaper', ['event-log', 'reconciler', 'reaper']],
   ])('builds the %s role without I/O, services in start order', async (role, names) => {
     const { berth, pool } = build(role);

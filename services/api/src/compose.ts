@@ -115,6 +115,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
   const executor = new DockerSandboxExecutor({
     client: docker,
     graceMs: config.BERTH_EXEC_GRACE_MS,
+    standby: config.BERTH_EXEC_STANDBY === '1',
   });
   const runtime = new DockerSandboxRuntime({
     client: docker,
@@ -177,6 +178,13 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
   const services: Service[] = [
     { name: 'event-log', start: async () => {}, stop: () => observe.flush() },
   ];
+  // The execs' standby supervisors: let go at shutdown, so each reads EOF on its stdin and exits.
+  if (serves)
+    services.push({
+      name: 'exec-standbys',
+      start: async () => {},
+      stop: async () => executor.close(),
+    });
   if (egress) {
     const sync = new EgressSync({ store, egress: egress.controller, pool: warm.store });
     // Sandboxes that were running before a restart regain egress before the API answers.

@@ -138,6 +138,12 @@ export const ConfigSchema = z
     BERTH_EXEC_MAX_CONCURRENT_TOTAL: int(256, 1, 65_536),
     /** How long past `timeout_ms` an exec may take to confirm its kill before it answers anyway. */
     BERTH_EXEC_GRACE_MS: int(2_000, 100, 60_000),
+    /**
+     * `1`: a sandbox that runs commands again and again keeps a standby supervisor, and its execs
+     * are handed to it instead of costing a Docker exec each (docs/exec.md); `0`: every exec is a
+     * Docker exec.
+     */
+    BERTH_EXEC_STANDBY: z.enum(['0', '1']).default('1'),
     /** Python sessions one container may hold (docs/sessions.md); past it, 429. */
     BERTH_SESSIONS_MAX_PER_CONTAINER: int(4, 1, 64),
     /**
