@@ -250,23 +250,36 @@ describe('POST /v1/containers/{id}/exec', () => {
       name: 'early-expired',
       expires_after: { anchor: 'last_active_at', minutes: 1 },
     });
+    const standby = await berth.client.containers.create({
+      name: 'early-standby',
+      expires_after: { anchor: 'last_active_at', minutes: 1 },
+    });
     const failing = await berth.client.containers.create({ name: 'early-failed' });
-    // Used once each: the service knows their sandboxes and begins the next exec before its lookup.
-    for (const c of [expiring, failing]) await run({ command: 'true' }, c.id);
-    await berth.age([expiring.id], 2);
+    // Used: the service knows their sandboxes and begins the next exec before its lookup. Once
+    // creates the engine's exec early; twice earns a standby (docs/exec.md), handed nothing here.
+    for (const c of [expiring, failing, standby, standby]) await run({ command: 'true' }, c.id);
+    for (let waited = 0; ; waited += 50) {
+      const ps = await dockerExec(standby.id, ['ps', '-eo', 'args']);
+      if (ps.stdout.includes('berth-supervisor standby')) break;
+      if (waited > 20_000) throw new Error('no standby in the container used twice');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await berth.age([expiring.id, standby.id], 2);
     await berth.pool.query(
       `update containers set status = 'failed', status_reason = 'test' where id = $1`,
       [failing.id],
     );
 
-    const refused = await post({ command: 'touch /mnt/data/ran' }, expiring.id);
-    expect(refused.status).toBe(400);
-    expect(await errorOf(refused)).toMatchObject({ code: 'container_expired' });
+    for (const c of [expiring, standby]) {
+      const refused = await post({ command: 'touch /mnt/data/ran' }, c.id);
+      expect(refused.status).toBe(400);
+      expect(await errorOf(refused)).toMatchObject({ code: 'container_expired' });
+    }
     // A bad body as well: the container's refusal answers, as when it was looked up first.
     const bad = await post({ command: 'touch /mnt/data/ran', workdir: '/etc' }, failing.id);
     expect(bad.status).toBe(400);
     expect(await errorOf(bad)).toMatchObject({ code: 'container_failed' });
-    for (const c of [expiring, failing]) {
+    for (const c of [expiring, standby, failing]) {
       const ls = await dockerExec(c.id, ['ls', '-A', '/mnt/data']);
       expect(ls.exitCode).toBe(0);
       expect(ls.stdout).toBe('');
