@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Row } from './harness.js';
 import { PLACEHOLDER } from './egress-peer.js';
-import { withEgressRig } from './egress.js';
+import { EGRESS_RUNS, withEgressRig } from './egress.js';
 
 /** A certificate for both bench names, made in `dir`; its PEM. */
 function benchCert(dir: string): string {
@@ -21,7 +21,7 @@ function benchCert(dir: string): string {
  * 10 MB over HTTPS from a local upstream: directly, through a plain CONNECT tunnel (a domain with
  * no secret), and through TLS interception (a domain with a secret: two TLS sessions and a parse).
  */
-export async function benchEgressTls(runs = 15): Promise<Row[]> {
+export async function benchEgressTls(runs = EGRESS_RUNS): Promise<Row[]> {
   let cert = '';
   const setup = {
     upstream: (dir: string) => {
