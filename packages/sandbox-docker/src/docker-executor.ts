@@ -90,8 +90,8 @@ export class DockerSandboxExecutor implements SandboxExecutor {
   constructor(options: DockerSandboxExecutorOptions) {
     this.#client = options.client;
     this.#graceMs = options.graceMs ?? 2_000;
-    this.#standbyOn = options.standby ?? true;
     this.#maxStandbys = options.maxStandbys ?? 256;
+    this.#standbyOn = (options.standby ?? true) && this.#maxStandbys > 0;
   }
 
   exec(request: ExecRequest): Promise<ExecResult> {
