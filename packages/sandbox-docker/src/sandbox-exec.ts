@@ -264,7 +264,7 @@ function wire(
   return { stdin: spec.stdin ? stream : null, stdout, stderr, end, kill, cancel };
 }
 
-/** The tag of a standby's own exec, before it is handed a run (it is never killed by it). */
+/** The tag a standby's ExecSpec carries; its argv holds none until it becomes a run, with the run's. */
 const STANDBY_TAG = 'berth:standby';
 
 /** The largest standby frame the supervisor reads (its MAX_FRAME). */

@@ -34,6 +34,24 @@ async function warmUp(berth: RunningBerth, id: string): Promise<void> {
   await until('a standby', async () => (await standbys(id)) === 1);
 }
 
+/** Bytes as a `printf` format that writes them back (every byte as `\\ooo`). */
+const printfBytes = (...parts: (string | number)[]) =>
+  [
+    ...Buffer.concat(
+      parts.map((part) =>
+        typeof part === 'number' ? Buffer.from([part]) : Buffer.from(part, 'utf8'),
+      ),
+    ),
+  ]
+    .map((b) => `\\${b.toString(8).padStart(3, '0')}`)
+    .join('');
+
+/** A standby frame: its 4-byte length (under 256 here), then the fields, each NUL-terminated. */
+const frame = (...fields: string[]) => {
+  const body = fields.map((f) => `${f}\0`).join('');
+  return [0, 0, 0, Buffer.byteLength(body), body];
+};
+
 /** Docker's exec create for the sandbox of container `id`. */
 const execCreate = (id: string) => (r: { method: string; path: string }) =>
   r.method === 'POST' && r.path.includes(`/containers/berth-${id}/exec`);
@@ -92,6 +110,30 @@ describe('exec standby', () => {
     expect(await standbys(id)).toBe(0);
   });
 
+  it("loses only its own standby when the sandbox's code writes a frame of its own on the standby's stdin", async ({
+    berthWith,
+  }) => {
+    const berth = await berthWith();
+    const { id } = await berth.client.containers.create({ name: 'fed' });
+    await warmUp(berth, id);
+    // A whole frame, through /proc, as the sandbox's user: the standby runs it, and speaks (and
+    // then waits) before the API handed it anything, so the API drops it.
+    const forged = printfBytes(
+      ...frame('0', 't', '30000', '', 'sh', '-c', 'echo forged; sleep 30'),
+    );
+    const fed = await dockerExec(id, [
+      'sh',
+      '-c',
+      `for p in $(pgrep -f '^/usr/local/bin/berth-supervisor standby$'); do printf '${forged}' > /proc/$p/fd/0 && echo fed; done`,
+    ]);
+    expect(fed.stdout).toBe('fed\n');
+    await until('the standby gone', async () => (await standbys(id)) === 0);
+    const r = await exec(berth, id, { command: 'echo mine' });
+    expect(r).toMatchObject({ exit_code: 0, stdout: 'mine\n', stderr: '' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await standbys(id)).toBe(0);
+  });
+
   it('is never started with BERTH_EXEC_STANDBY=0', async ({ berthWith }) => {
     const berth = await berthWith({ BERTH_EXEC_STANDBY: '0' });
     const { id } = await berth.client.containers.create({ name: 'off' });
@@ -103,20 +145,9 @@ describe('exec standby', () => {
   it('refuses a malformed frame with 64 and exits quietly at EOF', async ({ berthWith }) => {
     const berth = await berthWith();
     const { id } = await berth.client.containers.create({ name: 'frames' });
-    const run = async (...frame: (string | number)[]) => {
-      const bytes = Buffer.concat(
-        frame.map((part) =>
-          typeof part === 'number' ? Buffer.from([part]) : Buffer.from(part, 'utf8'),
-        ),
-      );
-      const escaped = [...bytes].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-      const script = `printf '${escaped}' | /usr/local/bin/berth-supervisor standby; echo "code $?"`;
+    const run = async (...parts: (string | number)[]) => {
+      const script = `printf '${printfBytes(...parts)}' | /usr/local/bin/berth-supervisor standby; echo "code $?"`;
       return (await dockerExec(id, ['sh', '-c', script])).stdout;
-    };
-    /** A frame: its 4-byte length, then the fields, each NUL-terminated. */
-    const frame = (...fields: string[]) => {
-      const body = fields.map((f) => `${f}\0`).join('');
-      return [0, 0, 0, Buffer.byteLength(body), body];
     };
     expect(await run()).toBe('code 0\n');
     // Shorter than its length says; not NUL-terminated; no ARGV; a variable without '='.
