@@ -61,6 +61,8 @@ export interface DockerSandboxExecutorOptions {
    */
   standby?: boolean;
   maxStandbys?: number;
+  /** Each command started: on a standby, or as a Docker exec of its own. */
+  onRun?: (path: 'standby' | 'docker') => void;
 }
 
 /** Sandboxes remembered as having run a command (a second one is what earns a standby). */
@@ -79,6 +81,7 @@ export class DockerSandboxExecutor implements SandboxExecutor {
   readonly #oomSeen = new Map<string, number>();
   readonly #standbyOn: boolean;
   readonly #maxStandbys: number;
+  readonly #onRun: ((path: 'standby' | 'docker') => void) | undefined;
   /** Ready standbys by sandbox, oldest first. */
   readonly #standbys = new Map<string, Standby>();
   readonly #starting = new Set<string>();
@@ -92,6 +95,7 @@ export class DockerSandboxExecutor implements SandboxExecutor {
     this.#graceMs = options.graceMs ?? 2_000;
     this.#maxStandbys = options.maxStandbys ?? 256;
     this.#standbyOn = (options.standby ?? true) && this.#maxStandbys > 0;
+    this.#onRun = options.onRun;
   }
 
   exec(request: ExecRequest): Promise<ExecResult> {
@@ -129,9 +133,10 @@ export class DockerSandboxExecutor implements SandboxExecutor {
     started: bigint,
   ): Promise<ExecResult> {
     const { user } = spec;
+    const onStandby = this.#onStandby(spec);
     const run =
-      this.#onStandby(spec) ??
-      (await startExec(this.#client, spec, created ?? createExec(this.#client, spec)));
+      onStandby ?? (await startExec(this.#client, spec, created ?? createExec(this.#client, spec)));
+    this.#onRun?.(onStandby ? 'standby' : 'docker');
 
     const stdout = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stdout', c));
     const stderr = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stderr', c));

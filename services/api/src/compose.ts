@@ -116,6 +116,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
     client: docker,
     graceMs: config.BERTH_EXEC_GRACE_MS,
     standby: config.BERTH_EXEC_STANDBY === '1',
+    onRun: (path) => metrics.execRuns.inc({ path }),
   });
   const runtime = new DockerSandboxRuntime({
     client: docker,
@@ -427,6 +428,7 @@ export function compose({ config, logger, clock, pool, docker, bootstrap }: Open
         },
         docker: () => runtime.ping(),
       },
+      standbys: () => executor.standbys,
     });
     http = new HttpServer({
       app,

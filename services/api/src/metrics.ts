@@ -13,6 +13,8 @@ export interface MetricsProbes {
   containers?: () => Promise<{ byStatus: Record<string, number>; backlog: number }>;
   /** Resolves when the dependency answers. */
   dependencies?: Record<string, () => Promise<void>>;
+  /** Exec standbys waiting in this process. */
+  standbys?: () => number;
 }
 
 const PROBE_DEADLINE_MS = 2_000;
@@ -247,6 +249,21 @@ export class Metrics {
     'Creates of a pooled memory limit and network policy that found the pool empty and created cold.',
     ['memory_limit', 'network'] as const,
   );
+
+  readonly execRuns = this.#counter(
+    'berth_exec_runs_total',
+    "Commands started in sandboxes for execs, by path: standby (handed to the sandbox's standby supervisor) or docker (a Docker exec of its own).",
+    ['path'] as const,
+  );
+  readonly execStandbys = new Gauge({
+    name: 'berth_exec_standbys',
+    help: 'Standby supervisors waiting in sandboxes for their next command, in this process; read at scrape.',
+    registers: [this.registry],
+    collect: () => {
+      const read = this.#probes.standbys;
+      if (read) this.execStandbys.set(read());
+    },
+  });
 
   readonly buildInfo = new Gauge({
     name: 'berth_build_info',

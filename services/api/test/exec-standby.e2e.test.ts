@@ -81,14 +81,26 @@ describe('exec standby', () => {
     docker.release();
   });
 
-  it('runs a command without stdin on a standby with stdin at EOF, as a Docker exec does', async ({
+  it('runs a command without stdin on a standby with stdin at EOF, as a Docker exec does; the metrics count both paths', async ({
     berthWith,
   }) => {
-    const berth = await berthWith();
+    const berth = await berthWith({ BERTH_METRICS_TOKEN: 'metrics-token-for-standbys' });
     const { id } = await berth.client.containers.create({ name: 'eof' });
     await warmUp(berth, id);
     const r = await exec(berth, id, { command: 'cat; echo "read: $?"', timeout_ms: 10_000 });
     expect(r).toMatchObject({ exit_code: 0, stdout: 'read: 0\n' });
+
+    const scrape = async () =>
+      (
+        await fetch(`${berth.url}/metrics`, {
+          headers: { authorization: 'Bearer metrics-token-for-standbys' },
+        })
+      ).text();
+    const runs = await scrape();
+    expect(runs).toMatch(/^berth_exec_runs_total\{path="docker"\} 2$/m);
+    expect(runs).toMatch(/^berth_exec_runs_total\{path="standby"\} 1$/m);
+    // The one taken is replaced once its command is done.
+    await until('a standby counted', async () => /^berth_exec_standbys 1$/m.test(await scrape()));
   });
 
   it("costs nothing when the sandbox's code kills it: the next exec runs the usual way, and it is not replaced", async ({
