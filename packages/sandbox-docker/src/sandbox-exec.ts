@@ -267,8 +267,9 @@ function wire(
 /** The tag a standby's ExecSpec carries; its argv holds none until it becomes a run, with the run's. */
 const STANDBY_TAG = 'berth:standby';
 
-/** The largest standby frame the supervisor reads (its MAX_FRAME). */
+/** The largest standby frame the supervisor reads (its MAX_FRAME), and the most fields in one. */
 const MAX_STANDBY_FRAME = 8 * 1024 * 1024;
+const MAX_STANDBY_FIELDS = 65_536 - 8;
 
 /**
  * A supervisor started ahead of its command (`berth-supervisor standby`): attached, silent, and
@@ -360,13 +361,13 @@ export async function startStandby(
 /**
  * The frame that hands a standby its run: a 4-byte big-endian length, then NUL-terminated
  * `ENVC ENV... TAG TIMEOUT_MS WORKDIR ARGV...`, from a `supervised` argv. Null when it can't be
- * one (not a supervised argv, a NUL byte, past the supervisor's limit).
+ * one (not a supervised argv, a NUL byte, past the supervisor's limits): that run is a Docker exec.
  */
 export function standbyFrame(argv: string[], env: string[]): Buffer | null {
   if (argv.length < 7 || argv[0] !== SUPERVISOR || argv[1] !== 'run' || argv[5] !== '--')
     return null;
   const fields = [String(env.length), ...env, ...argv.slice(2, 5), ...argv.slice(6)];
-  if (fields.some((f) => f.includes('\0'))) return null;
+  if (fields.length > MAX_STANDBY_FIELDS || fields.some((f) => f.includes('\0'))) return null;
   const body = Buffer.from(fields.join('\0') + '\0', 'utf8');
   if (body.length > MAX_STANDBY_FRAME) return null;
   const head = Buffer.alloc(4);

@@ -35,6 +35,12 @@ describe('standbyFrame', () => {
     expect(standbyFrame(['sh', '-c', 'true'], [])).toBeNull();
     expect(standbyFrame(supervised('t', 1, '', ['echo', 'a\0b']), [])).toBeNull();
     expect(standbyFrame(supervised('t', 1, '', ['true']), ['A=\0'])).toBeNull();
+    // The supervisor takes at most 65 528 fields; a command of 70 000 words is a Docker exec.
+    const words = Array.from({ length: 70_000 }, () => 'a');
+    expect(standbyFrame(supervised('t', 1, '', ['echo', ...words]), [])).toBeNull();
+    expect(
+      standbyFrame(supervised('t', 1, '', ['echo', ...words.slice(0, 65_000)]), []),
+    ).not.toBeNull();
     expect(
       standbyFrame(supervised('t', 1, '', ['echo', 'x'.repeat(9 * 1024 * 1024)]), []),
     ).toBeNull();
