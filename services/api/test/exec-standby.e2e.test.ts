@@ -18,6 +18,17 @@ const standbys = async (id: string) =>
     .split('\n')
     .filter((line) => line.trim() === '/usr/local/bin/berth-supervisor standby').length;
 
+/** The settings every test here starts Berth with: a metrics token, to read the standby gauge. */
+const TOKEN = 'metrics-token-for-standbys';
+const settings = (env: Record<string, string> = {}) => ({ BERTH_METRICS_TOKEN: TOKEN, ...env });
+
+const scrape = async (berth: RunningBerth) =>
+  (await fetch(`${berth.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+
+/** The API's own count of waiting standbys (its map, not `ps`: a process can die before its stream ends). */
+const counted = async (berth: RunningBerth, n: number) =>
+  new RegExp(`^berth_exec_standbys ${n}$`, 'm').test(await scrape(berth));
+
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!(await check())) {
@@ -31,7 +42,7 @@ async function warmUp(berth: RunningBerth, id: string): Promise<void> {
   await exec(berth, id, { command: 'true' });
   expect(await standbys(id)).toBe(0);
   await exec(berth, id, { command: 'true' });
-  await until('a standby', async () => (await standbys(id)) === 1);
+  await until('a standby', async () => (await standbys(id)) === 1 && (await counted(berth, 1)));
 }
 
 /** Bytes as a `printf` format that writes them back (every byte as `\\ooo`). */
@@ -61,7 +72,7 @@ describe('exec standby', () => {
     dockerProxy: docker,
     berthWith,
   }) => {
-    const berth = await berthWith({ BERTH_DOCKER_SOCKET: docker.socketPath });
+    const berth = await berthWith(settings({ BERTH_DOCKER_SOCKET: docker.socketPath }));
     const { id } = await berth.client.containers.create({ name: 'standby' });
     await warmUp(berth, id);
 
@@ -84,34 +95,31 @@ describe('exec standby', () => {
   it('runs a command without stdin on a standby with stdin at EOF, as a Docker exec does; the metrics count both paths', async ({
     berthWith,
   }) => {
-    const berth = await berthWith({ BERTH_METRICS_TOKEN: 'metrics-token-for-standbys' });
+    const berth = await berthWith(settings());
     const { id } = await berth.client.containers.create({ name: 'eof' });
     await warmUp(berth, id);
     const r = await exec(berth, id, { command: 'cat; echo "read: $?"', timeout_ms: 10_000 });
     expect(r).toMatchObject({ exit_code: 0, stdout: 'read: 0\n' });
 
-    const scrape = async () =>
-      (
-        await fetch(`${berth.url}/metrics`, {
-          headers: { authorization: 'Bearer metrics-token-for-standbys' },
-        })
-      ).text();
-    const runs = await scrape();
+    const runs = await scrape(berth);
     expect(runs).toMatch(/^berth_exec_runs_total\{path="docker"\} 2$/m);
     expect(runs).toMatch(/^berth_exec_runs_total\{path="standby"\} 1$/m);
     // The one taken is replaced once its command is done.
-    await until('a standby counted', async () => /^berth_exec_standbys 1$/m.test(await scrape()));
+    await until('a standby counted', () => counted(berth, 1));
   });
 
   it("costs nothing when the sandbox's code kills it: the next exec runs the usual way, and it is not replaced", async ({
     berthWith,
   }) => {
-    const berth = await berthWith();
+    const berth = await berthWith(settings());
     const { id } = await berth.client.containers.create({ name: 'killed' });
     await warmUp(berth, id);
     // As the sandbox's own user (Docker's default for it), as its code could.
     await dockerExec(id, ['pkill', '-KILL', '-f', '^/usr/local/bin/berth-supervisor standby$']);
-    await until('the standby gone', async () => (await standbys(id)) === 0);
+    await until(
+      'the standby gone',
+      async () => (await standbys(id)) === 0 && (await counted(berth, 0)),
+    );
 
     for (let i = 0; i < 3; i++)
       expect(await exec(berth, id, { command: `echo ${i}` })).toMatchObject({
@@ -125,7 +133,7 @@ describe('exec standby', () => {
   it("loses only its own standby when the sandbox's code writes a frame of its own on the standby's stdin", async ({
     berthWith,
   }) => {
-    const berth = await berthWith();
+    const berth = await berthWith(settings());
     const { id } = await berth.client.containers.create({ name: 'fed' });
     await warmUp(berth, id);
     // A whole frame, through /proc, as the sandbox's user: the standby runs it, and speaks (and
@@ -139,7 +147,10 @@ describe('exec standby', () => {
       `for p in $(pgrep -f '^/usr/local/bin/berth-supervisor standby$'); do printf '${forged}' > /proc/$p/fd/0 && echo fed; done`,
     ]);
     expect(fed.stdout).toBe('fed\n');
-    await until('the standby gone', async () => (await standbys(id)) === 0);
+    await until(
+      'the standby gone',
+      async () => (await standbys(id)) === 0 && (await counted(berth, 0)),
+    );
     const r = await exec(berth, id, { command: 'echo mine' });
     expect(r).toMatchObject({ exit_code: 0, stdout: 'mine\n', stderr: '' });
     await new Promise((r) => setTimeout(r, 500));
@@ -147,7 +158,7 @@ describe('exec standby', () => {
   });
 
   it('is never started with BERTH_EXEC_STANDBY=0', async ({ berthWith }) => {
-    const berth = await berthWith({ BERTH_EXEC_STANDBY: '0' });
+    const berth = await berthWith(settings({ BERTH_EXEC_STANDBY: '0' }));
     const { id } = await berth.client.containers.create({ name: 'off' });
     for (let i = 0; i < 3; i++) await exec(berth, id, { command: 'true' });
     await new Promise((r) => setTimeout(r, 500));
@@ -155,7 +166,7 @@ describe('exec standby', () => {
   });
 
   it('refuses a malformed frame with 64 and exits quietly at EOF', async ({ berthWith }) => {
-    const berth = await berthWith();
+    const berth = await berthWith(settings());
     const { id } = await berth.client.containers.create({ name: 'frames' });
     const run = async (...parts: (string | number)[]) => {
       const script = `printf '${printfBytes(...parts)}' | /usr/local/bin/berth-supervisor standby; echo "code $?"`;
