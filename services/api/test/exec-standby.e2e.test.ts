@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { test as it, type RunningBerth } from './fixtures.js';
+import { scrapeMetrics, test as it, until, type RunningBerth } from './fixtures.js';
 
 /**
  * A sandbox that runs commands again and again keeps a standby supervisor; its execs are handed
@@ -22,27 +22,25 @@ const standbys = async (id: string) =>
 const TOKEN = 'metrics-token-for-standbys';
 const settings = (env: Record<string, string> = {}) => ({ BERTH_METRICS_TOKEN: TOKEN, ...env });
 
-const scrape = async (berth: RunningBerth) =>
-  (await fetch(`${berth.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+const scrape = (berth: RunningBerth) => scrapeMetrics(berth.url, TOKEN);
 
 /** The API's own count of waiting standbys (its map, not `ps`: a process can die before its stream ends). */
 const counted = async (berth: RunningBerth, n: number) =>
-  new RegExp(`^berth_exec_standbys ${n}$`, 'm').test(await scrape(berth));
+  (await scrape(berth)).get('berth_exec_standbys') === n;
 
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** How long a standby may take to start, or to be seen gone. */
+const WAIT_MS = 20_000;
 
 /** Two commands, the second of which earns the sandbox a standby; resolves once it waits. */
 async function warmUp(berth: RunningBerth, id: string): Promise<void> {
   await exec(berth, id, { command: 'true' });
   expect(await standbys(id)).toBe(0);
   await exec(berth, id, { command: 'true' });
-  await until('a standby', async () => (await standbys(id)) === 1 && (await counted(berth, 1)));
+  await until(
+    async () => (await standbys(id)) === 1 && (await counted(berth, 1)),
+    'a standby',
+    WAIT_MS,
+  );
 }
 
 /** Bytes as a `printf` format that writes them back (every byte as `\\ooo`). */
@@ -102,10 +100,10 @@ describe('exec standby', () => {
     expect(r).toMatchObject({ exit_code: 0, stdout: 'read: 0\n' });
 
     const runs = await scrape(berth);
-    expect(runs).toMatch(/^berth_exec_runs_total\{path="docker"\} 2$/m);
-    expect(runs).toMatch(/^berth_exec_runs_total\{path="standby"\} 1$/m);
+    expect(runs.get('berth_exec_runs_total{path="docker"}')).toBe(2);
+    expect(runs.get('berth_exec_runs_total{path="standby"}')).toBe(1);
     // The one taken is replaced once its command is done.
-    await until('a standby counted', () => counted(berth, 1));
+    await until(() => counted(berth, 1), 'a standby counted', WAIT_MS);
   });
 
   it("costs nothing when the sandbox's code kills it: the next exec runs the usual way, and it is not replaced", async ({
@@ -117,8 +115,9 @@ describe('exec standby', () => {
     // As the sandbox's own user (Docker's default for it), as its code could.
     await dockerExec(id, ['pkill', '-KILL', '-f', '^/usr/local/bin/berth-supervisor standby$']);
     await until(
-      'the standby gone',
       async () => (await standbys(id)) === 0 && (await counted(berth, 0)),
+      'the standby gone',
+      WAIT_MS,
     );
 
     for (let i = 0; i < 3; i++)
@@ -148,8 +147,9 @@ describe('exec standby', () => {
     ]);
     expect(fed.stdout).toBe('fed\n');
     await until(
-      'the standby gone',
       async () => (await standbys(id)) === 0 && (await counted(berth, 0)),
+      'the standby gone',
+      WAIT_MS,
     );
     const r = await exec(berth, id, { command: 'echo mine' });
     expect(r).toMatchObject({ exit_code: 0, stdout: 'mine\n', stderr: '' });

@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { containerTest, errorOf, okJson } from './fixtures.js';
+import { containerTest, errorOf, okJson, until } from './fixtures.js';
 
 interface ExecResult {
   id: string;
@@ -258,12 +258,14 @@ describe('POST /v1/containers/{id}/exec', () => {
     // Used: the service knows their sandboxes and begins the next exec before its lookup. Once
     // creates the engine's exec early; twice earns a standby (docs/exec.md), handed nothing here.
     for (const c of [expiring, failing, standby, standby]) await run({ command: 'true' }, c.id);
-    for (let waited = 0; ; waited += 50) {
-      const ps = await dockerExec(standby.id, ['ps', '-eo', 'args']);
-      if (ps.stdout.includes('berth-supervisor standby')) break;
-      if (waited > 20_000) throw new Error('no standby in the container used twice');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(
+      async () =>
+        (await dockerExec(standby.id, ['ps', '-eo', 'args'])).stdout.includes(
+          'berth-supervisor standby',
+        ),
+      'a standby in the container used twice',
+      20_000,
+    );
     await berth.age([expiring.id, standby.id], 2);
     await berth.pool.query(
       `update containers set status = 'failed', status_reason = 'test' where id = $1`,

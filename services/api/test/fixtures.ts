@@ -209,6 +209,19 @@ export function expectHardened(host: HostConfig, memoryBytes: number): void {
     });
 }
 
+/** Polls every 50 ms until `check` holds, for what happens in the background; fails past `ms`. */
+export async function until(
+  check: () => Promise<boolean>,
+  what: string,
+  ms = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** One scrape of an instance's /metrics as `name{labels}` → value. */
 export async function scrapeMetrics(url: string, token: string): Promise<Map<string, number>> {
   const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });

@@ -10,7 +10,7 @@ import { PgPoolStore } from '@berth/db';
 import { dockerExec, inspectSandbox, sandboxImage } from '@berth/testkit';
 import { loadConfig } from '../src/config.js';
 import { main } from '../src/main.js';
-import { expectHardened, startBerth, type RunningBerth } from './fixtures.js';
+import { expectHardened, startBerth, until, type RunningBerth } from './fixtures.js';
 
 /**
  * The warm pool, against real Docker and Postgres: a claimed sandbox is a cold one in every way
@@ -39,14 +39,7 @@ const count = async (sql: string, params: unknown[] = []): Promise<number> =>
   (await berth.pool.query<{ n: number }>(sql, params)).rows[0]?.n ?? 0;
 const idleSlots = () => count(`select count(*)::int as n from pool_sandboxes where state = 'idle'`);
 
-/** Polls until `check` holds: the filler works in the background, on its own schedule. */
-async function until(check: () => Promise<boolean>, what: string, ms = 90_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+// The filler works in the background, on its own schedule: its results are awaited with `until`.
 const poolFull = (n = 2) => until(async () => (await idleSlots()) >= n, `${n} idle pool sandboxes`);
 
 const poolSlotOf = async (id: string): Promise<string | null> =>
