@@ -243,15 +243,14 @@ export class DockerSandboxExecutor implements SandboxExecutor {
     }
     if (this.#standbys.has(containerId) || this.#starting.has(containerId)) return;
     this.#starting.add(containerId);
+    // Dead before it was taken or let go: it is the sandbox's only one (in the map, or not yet).
     const gone = (): void => {
-      if (this.#standbys.get(containerId) === standby) this.#standbys.delete(containerId);
+      this.#standbys.delete(containerId);
       if (this.#noStandby.size >= MAX_REMEMBERED) this.#noStandby.clear();
       this.#noStandby.add(containerId);
     };
-    let standby: Standby | undefined;
-    startStandby(this.#client, containerId, user, () => gone())
+    startStandby(this.#client, containerId, user, gone)
       .then((ready) => {
-        standby = ready;
         if (!ready.ready) return;
         while (this.#standbys.size >= this.#maxStandbys) {
           const [oldest, first] = this.#standbys.entries().next().value as [string, Standby];

@@ -284,7 +284,6 @@ export class Standby {
   readonly #onGone: () => void;
 
   constructor(
-    readonly containerId: string,
     readonly user: string,
     readonly exec: Dockerode.Exec,
     readonly stream: Duplex,
@@ -355,7 +354,7 @@ export async function startStandby(
   const stream = (await client.call('exec start', (abortSignal) =>
     exec.start({ hijack: true, stdin: true, abortSignal } as object),
   )) as unknown as Duplex;
-  return new Standby(containerId, user, exec, stream, onGone);
+  return new Standby(user, exec, stream, onGone);
 }
 
 /**
