@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { dockerExec } from '@berth/testkit';
-import { containerTest, errorOf, okJson, until } from './fixtures.js';
+import { REAP_BY_HAND, containerTest, errorOf, okJson, until } from './fixtures.js';
 
 interface ExecResult {
   id: string;
@@ -21,6 +21,7 @@ interface ExecResult {
 
 /** Reads an SSE response into events, with the time each arrived. */
 const it = containerTest('exec', {
+  ...REAP_BY_HAND,
   BERTH_EXEC_MAX_OUTPUT_BYTES: '65536',
   BERTH_EXEC_MAX_CONCURRENT: '12',
 })

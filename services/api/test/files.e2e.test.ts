@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { BadRequestError, NotFoundError, toFile } from 'openai';
 import { describe, expect } from 'vitest';
 import { dockerExec, inspectSandbox } from '@berth/testkit';
-import { containerTest, scrapeMetrics, type RunningBerth } from './fixtures.js';
+import { REAP_BY_HAND, containerTest, scrapeMetrics, type RunningBerth } from './fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-for-files-0123456789';
 
 const it = containerTest('files', {
+  ...REAP_BY_HAND,
   BERTH_MAX_UPLOAD_BYTES: String(300 * 1024 * 1024),
   BERTH_METRICS_TOKEN: METRICS_TOKEN,
 })

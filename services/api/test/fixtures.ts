@@ -286,6 +286,13 @@ export interface Deployment {
 }
 
 /**
+ * Settings for a Berth whose tests look into expired containers' sandboxes: its reaper ticks
+ * once a year instead of every 5 s, so an expired sandbox stays until a test reaps it
+ * (berth.jobs.reap) rather than vanishing under a `docker exec` at a random moment.
+ */
+export const REAP_BY_HAND = { BERTH_REAPER_CRON: '0 0 0 1 1 *' } as const;
+
+/**
  * The testkit's `test` (database, sandboxes, dockerProxy) with:
  * - `berthWith`: starts a Berth of this test's own with the given settings (see startBerth);
  *   every one it started is disposed after the test, the last started first, pass or fail.
