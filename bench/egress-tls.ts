@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Row } from './harness.js';
 import { PLACEHOLDER } from './egress-peer.js';
-import { EGRESS_RUNS, withEgressRig } from './egress.js';
+import { egressRounds, roundsRow } from './egress.js';
 
 /** A certificate for both bench names, made in `dir`; its PEM. */
 function benchCert(dir: string): string {
@@ -21,7 +21,7 @@ function benchCert(dir: string): string {
  * 10 MB over HTTPS from a local upstream: directly, through a plain CONNECT tunnel (a domain with
  * no secret), and through TLS interception (a domain with a secret: two TLS sessions and a parse).
  */
-export async function benchEgressTls(runs = EGRESS_RUNS): Promise<Row[]> {
+export async function benchEgressTls(): Promise<Row[]> {
   let cert = '';
   const setup = {
     upstream: (dir: string) => {
@@ -31,7 +31,7 @@ export async function benchEgressTls(runs = EGRESS_RUNS): Promise<Row[]> {
     hosts: ['plain.bench.test:443', 'secret.bench.test:443'],
     proxy: () => ({ upstreamCa: [cert] }),
   };
-  return withEgressRig(setup, async (rig) => {
+  const rounds = await egressRounds(setup, async (rig) => {
     const id = 'cntr_' + 't'.repeat(48);
     const socketPath = await rig.attach(
       id,
@@ -39,7 +39,7 @@ export async function benchEgressTls(runs = EGRESS_RUNS): Promise<Row[]> {
       [{ domain: 'secret.bench.test', placeholder: PLACEHOLDER, value: 'sk-bench' }],
     );
     const sandboxCa = readFileSync(join(rig.proxy.hostDir(id), 'ca.pem'), 'utf8');
-    const p = await rig.p50s(runs, {
+    return {
       direct: {
         kind: 'https',
         host: '127.0.0.1',
@@ -49,25 +49,14 @@ export async function benchEgressTls(runs = EGRESS_RUNS): Promise<Row[]> {
       },
       tunnel: { kind: 'connect', socketPath, host: 'plain.bench.test', ca: cert },
       intercepted: { kind: 'connect', socketPath, host: 'secret.bench.test', ca: sandboxCa },
-    });
-    return [
-      { name: 'egress HTTPS 10 MB p50: direct from the host', value: p.direct, unit: 'ms' },
-      { name: 'egress HTTPS 10 MB p50: plain CONNECT tunnel', value: p.tunnel, unit: 'ms' },
-      {
-        name: 'egress HTTPS 10 MB p50: TLS-intercepted (secret)',
-        value: p.intercepted,
-        unit: 'ms',
-      },
-      {
-        name: 'egress HTTPS 10 MB p50: ratio tunnel/direct',
-        value: p.tunnel / p.direct,
-        unit: 'x',
-      },
-      {
-        name: 'egress HTTPS 10 MB p50: ratio intercepted/tunnel',
-        value: p.intercepted / p.tunnel,
-        unit: 'x',
-      },
-    ];
+    };
   });
+  const label = 'egress HTTPS 10 MB p50:';
+  return [
+    roundsRow(`${label} direct from the host`, rounds, (r) => r.direct, 'ms'),
+    roundsRow(`${label} plain CONNECT tunnel`, rounds, (r) => r.tunnel, 'ms'),
+    roundsRow(`${label} TLS-intercepted (secret)`, rounds, (r) => r.intercepted, 'ms'),
+    roundsRow(`${label} ratio tunnel/direct`, rounds, (r) => r.tunnel / r.direct, 'x'),
+    roundsRow(`${label} ratio intercepted/tunnel`, rounds, (r) => r.intercepted / r.tunnel, 'x'),
+  ];
 }
