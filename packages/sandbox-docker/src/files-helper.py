@@ -58,14 +58,41 @@ def widen(fd):
         pass
 
 
+def unnamed(fd):
+    # A file with no name in the target directory (O_TMPFILE): a helper killed mid-upload leaves
+    # nothing behind, the kernel frees it with the process. None where the filesystem can't.
+    try:
+        return os.open('.', os.O_TMPFILE | os.O_WRONLY, 0o644, dir_fd=fd)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None
+        raise
+
+
+def link(out, fd, name, tmp):
+    # The complete file gets its name: straight away when nothing has it (True), else under the
+    # temporary name, to be renamed over what is there (False).
+    src = '/proc/self/fd/%d' % out
+    try:
+        os.link(src, name, dst_dir_fd=fd)
+        return True
+    except FileExistsError:
+        os.link(src, tmp, dst_dir_fd=fd)
+        return False
+
+
 def write(rel, sock=None):
     # Connected first: the service waits for the connection before it sends anything.
     conn = channel(sock) if sock else None
     src = conn.fileno() if conn else 0
     fd, name = parent(rel, True)
     tmp = TEMP_PREFIX + str(os.getpid())
-    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+    out = unnamed(fd)
+    named = out is None
+    if named:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
     done = False
+    committed = False
     total = 0
     try:
         if not conn:
@@ -100,13 +127,22 @@ def write(rel, sock=None):
                 if need == 0:
                     done = True
                     break
-        os.close(out)
         if done:
-            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            if not named:
+                committed = link(out, fd, name, tmp)
+                named = not committed
+            if not committed:
+                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                committed = True
             sys.stdout.write('%d\n' % total)
     finally:
-        if not done:
-            os.unlink(tmp, dir_fd=fd)
+        os.close(out)
+        # Incomplete, or refused its name (a directory in the way): the temporary name goes.
+        if named and not committed:
+            try:
+                os.unlink(tmp, dir_fd=fd)
+            except FileNotFoundError:
+                pass
     if not done:
         sys.exit(5)
 

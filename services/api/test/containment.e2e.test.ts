@@ -165,6 +165,26 @@ while time.time() < end:
             if b'berth:files-' in open('/proc/%s/cmdline' % p, 'rb').read(): os.kill(int(p), sig)
         except OSError: pass`;
 
+/**
+ * Hostile code: kills (SIGKILL) the first files helper it sees holding a file under /mnt/data open,
+ * and writes that file's name to /tmp/killed.
+ */
+const MID_KILLER = `import os, signal, time
+me = os.getpid(); end = time.time() + 10
+print('ready', flush=True)
+while time.time() < end:
+    for p in os.listdir('/proc'):
+        if not p.isdigit() or int(p) == me: continue
+        try:
+            if b'berth:files-' not in open('/proc/%s/cmdline' % p, 'rb').read(): continue
+            held = [os.readlink('/proc/%s/fd/%s' % (p, f)) for f in os.listdir('/proc/%s/fd' % p)]
+        except OSError: continue
+        opened = [h for h in held if h.startswith('/mnt/data/')]
+        if opened:
+            os.kill(int(p), signal.SIGKILL)
+            open('/tmp/killed', 'w').write(opened[0])
+            raise SystemExit`;
+
 describe('files helper', () => {
   it('answers 504 when code stops the helper, and the helper is not left behind', async ({
     berth,
@@ -208,8 +228,9 @@ describe('files helper', () => {
     calls,
   }) => {
     const id = await calls.create('killer');
+    // Killed while it holds the upload's file open: the moment a named temporary file was left.
     const attack = calls.attacker(id, {
-      command: ['python3', '-c', STOPPER, 'KILL', '5'],
+      command: ['python3', '-c', MID_KILLER],
       timeout_ms: 15_000,
     });
     await attack.ready;
@@ -241,9 +262,11 @@ describe('files helper', () => {
       duplex: 'half',
     } as RequestInit);
     const answer = (await res.json()) as { error: { code: string } };
-    expect([400, 504]).toContain(res.status);
-    expect(answer.error).toBeDefined();
+    expect(res.status).toBe(400);
+    expect(answer.error.code).toBe('sandbox_interference');
     await attack.done;
+    // The attacker killed it holding a file under /mnt/data, not before it opened one.
+    expect((await calls.run(id, { command: 'cat /tmp/killed' })).stdout).toMatch(/^\/mnt\/data\//);
     expect((await calls.run(id, { command: 'ls -A /mnt/data' })).stdout).toBe('');
   });
 });

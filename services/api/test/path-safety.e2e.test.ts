@@ -101,6 +101,19 @@ describe('path safety', () => {
     expect((await inside('ls -A /tmp/outside')).stdout).toBe('');
   });
 
+  it('answers 400 for an upload onto a directory, and leaves no temporary file beside it', async ({
+    inside,
+    uploadTo,
+  }) => {
+    await inside('mkdir -p /mnt/data/taken/inner');
+    const res = await uploadTo(undefined, 'taken');
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toMatchObject({ param: 'path' });
+    // Written in full, the upload could not take its name: nothing of it stays.
+    expect((await inside('ls -A /mnt/data | grep -c berth-upload || true')).stdout).toBe('0\n');
+    expect((await inside('ls -A /mnt/data/taken')).stdout).toBe('inner\n');
+  });
+
   it('does not leak a file replaced by a symlink between listing and download', async ({
     berth,
     containerId,
