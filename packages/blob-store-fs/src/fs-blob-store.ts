@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -37,8 +37,12 @@ export class FsBlobStore implements BlobStore {
         else done(null, chunk);
       },
     });
+    // Created before any byte flows: a write stream that opened the file by its name could
+    // create it after a failure had removed it (a body over the limit at its first chunks) and
+    // leave it behind. The stream closes the handle as it ends or fails.
+    const file = await open(temp, 'wx', 0o600);
     try {
-      await pipeline(data, count, createWriteStream(temp, { flags: 'wx', mode: 0o600 }));
+      await pipeline(data, count, file.createWriteStream());
       const handle = await open(temp, 'r');
       await handle.sync();
       await handle.close();
