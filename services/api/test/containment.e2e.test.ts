@@ -519,10 +519,13 @@ describe('API memory', () => {
   }) => {
     const ids = [await calls.create('flood-a'), await calls.create('flood-b')];
     // One shared body: the client side adds almost nothing, so RSS growth is the server's.
+    // Each exec holds its slot for a second: how many are let in while the flood arrives is the
+    // caps' doing, not how fast a sandbox runs `cat` (the faster, the more ran, each leaving its
+    // 2 MiB body and its copies to the collector: 63 ran and the peak was +222 MiB).
     const body = () =>
       Buffer.from(
         JSON.stringify({
-          command: 'cat > /dev/null',
+          command: 'cat > /dev/null; sleep 1',
           stdin: 'x'.repeat(2 * 1024 * 1024),
           timeout_ms: 5000,
         }),
