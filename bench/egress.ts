@@ -110,8 +110,8 @@ export async function withEgressRig<T>(
  * over 15 fetches 0.75-1.31x. A ratio is therefore the median of the rounds' ratios, as the
  * transfer bench takes its own (bench/files.ts).
  */
-export const EGRESS_ROUNDS = 5;
-export const EGRESS_RUNS = 40;
+const EGRESS_ROUNDS = 5;
+const EGRESS_RUNS = 40;
 
 /**
  * Runs `fetches` EGRESS_RUNS times in turn in each of EGRESS_ROUNDS rigs; the p50 of each kind
