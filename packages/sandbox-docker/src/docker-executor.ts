@@ -134,8 +134,7 @@ export class DockerSandboxExecutor implements SandboxExecutor {
   ): Promise<ExecResult> {
     const { user } = spec;
     const onStandby = this.#onStandby(spec);
-    const run =
-      onStandby ?? (await startExec(this.#client, spec, created ?? createExec(this.#client, spec)));
+    const run = onStandby ?? (await startExec(this.#client, spec, created ?? undefined));
     this.#onRun?.(onStandby ? 'standby' : 'docker');
 
     const stdout = new CappedSink(request.maxOutputBytes, (c) => request.onOutput?.('stdout', c));

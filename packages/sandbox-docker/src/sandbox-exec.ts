@@ -186,22 +186,34 @@ export async function startExec(
   client: DockerClient,
   spec: ExecSpec,
   /** The engine's exec, created ahead by `createExec` with the same spec. */
-  created: Promise<Dockerode.Exec> = createExec(client, spec),
+  created?: Promise<Dockerode.Exec>,
 ): Promise<RunningExec> {
-  let exec: Dockerode.Exec;
-  let stream: Duplex;
+  const { exec, stream } = await openExec(client, spec, created);
+  return wire(client, spec, exec, stream);
+}
+
+/** Docker's error about a sandbox as Berth's: a missing or stopped sandbox is gone. */
+async function sandboxError(client: DockerClient, error: unknown, containerId: string) {
+  const status = statusOf(error);
+  if (status === 404 || status === 409) return new SandboxGoneError(containerId, { cause: error });
+  return client.translate(error, containerId);
+}
+
+/** An attached exec started: its engine half and its raw stream (created now, unless given). */
+async function openExec(
+  client: DockerClient,
+  spec: ExecSpec,
+  created: Promise<Dockerode.Exec> = createExec(client, spec),
+): Promise<{ exec: Dockerode.Exec; stream: Duplex }> {
   try {
-    exec = await created;
-    stream = (await client.call('exec start', (abortSignal) =>
+    const exec = await created;
+    const stream = (await client.call('exec start', (abortSignal) =>
       exec.start({ hijack: true, stdin: spec.stdin ?? false, abortSignal } as object),
     )) as unknown as Duplex;
+    return { exec, stream };
   } catch (error) {
-    const status = statusOf(error);
-    if (status === 404 || status === 409)
-      throw new SandboxGoneError(spec.containerId, { cause: error });
-    throw await client.translate(error, spec.containerId);
+    throw await sandboxError(client, error, spec.containerId);
   }
-  return wire(client, spec, exec, stream);
 }
 
 /** A started exec's stream as a RunningExec: demuxed, under its deadline and abort signal. */
@@ -350,10 +362,7 @@ export async function startStandby(
     tag: STANDBY_TAG,
     deadlineMs: 0,
   };
-  const exec = await createExec(client, spec);
-  const stream = (await client.call('exec start', (abortSignal) =>
-    exec.start({ hijack: true, stdin: true, abortSignal } as object),
-  )) as unknown as Duplex;
+  const { exec, stream } = await openExec(client, spec);
   return new Standby(user, exec, stream, onGone);
 }
 
@@ -421,10 +430,7 @@ export async function startDetached(
       exec.start({ Detach: true, abortSignal } as object),
     );
   } catch (error) {
-    const status = statusOf(error);
-    if (status === 404 || status === 409)
-      throw new SandboxGoneError(spec.containerId, { cause: error });
-    throw await client.translate(error, spec.containerId);
+    throw await sandboxError(client, error, spec.containerId);
   }
 }
 
