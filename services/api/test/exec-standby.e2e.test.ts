@@ -31,16 +31,16 @@ const counted = async (berth: RunningBerth, n: number) =>
 /** How long a standby may take to start, or to be seen gone. */
 const WAIT_MS = 20_000;
 
+/** Waits until `ps` in the sandbox and the API's gauge both see `n` standbys. */
+const standbysSeen = (berth: RunningBerth, id: string, n: number, what: string) =>
+  until(async () => (await standbys(id)) === n && (await counted(berth, n)), what, WAIT_MS);
+
 /** Two commands, the second of which earns the sandbox a standby; resolves once it waits. */
 async function warmUp(berth: RunningBerth, id: string): Promise<void> {
   await exec(berth, id, { command: 'true' });
   expect(await standbys(id)).toBe(0);
   await exec(berth, id, { command: 'true' });
-  await until(
-    async () => (await standbys(id)) === 1 && (await counted(berth, 1)),
-    'a standby',
-    WAIT_MS,
-  );
+  await standbysSeen(berth, id, 1, 'a standby');
 }
 
 /** Bytes as a `printf` format that writes them back (every byte as `\\ooo`). */
@@ -114,11 +114,7 @@ describe('exec standby', () => {
     await warmUp(berth, id);
     // As the sandbox's own user (Docker's default for it), as its code could.
     await dockerExec(id, ['pkill', '-KILL', '-f', '^/usr/local/bin/berth-supervisor standby$']);
-    await until(
-      async () => (await standbys(id)) === 0 && (await counted(berth, 0)),
-      'the standby gone',
-      WAIT_MS,
-    );
+    await standbysSeen(berth, id, 0, 'the standby gone');
 
     for (let i = 0; i < 3; i++)
       expect(await exec(berth, id, { command: `echo ${i}` })).toMatchObject({
@@ -146,11 +142,7 @@ describe('exec standby', () => {
       `for p in $(pgrep -f '^/usr/local/bin/berth-supervisor standby$'); do printf '${forged}' > /proc/$p/fd/0 && echo fed; done`,
     ]);
     expect(fed.stdout).toBe('fed\n');
-    await until(
-      async () => (await standbys(id)) === 0 && (await counted(berth, 0)),
-      'the standby gone',
-      WAIT_MS,
-    );
+    await standbysSeen(berth, id, 0, 'the standby gone');
     const r = await exec(berth, id, { command: 'echo mine' });
     expect(r).toMatchObject({ exit_code: 0, stdout: 'mine\n', stderr: '' });
     await new Promise((r) => setTimeout(r, 500));
